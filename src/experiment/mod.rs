@@ -1,0 +1,10 @@
+//! Experiments around the training loop: run directories with their outputs, multi-seed runs
+//! reported as mean ± std, progress display and throughput benchmarks.
+
+pub mod bench;
+pub mod progress;
+pub mod run;
+pub mod seeds;
+
+pub use run::{RunOptions, RunSummary, SeedsSummary, evaluate_run, train_run, train_seeds};
+pub use seeds::{mean_std, parse_seeds};

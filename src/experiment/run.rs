@@ -1,0 +1,370 @@
+//! Run directories: a training run writes its resolved configuration, per-epoch metrics
+//! (JSON lines), a checkpoint after every epoch and, only once it has finished, `summary.json`.
+//! A directory without `summary.json` is an unfinished run: it can be resumed, and it is never
+//! passed off as complete. An existing run directory is never overwritten unless asked.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::TrainTest;
+use crate::error::{LadderError, Result};
+use crate::eval;
+use crate::experiment::progress::ProgressObserver;
+use crate::experiment::seeds::mean_std;
+use crate::train::TrainConfig;
+use crate::train::checkpoint::{Checkpoint, write_atomic};
+use crate::train::trainer::{EpochMetrics, Observer, PreparedData, Silent, Trainer, load_moments};
+
+pub const CONFIG_FILE: &str = "config.toml";
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
+pub const SUMMARY_FILE: &str = "summary.json";
+
+/// How a run is carried out.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Replace an existing run directory.
+    pub force: bool,
+    /// Continue an unfinished run in the directory.
+    pub resume: bool,
+    /// No progress output.
+    pub quiet: bool,
+    /// Where training happens (with autodiff).
+    pub device: Device,
+    /// Recorded in the summary: the preset the configuration started from.
+    pub preset: Option<String>,
+}
+
+/// `summary.json` of a finished run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub test_error_percent: f64,
+    pub validation_error_percent: Option<f64>,
+    pub seed: u64,
+    pub epochs: usize,
+    /// Labelled examples used.
+    pub labeled: usize,
+    /// Unlabelled examples used.
+    pub unlabeled: usize,
+    pub train_seconds: f64,
+    pub final_cost: f64,
+    pub preset: Option<String>,
+    pub device: String,
+    pub version: String,
+}
+
+/// `summary.json` of a multi-seed run: every run and the mean ± std of their test errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedsSummary {
+    pub seeds: Vec<u64>,
+    /// Mean test error over the seeds, percent.
+    pub mean: f64,
+    /// Sample standard deviation of the test error over the seeds, percent.
+    pub std: f64,
+    pub test_error_percent: f64,
+    pub runs: Vec<RunSummary>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LadderError + '_ {
+    move |e| LadderError::io(path, e)
+}
+
+/// Reads a JSON file into `T`, naming the file in any error.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|e| LadderError::Format {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).expect("serialisable");
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// What to do with the directory a run writes into.
+enum Start {
+    Fresh,
+    Resume(Checkpoint),
+    Finished(RunSummary),
+}
+
+fn prepare_dir(dir: &Path, opts: &RunOptions) -> Result<Start> {
+    let summary = dir.join(SUMMARY_FILE);
+    let checkpoint = dir.join(CHECKPOINT_FILE);
+    let run_files = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE];
+    let has_run = run_files.iter().any(|f| dir.join(f).exists());
+    if opts.resume {
+        if summary.exists() {
+            return Ok(Start::Finished(read_json(&summary)?));
+        }
+        if checkpoint.exists() {
+            return Ok(Start::Resume(Checkpoint::load(&checkpoint)?));
+        }
+        if has_run {
+            return Err(LadderError::RunDir {
+                path: dir.into(),
+                reason: format!(
+                    "has no {CHECKPOINT_FILE} to resume from; start again with --force"
+                ),
+            });
+        }
+    } else if has_run && !opts.force {
+        return Err(LadderError::RunDir {
+            path: dir.into(),
+            reason: "already holds a run; pass --resume to continue it or --force to replace it"
+                .into(),
+        });
+    }
+    if opts.force {
+        for f in run_files {
+            let p = dir.join(f);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(io(&p))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    Ok(Start::Fresh)
+}
+
+/// Keeps the metrics lines of epochs up to `epochs_done` (those the checkpoint covers), so a
+/// resumed run appends after them exactly once.
+fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let kept: Vec<&str> = text.lines().take(epochs_done).collect();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    write_atomic(path, out.as_bytes())
+}
+
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io(path))?;
+    writeln!(f, "{line}").map_err(io(path))?;
+    f.sync_data().map_err(io(path))
+}
+
+/// A name for the device, recorded in summaries.
+pub fn device_name(device: &Device) -> String {
+    format!("{device:?}")
+}
+
+/// Trains one run. With `out`, the run's files go there (and `resume` continues them);
+/// without, nothing is written. Returns the run's summary.
+pub fn train_run(
+    config: &TrainConfig,
+    data: &TrainTest,
+    out: Option<&Path>,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    let start = match out {
+        Some(dir) => prepare_dir(dir, opts)?,
+        None => Start::Fresh,
+    };
+    let mut trainer = match start {
+        Start::Finished(summary) => return Ok(summary),
+        Start::Resume(ck) => {
+            let path = out.expect("resume needs a directory").join(CHECKPOINT_FILE);
+            let t = Trainer::from_checkpoint(ck, &path, &opts.device)?;
+            truncate_metrics(&out.unwrap().join(METRICS_FILE), t.epochs_done)?;
+            t
+        }
+        Start::Fresh => {
+            let t = Trainer::new(config.clone(), data.train.dim, &opts.device)?;
+            if let Some(dir) = out {
+                write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+            }
+            t
+        }
+    };
+    let prepared = PreparedData::new(data, &trainer.config)?;
+    let label = format!("seed {}", trainer.config.seed);
+    let mut progress = ProgressObserver::new(trainer.config.epochs, label);
+    let observer: &mut dyn Observer = if opts.quiet {
+        &mut Silent
+    } else {
+        &mut progress
+    };
+    let mut last: Option<EpochMetrics> = None;
+    while !trainer.is_finished() {
+        let metrics = trainer.train_epoch(&prepared, observer)?;
+        if let Some(dir) = out {
+            let line = serde_json::to_string(&metrics).expect("serialisable");
+            append_line(&dir.join(METRICS_FILE), &line)?;
+            trainer.checkpoint(None)?.save(&dir.join(CHECKPOINT_FILE))?;
+        }
+        last = Some(metrics);
+    }
+    finish(&trainer, &prepared, last, out, opts)
+}
+
+/// Final evaluation, the evaluable checkpoint and `summary.json` (written last).
+fn finish(
+    trainer: &Trainer,
+    data: &PreparedData,
+    last: Option<EpochMetrics>,
+    out: Option<&Path>,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    let moments = trainer.population_moments(data);
+    let model = trainer.model().valid();
+    let test = eval::error_percent(&model, &moments, &data.test);
+    let validation = data
+        .validation
+        .as_ref()
+        .map(|v| eval::error_percent(&model, &moments, v));
+    let final_cost = match last {
+        Some(m) => m.cost.total,
+        None => read_last_cost(out)?,
+    };
+    let summary = RunSummary {
+        test_error_percent: test,
+        validation_error_percent: validation,
+        seed: trainer.config.seed,
+        epochs: trainer.config.epochs,
+        labeled: data.labeled.len(),
+        unlabeled: data.unlabeled.len(),
+        train_seconds: trainer.train_seconds,
+        final_cost,
+        preset: opts.preset.clone(),
+        device: device_name(&opts.device),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    if let Some(dir) = out {
+        trainer
+            .checkpoint(Some(&moments))?
+            .save(&dir.join(CHECKPOINT_FILE))?;
+        write_json(&dir.join(SUMMARY_FILE), &summary)?;
+    }
+    if !opts.quiet {
+        eprintln!(
+            "seed {}: test error {:.2}% after {} epochs ({:.0} s of training)",
+            summary.seed, summary.test_error_percent, summary.epochs, summary.train_seconds
+        );
+    }
+    Ok(summary)
+}
+
+/// The last epoch's cost from `metrics.jsonl` (a run resumed after its last epoch).
+fn read_last_cost(out: Option<&Path>) -> Result<f64> {
+    let Some(dir) = out else { return Ok(f64::NAN) };
+    let path = dir.join(METRICS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let line = text.lines().last().unwrap_or("{}");
+    let m: EpochMetrics = serde_json::from_str(line).map_err(|e| LadderError::Format {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(m.cost.total)
+}
+
+/// Runs `config` once per seed into `out/seed-N/` and writes `out/summary.json` with the mean ±
+/// std. With `resume`, finished seeds are read back and the first unfinished one continues.
+pub fn train_seeds(
+    config: &TrainConfig,
+    seeds: &[u64],
+    data: &TrainTest,
+    out: &Path,
+    opts: &RunOptions,
+) -> Result<SeedsSummary> {
+    if seeds.is_empty() {
+        return Err(LadderError::Setting("no seeds given".into()));
+    }
+    let summary_path = out.join(SUMMARY_FILE);
+    if summary_path.exists() && !opts.force {
+        if opts.resume {
+            return read_json(&summary_path);
+        }
+        return Err(LadderError::RunDir {
+            path: out.into(),
+            reason: "already holds a finished multi-seed run; pass --force to replace it".into(),
+        });
+    }
+    if opts.force && summary_path.exists() {
+        std::fs::remove_file(&summary_path).map_err(io(&summary_path))?;
+    }
+    let mut runs = Vec::with_capacity(seeds.len());
+    for &seed in seeds {
+        let c = TrainConfig {
+            seed,
+            ..config.clone()
+        };
+        let dir = out.join(format!("seed-{seed}"));
+        runs.push(train_run(&c, data, Some(&dir), opts)?);
+    }
+    let errors: Vec<f64> = runs.iter().map(|r| r.test_error_percent).collect();
+    let (mean, std) = mean_std(&errors);
+    let summary = SeedsSummary {
+        seeds: seeds.to_vec(),
+        mean,
+        std,
+        test_error_percent: mean,
+        runs,
+    };
+    write_json(&summary_path, &summary)?;
+    Ok(summary)
+}
+
+/// A trained model ready for inference, read from a run directory.
+pub struct LoadedRun {
+    pub trainer: Trainer,
+    pub moments: Vec<crate::model::batch_norm::Moments>,
+}
+
+/// Loads the final checkpoint of a finished run for inference on `device` (with autodiff).
+pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
+    let path = dir.join(CHECKPOINT_FILE);
+    if !path.exists() {
+        return Err(LadderError::RunDir {
+            path: dir.into(),
+            reason: format!("has no {CHECKPOINT_FILE}: not a run directory"),
+        });
+    }
+    let ck = Checkpoint::load(&path)?;
+    let stored = ck.header.moments.clone().ok_or_else(|| LadderError::RunDir {
+        path: dir.into(),
+        reason: "the run has not finished (its checkpoint has no batch-norm statistics); resume it first".into(),
+    })?;
+    let trainer = Trainer::from_checkpoint(ck, &path, device)?;
+    let moments = load_moments(&stored, &device.clone().inner());
+    Ok(LoadedRun { trainer, moments })
+}
+
+/// Test error (percent) of a finished run on `data`'s test set.
+pub fn evaluate_run(dir: &Path, data: &TrainTest, device: &Device) -> Result<f64> {
+    let run = load_run(dir, device)?;
+    if data.test.dim != run.trainer.spec.dims[0] {
+        return Err(LadderError::Setting(format!(
+            "the test images have {} values each but the model expects {}",
+            data.test.dim, run.trainer.spec.dims[0]
+        )));
+    }
+    let model = run.trainer.model().valid();
+    Ok(eval::error_percent(&model, &run.moments, &data.test))
+}
+
+/// A fresh directory name under `base`: `name`, or `name-2`, `name-3`, ... if taken.
+pub fn fresh_dir(base: &Path, name: &str) -> PathBuf {
+    let first = base.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|i| base.join(format!("{name}-{i}")))
+        .find(|p| !p.exists())
+        .expect("some suffix is free")
+}

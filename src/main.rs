@@ -1,0 +1,402 @@
+//! `ladder`: the command line. Thin: parse, resolve the configuration, call the library, print.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use clap::{Args, Parser, Subcommand};
+
+use ladder::data::{TrainTest, load_dir, load_embedded, load_idx_images};
+use ladder::experiment::bench::bench;
+use ladder::experiment::run::{SUMMARY_FILE, fresh_dir, load_run, read_json};
+use ladder::experiment::{RunOptions, evaluate_run, parse_seeds, train_run, train_seeds};
+use ladder::model::Activation;
+use ladder::train::TrainConfig;
+use ladder::train::config::PRESETS;
+
+#[derive(Parser)]
+#[command(
+    name = "ladder",
+    version,
+    about = "Semi-supervised classifier training with Ladder networks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a Ladder network (or a baseline) and write a run directory.
+    Train(TrainCmd),
+    /// Recompute the test error of a finished run from its checkpoint.
+    Evaluate {
+        /// The run directory.
+        run_dir: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Label the images of an IDX file with a trained run.
+    Predict {
+        run_dir: PathBuf,
+        /// An IDX image file (raw or gzipped) with the model's image size.
+        images: PathBuf,
+        /// Write the labels here (one per line) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Measure training throughput; ends with `examples_per_second: N`.
+    Bench(BenchCmd),
+    /// List the presets.
+    Presets,
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// Directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+    /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. Default: the embedded
+    /// MNIST-10k (8,000 training, 2,000 test digits).
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// Flags that mirror the authors' `run.py`; each overrides the preset and the config file.
+#[derive(Args, Clone, Default)]
+struct ConfigArgs {
+    /// Start from one of the paper's settings (see `ladder presets`).
+    #[arg(long)]
+    preset: Option<String>,
+    /// A TOML file of configuration fields.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Hidden and output widths, e.g. 1000-500-250-250-250-10.
+    #[arg(long)]
+    encoder_layers: Option<String>,
+    /// Combinator per layer (input first) or one for all: gauss, g1, g2, g3, g4, linear, 0.
+    #[arg(long)]
+    decoder_spec: Option<String>,
+    /// λ per layer, input first, e.g. 1000,10,0.1,0.1,0.1,0.1,0.1.
+    #[arg(long)]
+    denoising_cost_x: Option<String>,
+    /// Labelled examples, balanced across classes (0 = all).
+    #[arg(long)]
+    labeled_samples: Option<usize>,
+    /// Unlabelled examples (default: every training example).
+    #[arg(long)]
+    unlabeled_samples: Option<usize>,
+    /// Training examples held out for validation.
+    #[arg(long)]
+    validation_samples: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Adam's learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Fraction of the epochs after which the learning rate decays linearly to 0.
+    #[arg(long)]
+    lrate_decay: Option<f64>,
+    /// Labelled and unlabelled examples per step (each).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Std of the input corruption.
+    #[arg(long)]
+    super_noise_std: Option<f64>,
+    /// Std of the per-layer corruption: one value or one per encoder layer.
+    #[arg(long)]
+    f_local_noise_std: Option<String>,
+    /// Learn a scale γ at the softmax top.
+    #[arg(long)]
+    top_c: Option<bool>,
+    /// Hidden activation: relu or leakyrelu.
+    #[arg(long)]
+    act: Option<Activation>,
+    #[arg(long)]
+    num_classes: Option<usize>,
+    /// Evaluate every this many epochs.
+    #[arg(long)]
+    eval_every: Option<usize>,
+}
+
+#[derive(Args)]
+struct TrainCmd {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Run once per seed (`1-10`, `1,2,5`) and report mean ± std.
+    #[arg(long)]
+    seeds: Option<String>,
+    /// Output directory (default: a fresh one under runs/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the unfinished run in this directory.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    force: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    /// cpu (Flex), cuda or wgpu (when built with those features).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
+struct BenchCmd {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Steps per timed block.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Timed blocks; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// The training device, with autodiff.
+fn device(name: &str) -> Result<Device> {
+    let base = match name {
+        "cpu" | "flex" => Device::flex(),
+        #[cfg(feature = "cuda")]
+        "cuda" => Device::cuda(0),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Device::wgpu(Default::default()),
+        other => bail!(
+            "unknown or unavailable device '{other}': this build offers cpu{}{}",
+            if cfg!(feature = "cuda") { ", cuda" } else { "" },
+            if cfg!(feature = "wgpu") { ", wgpu" } else { "" }
+        ),
+    };
+    Ok(base.autodiff())
+}
+
+fn load_data(args: &DataArgs, num_classes: usize) -> Result<TrainTest> {
+    Ok(match &args.data {
+        Some(dir) => load_dir(dir, num_classes)?,
+        None => load_embedded(num_classes)?,
+    })
+}
+
+/// Preset, then config file, then explicit flags.
+fn resolve_config(a: &ConfigArgs) -> Result<TrainConfig> {
+    let mut c = match &a.preset {
+        Some(p) => TrainConfig::preset(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(path) = &a.config {
+        let file = TrainConfig::from_toml_file(path)?;
+        // Fields the file sets override the preset; a file alone replaces the defaults.
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        let set: toml::Table = toml::from_str(&text).with_context(|| path.display().to_string())?;
+        let mut merged = toml::Table::try_from(&c)?;
+        let file_table = toml::Table::try_from(&file)?;
+        for key in set.keys() {
+            if let Some(v) = file_table.get(key) {
+                merged.insert(key.clone(), v.clone());
+            }
+        }
+        c = merged.try_into()?;
+    }
+    macro_rules! over {
+        ($($f:ident),*) => { $( if let Some(v) = &a.$f { c.$f = v.clone().into(); } )* };
+    }
+    over!(
+        encoder_layers,
+        decoder_spec,
+        denoising_cost_x,
+        labeled_samples,
+        validation_samples,
+        seed,
+        epochs,
+        lr,
+        lrate_decay,
+        batch_size,
+        super_noise_std,
+        f_local_noise_std,
+        top_c,
+        act,
+        num_classes,
+        eval_every
+    );
+    if a.unlabeled_samples.is_some() {
+        c.unlabeled_samples = a.unlabeled_samples;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+fn train(cmd: TrainCmd) -> Result<()> {
+    let opts = RunOptions {
+        force: cmd.force,
+        resume: cmd.resume.is_some(),
+        quiet: cmd.quiet,
+        device: device(&cmd.device)?,
+        preset: cmd.config.preset.clone(),
+    };
+    // A resumed run takes its configuration from its own directory.
+    let config = match &cmd.resume {
+        Some(dir) if dir.join("config.toml").exists() => {
+            TrainConfig::from_toml_file(&dir.join("config.toml"))?
+        }
+        _ => resolve_config(&cmd.config)?,
+    };
+    let data = load_data(&cmd.data, config.num_classes)?;
+    let out = match (&cmd.resume, &cmd.out) {
+        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+        (None, None) => {
+            let name = cmd.config.preset.clone().unwrap_or_else(|| "train".into());
+            fresh_dir(Path::new("runs"), &name)
+        }
+    };
+    let seeds = match &cmd.seeds {
+        Some(s) => Some(parse_seeds(s)?),
+        None if cmd.resume.is_some() && !out.join("config.toml").exists() => {
+            // A multi-seed directory: its summary or seed folders say which seeds.
+            Some(seeds_in(&out)?)
+        }
+        None => None,
+    };
+    eprintln!("writing to {}", out.display());
+    match seeds {
+        Some(seeds) => {
+            let s = train_seeds(&config, &seeds, &data, &out, &opts)?;
+            println!(
+                "test error over {} seeds: {:.2} ± {:.2} %",
+                s.seeds.len(),
+                s.mean,
+                s.std
+            );
+        }
+        None => {
+            let s = train_run(&config, &data, Some(&out), &opts)?;
+            println!(
+                "test error: {:.2} % (seed {})",
+                s.test_error_percent, s.seed
+            );
+        }
+    }
+    println!("run directory: {}", out.display());
+    Ok(())
+}
+
+/// The seeds of a multi-seed directory, from its `seed-N` folders.
+fn seeds_in(dir: &Path) -> Result<Vec<u64>> {
+    let mut seeds: Vec<u64> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("seed-")?.parse().ok())
+        .collect();
+    seeds.sort_unstable();
+    if seeds.is_empty() {
+        bail!(
+            "{} is neither a run directory nor a multi-seed directory",
+            dir.display()
+        );
+    }
+    Ok(seeds)
+}
+
+fn evaluate(run_dir: &Path, data: &DataArgs, device_name: &str) -> Result<()> {
+    let dev = device(device_name)?;
+    let config = TrainConfig::from_toml_file(&run_dir.join("config.toml"))?;
+    let data = load_data(data, config.num_classes)?;
+    let err = evaluate_run(run_dir, &data, &dev)?;
+    if let Ok(summary) = read_json::<serde_json::Value>(&run_dir.join(SUMMARY_FILE)) {
+        if let Some(recorded) = summary.get("test_error_percent") {
+            eprintln!("recorded test error: {recorded} %");
+        }
+    }
+    println!("test_error_percent: {err:.4}");
+    Ok(())
+}
+
+fn predict(run_dir: &Path, images: &Path, out: Option<&Path>, device_name: &str) -> Result<()> {
+    let dev = device(device_name)?;
+    let run = load_run(run_dir, &dev)?;
+    let (pixels, n, shape) = load_idx_images(images)?;
+    let dim = run.trainer.spec.dims[0];
+    if shape.iter().product::<usize>() != dim {
+        bail!(
+            "{}: images of shape {:?} have {} values but the model expects {dim}",
+            images.display(),
+            shape,
+            shape.iter().product::<usize>()
+        );
+    }
+    let model = run.trainer.model().valid();
+    let labels = ladder::eval::predict(&model, &run.moments, &pixels, dim);
+    debug_assert_eq!(labels.len(), n);
+    let text: String = labels.iter().map(|l| format!("{l}\n")).collect();
+    match out {
+        Some(path) => ladder::train::checkpoint::write_atomic(path, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn run_bench(cmd: BenchCmd) -> Result<()> {
+    let config = resolve_config(&cmd.config)?;
+    let dev = device(&cmd.device)?;
+    let data = load_data(&cmd.data, config.num_classes)?;
+    let r = bench(&config, &data, &dev, cmd.warmup, cmd.steps, cmd.repeats)?;
+    println!("encoder: {}-{}", data.train.dim, config.encoder_layers);
+    println!("denoising costs: {}", config.denoising_cost_x);
+    println!("device: {}", cmd.device);
+    println!(
+        "batch: {} labelled + {} unlabelled",
+        config.batch_size, config.batch_size
+    );
+    let blocks: Vec<String> = r.blocks.iter().map(|b| format!("{b:.0}")).collect();
+    println!("blocks (examples/s): {}", blocks.join(" "));
+    println!("median step: {:.2} ms", r.median_step_ms);
+    println!("examples_per_second: {:.0}", r.examples_per_second);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(cmd) => train(cmd),
+        Command::Evaluate {
+            run_dir,
+            data,
+            device,
+        } => evaluate(&run_dir, &data, &device),
+        Command::Predict {
+            run_dir,
+            images,
+            out,
+            device,
+        } => predict(&run_dir, &images, out.as_deref(), &device),
+        Command::Bench(cmd) => run_bench(cmd),
+        Command::Presets => {
+            for p in PRESETS {
+                println!("{p}");
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

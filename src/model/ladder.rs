@@ -1,0 +1,320 @@
+//! The Ladder network: encoder + decoder, and its cost (Algorithm 1, eq. 3).
+//!
+//! C = −(1/N) Σ log P(ỹ = t | x) + Σ_l λ_l · (1/(N·d_l)) Σ ‖z^(l) − ẑ_BN^(l)‖²,
+//! where ẑ_BN^(l) is the reconstruction normalised with the clean pass's batch mean and
+//! variance of layer l (none for the input layer). Nothing is detached: the gradient flows
+//! through the clean pass as well as the corrupted one, as in the authors' code.
+//!
+//! The variants of the paper are settings of the same network: the full Ladder (λ at every
+//! layer), bottom-only (λ at the input only), the Γ-model (λ at the top only, so the decoder is
+//! the top combinator alone) and the supervised baseline (no λ, no decoder, no unlabelled
+//! rows).
+
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
+
+use crate::model::batch_norm::{Moments, normalize_with};
+use crate::model::decoder::Decoder;
+use crate::model::encoder::Encoder;
+use crate::model::spec::LadderSpec;
+use crate::noise::{CorruptionNoise, RngStream, stream_rng};
+
+/// The trainable parameters of a Ladder network.
+#[derive(Module, Debug)]
+pub struct LadderNetwork {
+    pub encoder: Encoder,
+    pub decoder: Option<Decoder>,
+}
+
+/// One training batch: labelled examples with their classes and unlabelled examples.
+#[derive(Debug, Clone)]
+pub struct LadderBatch {
+    pub x_labeled: Tensor<2>,
+    pub y_labeled: Tensor<1, Int>,
+    pub x_unlabeled: Tensor<2>,
+}
+
+/// The cost of one step and its terms.
+#[derive(Debug, Clone)]
+pub struct CostTerms {
+    /// Supervised cross-entropy + Σ λ_l × denoising cost.
+    pub total: Tensor<1>,
+    /// Cross-entropy of the corrupted output on the labelled rows.
+    pub supervised: Tensor<1>,
+    /// Unweighted denoising cost of each layer 0..=L; `None` where λ_l = 0.
+    pub denoising: Vec<Option<Tensor<1>>>,
+}
+
+/// −mean log softmax(logits)[label].
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let n = labels.dims()[0];
+    log_softmax(logits, 1)
+        .gather(1, labels.reshape([n, 1]))
+        .mean()
+        .neg()
+}
+
+impl LadderNetwork {
+    /// A network of `spec`'s shape with the authors' initialisation, drawn from `seed`.
+    pub fn new(spec: &LadderSpec, seed: u64, device: &Device) -> Self {
+        let mut rng = stream_rng(seed, RngStream::Init, 0, 0);
+        let encoder = Encoder::new(spec, &mut rng, device);
+        let decoder = Decoder::new(spec, &mut rng, device);
+        LadderNetwork { encoder, decoder }
+    }
+
+    /// How many rows the corrupted pass sees for a batch: the labelled ones, and the
+    /// unlabelled ones when a decoder needs them.
+    pub fn corrupted_rows(&self, n_labeled: usize, n_unlabeled: usize) -> usize {
+        n_labeled
+            + if self.decoder.is_some() {
+                n_unlabeled
+            } else {
+                0
+            }
+    }
+
+    /// The cost of `batch` with the corrupted pass perturbed by `noise` (drawn for
+    /// [`Self::corrupted_rows`] rows, labelled rows first).
+    pub fn cost(
+        &self,
+        spec: &LadderSpec,
+        batch: &LadderBatch,
+        noise: &CorruptionNoise,
+    ) -> CostTerms {
+        let n_l = batch.x_labeled.dims()[0];
+        let n_u = batch.x_unlabeled.dims()[0];
+        let Some(decoder) = &self.decoder else {
+            let corrupted = self.encoder.forward(batch.x_labeled.clone(), &[n_l], noise);
+            let supervised = cross_entropy(corrupted.logits, batch.y_labeled.clone());
+            return CostTerms {
+                total: supervised.clone(),
+                supervised,
+                denoising: vec![None; spec.dims.len()],
+            };
+        };
+        let x = Tensor::cat(vec![batch.x_labeled.clone(), batch.x_unlabeled.clone()], 0);
+        let corrupted = self.encoder.forward(x, &[n_l, n_u], noise);
+        let supervised = cross_entropy(
+            corrupted.logits.clone().narrow(0, 0, n_l),
+            batch.y_labeled.clone(),
+        );
+        // The clean pass only feeds the denoising targets, so it skips the labelled rows.
+        let clean = self.encoder.forward(
+            batch.x_unlabeled.clone(),
+            &[n_u],
+            &CorruptionNoise::none(spec.depth()),
+        );
+        let z_tilde: Vec<Tensor<2>> = corrupted
+            .z
+            .iter()
+            .map(|z| z.clone().narrow(0, n_l, n_u))
+            .collect();
+        let y_tilde = softmax(corrupted.logits.narrow(0, n_l, n_u), 1);
+        let estimates = decoder.forward(&z_tilde, y_tilde);
+
+        let mut denoising = vec![None; spec.dims.len()];
+        let mut total = supervised.clone();
+        for (i, z_hat) in estimates.into_iter().enumerate() {
+            let l = decoder.lowest + i;
+            let lambda = spec.lambdas[l];
+            if lambda <= 0.0 {
+                continue;
+            }
+            let moments = (l > 0).then(|| &clean.moments[l - 1][0]);
+            let cost = denoising_cost(z_hat, clean.z[l].clone(), moments);
+            total = total + cost.clone() * lambda;
+            denoising[l] = Some(cost);
+        }
+        CostTerms {
+            total,
+            supervised,
+            denoising,
+        }
+    }
+
+    /// Class scores (softmax inputs) of the clean encoder with fixed per-layer moments.
+    pub fn logits(&self, x: Tensor<2>, moments: &[Moments]) -> Tensor<2> {
+        self.encoder.forward_with_moments(x, moments)
+    }
+}
+
+/// Eq. (3) for one layer: ‖z − (ẑ − μ)/σ‖² summed over units, averaged over the batch and
+/// divided by the layer's width, μ and σ being the clean pass's batch moments (`None` for the
+/// input layer, which is not normalised).
+pub fn denoising_cost(
+    z_hat: Tensor<2>,
+    z_clean: Tensor<2>,
+    clean_moments: Option<&Moments>,
+) -> Tensor<1> {
+    let z_hat_bn = match clean_moments {
+        Some(m) => normalize_with(z_hat, m),
+        None => z_hat,
+    };
+    // The mean over batch × units is (1/N) Σ_n (1/d) Σ_i.
+    (z_hat_bn - z_clean).square().mean()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::combinator::CombinatorKind;
+    use crate::model::spec::Activation;
+    use burn::module::Param;
+    use rand::Rng;
+
+    fn tiny_spec() -> LadderSpec {
+        LadderSpec {
+            dims: vec![5, 4, 3],
+            combinators: vec![Some(CombinatorKind::Gauss); 3],
+            lambdas: vec![2.0, 0.7, 0.3],
+            input_noise_std: 0.3,
+            layer_noise_std: vec![0.3, 0.3],
+            top_c: true,
+            activation: Activation::Relu,
+        }
+    }
+
+    fn random(rows: usize, cols: usize, rng: &mut impl Rng, device: &Device) -> Tensor<2> {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        Tensor::from_data(TensorData::new(v, [rows, cols]), device)
+    }
+
+    /// Every parameter tensor of the network, for perturbation.
+    fn params(model: &mut LadderNetwork) -> Vec<&mut Param<Tensor<2>>> {
+        let mut out: Vec<&mut Param<Tensor<2>>> = Vec::new();
+        let enc = &mut model.encoder;
+        out.extend(enc.weights.iter_mut());
+        out.extend(enc.betas.iter_mut());
+        out.extend(enc.gamma.iter_mut());
+        for layer in model.decoder.iter_mut().flat_map(|d| d.layers.iter_mut()) {
+            out.extend(layer.vertical.iter_mut());
+            out.extend(layer.combinator.a.iter_mut());
+        }
+        out
+    }
+
+    /// A network whose combinator parameters are random too, so that every parameter
+    /// influences the cost.
+    fn randomized(spec: &LadderSpec, device: &Device, rng: &mut impl Rng) -> LadderNetwork {
+        let mut model = LadderNetwork::new(spec, 3, device);
+        for p in params(&mut model) {
+            let [r, c] = p.val().dims();
+            let current = p.val();
+            *p = Param::from_tensor((current + random(r, c, rng, device) * 0.5).detach());
+        }
+        model
+    }
+
+    fn batch(device: &Device, rng: &mut impl Rng) -> LadderBatch {
+        LadderBatch {
+            x_labeled: random(6, 5, rng, device),
+            y_labeled: Tensor::from_data(TensorData::new(vec![0i64, 1, 2, 1, 0, 2], [6]), device),
+            x_unlabeled: random(6, 5, rng, device),
+        }
+    }
+
+    fn total(
+        model: &LadderNetwork,
+        spec: &LadderSpec,
+        b: &LadderBatch,
+        n: &CorruptionNoise,
+    ) -> f64 {
+        model.cost(spec, b, n).total.into_scalar::<f32>() as f64
+    }
+
+    /// Finite-difference check of ∂C/∂θ for every parameter tensor of a tiny full Ladder:
+    /// the directional derivative along a random direction must match the analytic gradient.
+    #[test]
+    fn full_ladder_cost_gradient_matches_finite_differences() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(11, RngStream::Init, 0, 0);
+        let spec = tiny_spec();
+        let mut model = randomized(&spec, &device, &mut rng);
+        let b = batch(&device, &mut rng);
+        let noise = CorruptionNoise::draw(&spec, 12, &mut rng, &device);
+
+        let terms = model.cost(&spec, &b, &noise);
+        assert!(terms.denoising.iter().all(Option::is_some));
+        let grads = terms.total.backward();
+        let count = params(&mut model).len();
+        assert_eq!(count, 2 + 2 + 1 + 1 * 2 + 10 * 3);
+        let h = 1e-2f32;
+        for i in 0..count {
+            let p = params(&mut model)[i].val();
+            let [r, c] = p.dims();
+            let analytic_grad = p.grad(&grads).expect("every parameter has a gradient");
+            let dir = random(r, c, &mut rng, &device);
+            let analytic = (analytic_grad * dir.clone().inner())
+                .sum()
+                .into_scalar::<f32>() as f64;
+            let mut at = |sign: f32| {
+                let mut m = model.clone();
+                let slot = &mut params(&mut m)[i];
+                **slot = Param::from_tensor((p.clone() + dir.clone() * (sign * h)).detach());
+                total(&m, &spec, &b, &noise)
+            };
+            let numeric = (at(1.0) - at(-1.0)) / (2.0 * h as f64);
+            let scale = analytic.abs().max(numeric.abs()).max(1e-2);
+            assert!(
+                (analytic - numeric).abs() / scale < 2e-2,
+                "parameter {i}: analytic {analytic} vs numeric {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn denoising_cost_normalises_with_the_clean_moments() {
+        let device = Device::flex();
+        let t = |v: Vec<f32>, r: usize, c: usize| {
+            Tensor::<2>::from_data(TensorData::new(v, [r, c]), &device)
+        };
+        // Two examples, two units; clean moments mean (1, 2), variance (4, 1).
+        let z_hat = t(vec![3.0, 2.0, 1.0, 4.0], 2, 2);
+        let z_clean = t(vec![1.0, 0.0, 0.0, 1.0], 2, 2);
+        let m = Moments {
+            mean: t(vec![1.0, 2.0], 1, 2),
+            var: t(vec![4.0, 1.0], 1, 2),
+        };
+        // ẑ_BN = [(3−1)/2, (2−2)/1; (1−1)/2, (4−2)/1] = [1, 0; 0, 2];
+        // squared errors [0, 0; 0, 1]: summed over units (0, 1), batch mean 0.5, / 2 units.
+        let c = denoising_cost(z_hat.clone(), z_clean.clone(), Some(&m)).into_scalar::<f32>();
+        assert!((c - 0.25).abs() < 1e-6, "{c}");
+        // The input layer is not normalised: errors [4, 4; 1, 9] → (8 + 10)/2/2.
+        let c0 = denoising_cost(z_hat, z_clean, None).into_scalar::<f32>();
+        assert!((c0 - 4.5).abs() < 1e-6, "{c0}");
+    }
+
+    #[test]
+    fn variants_build_the_decoder_they_need() {
+        let device = Device::flex();
+        let mut spec = tiny_spec();
+        spec.lambdas = vec![0.0, 0.0, 1.0];
+        let gamma = LadderNetwork::new(&spec, 1, &device);
+        let d = gamma.decoder.as_ref().unwrap();
+        assert_eq!((d.lowest, d.layers.len()), (2, 1));
+        assert!(d.layers[0].vertical.is_none());
+        spec.lambdas = vec![5.0, 0.0, 0.0];
+        let bottom = LadderNetwork::new(&spec, 1, &device);
+        assert_eq!(bottom.decoder.as_ref().unwrap().layers.len(), 3);
+        spec.lambdas = vec![0.0; 3];
+        let baseline = LadderNetwork::new(&spec, 1, &device);
+        assert!(baseline.decoder.is_none());
+        assert_eq!(baseline.corrupted_rows(100, 100), 100);
+    }
+
+    #[test]
+    fn supervised_cost_is_cross_entropy() {
+        let device = Device::flex();
+        let logits = Tensor::<2>::from_data(
+            TensorData::new(vec![0.0f32, 0.0, 2.0, 0.0], [2, 2]),
+            &device,
+        );
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 0], [2]), &device);
+        let ce = cross_entropy(logits, labels).into_scalar::<f32>() as f64;
+        let expected = (2f64.ln() + (1.0 + (-2f64).exp()).ln()) / 2.0;
+        assert!((ce - expected).abs() < 1e-6, "{ce} vs {expected}");
+    }
+}

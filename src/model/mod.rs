@@ -1,0 +1,14 @@
+//! The model pieces: layer-spec grammar, encoder, decoder, combinators and the Ladder itself.
+
+pub mod batch_norm;
+pub mod combinator;
+pub mod decoder;
+pub mod encoder;
+pub mod ladder;
+pub mod spec;
+
+pub use combinator::{Combinator, CombinatorKind};
+pub use decoder::Decoder;
+pub use encoder::Encoder;
+pub use ladder::{CostTerms, LadderBatch, LadderNetwork};
+pub use spec::{Activation, LadderSpec};

@@ -1,0 +1,110 @@
+//! Gaussian corruption noise, drawn in bulk on the host.
+
+use burn::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::model::LadderSpec;
+
+/// The purposes random numbers are drawn for; each gets an independent stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum RngStream {
+    Init = 1,
+    Split = 2,
+    EpochOrder = 3,
+    Corruption = 4,
+    Adversarial = 5,
+}
+
+/// SplitMix64 finaliser: spreads nearby integers over the whole 64-bit range.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A generator for `stream` at position (`a`, `b`) of the run seeded by `seed`: for example
+/// (epoch, step) for the noise of one training step.
+pub fn stream_rng(seed: u64, stream: RngStream, a: u64, b: u64) -> Xoshiro256PlusPlus {
+    let key = mix(mix(mix(seed) ^ stream as u64) ^ a.wrapping_mul(0x1000_0000_01B3)) ^ b;
+    Xoshiro256PlusPlus::seed_from_u64(mix(key))
+}
+
+/// `n` samples of N(0, std²).
+pub fn gaussian_vec(rng: &mut impl Rng, n: usize, std: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| rng.sample::<f32, _>(StandardNormal) * std)
+        .collect()
+}
+
+/// The additive noise of one corrupted encoder pass: on the input and after each layer's
+/// normalisation. A zero std gives `None`, so no work is spent adding zeros.
+#[derive(Debug, Clone)]
+pub struct CorruptionNoise {
+    pub input: Option<Tensor<2>>,
+    pub layers: Vec<Option<Tensor<2>>>,
+}
+
+impl CorruptionNoise {
+    /// Draws the noise for `rows` examples through a network of `spec`'s shape.
+    pub fn draw(spec: &LadderSpec, rows: usize, rng: &mut impl Rng, device: &Device) -> Self {
+        let mut draw = |std: f64, width: usize| {
+            (std > 0.0).then(|| {
+                let data = gaussian_vec(rng, rows * width, std as f32);
+                Tensor::from_data(TensorData::new(data, [rows, width]), device)
+            })
+        };
+        let input = draw(spec.input_noise_std, spec.dims[0]);
+        let layers = spec
+            .layer_noise_std
+            .iter()
+            .zip(&spec.dims[1..])
+            .map(|(&std, &width)| draw(std, width))
+            .collect();
+        CorruptionNoise { input, layers }
+    }
+
+    /// No corruption at all: the corrupted pass equals the clean one.
+    pub fn none(depth: usize) -> Self {
+        CorruptionNoise {
+            input: None,
+            layers: vec![None; depth],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_reproducible_and_distinct() {
+        let a: Vec<u64> = (0..4)
+            .map(|_| stream_rng(7, RngStream::Corruption, 3, 5).random())
+            .collect();
+        assert!(a.windows(2).all(|w| w[0] == w[1]));
+        let other = [
+            stream_rng(8, RngStream::Corruption, 3, 5).random::<u64>(),
+            stream_rng(7, RngStream::Init, 3, 5).random::<u64>(),
+            stream_rng(7, RngStream::Corruption, 4, 5).random::<u64>(),
+            stream_rng(7, RngStream::Corruption, 3, 6).random::<u64>(),
+        ];
+        for o in other {
+            assert_ne!(o, a[0]);
+        }
+    }
+
+    #[test]
+    fn gaussian_has_the_requested_moments() {
+        let mut rng = stream_rng(1, RngStream::Corruption, 0, 0);
+        let v = gaussian_vec(&mut rng, 200_000, 0.3);
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 0.003, "mean {mean}");
+        assert!((var.sqrt() - 0.3).abs() < 0.003, "std {}", var.sqrt());
+    }
+}

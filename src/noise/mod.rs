@@ -1,0 +1,9 @@
+//! Corruption of the encoder's second pass.
+//!
+//! [`gaussian`] draws the additive noise n of Algorithm 1. Every random stream of a run is
+//! derived from the run's seed and the position in training ([`stream_rng`]), so a run is
+//! reproducible and can be resumed at any epoch without storing generator state.
+
+pub mod gaussian;
+
+pub use gaussian::{CorruptionNoise, RngStream, gaussian_vec, stream_rng};

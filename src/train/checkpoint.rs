@@ -1,0 +1,199 @@
+//! Checkpoints: everything needed to continue or evaluate a run, in one file written atomically.
+//!
+//! Layout: `LADDERCK`, format version (u32), lengths of the JSON header, the model record and
+//! the optimizer record (u64 each), a CRC-32 of everything after it, then the three parts. A
+//! file that is truncated, corrupt, of another version or of another model shape is refused
+//! with an error naming it; it is never silently replaced by a fresh start.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LadderError, Result};
+use crate::train::config::TrainConfig;
+
+const MAGIC: &[u8; 8] = b"LADDERCK";
+/// Bumped whenever the layout or the meaning of a field changes.
+pub const FORMAT_VERSION: u32 = 1;
+const FIXED_LEN: usize = 8 + 4 + 3 * 8 + 4;
+
+/// Per-layer population mean and variance of z_pre, as plain numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMoments {
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
+}
+
+/// The checkpoint's description of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointHeader {
+    pub config: TrainConfig,
+    /// Layer widths, input first: the model's shape.
+    pub dims: Vec<usize>,
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Training time so far, seconds.
+    pub train_seconds: f64,
+    /// Batch-norm moments of the training set for inference, once computed.
+    pub moments: Option<Vec<StoredMoments>>,
+}
+
+/// A checkpoint read into memory.
+pub struct Checkpoint {
+    pub header: CheckpointHeader,
+    pub model: Bytes,
+    pub optimizer: Bytes,
+}
+
+fn corrupt(path: &Path, reason: impl Into<String>) -> LadderError {
+    LadderError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Writes `data` to `path` atomically: a temporary file in the same directory, synced, then
+/// renamed over the target, so a crash or a full disk leaves the previous file intact.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        LadderError::io(path, e)
+    })
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+impl Checkpoint {
+    /// Serialises and writes the checkpoint atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let header = serde_json::to_vec(&self.header).expect("header serialises");
+        let mut body = Vec::with_capacity(header.len() + self.model.len() + self.optimizer.len());
+        body.extend_from_slice(&header);
+        body.extend_from_slice(&self.model);
+        body.extend_from_slice(&self.optimizer);
+        let mut out = Vec::with_capacity(FIXED_LEN + body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        for len in [header.len(), self.model.len(), self.optimizer.len()] {
+            out.extend_from_slice(&(len as u64).to_le_bytes());
+        }
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        write_atomic(path, &out)
+    }
+
+    /// Reads and checks a checkpoint file.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let data = std::fs::read(path).map_err(|e| LadderError::io(path, e))?;
+        Self::parse(&data).map_err(|reason| corrupt(path, reason))
+    }
+
+    fn parse(data: &[u8]) -> std::result::Result<Checkpoint, String> {
+        if data.len() < FIXED_LEN || &data[..8] != MAGIC {
+            return Err("not a ladder checkpoint (bad magic or too short)".into());
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(data[i..i + 4].try_into().unwrap());
+        let u64_at = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap());
+        let version = u32_at(8);
+        if version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {version}, this program reads version {FORMAT_VERSION}"
+            ));
+        }
+        let lens = [u64_at(12), u64_at(20), u64_at(28)];
+        let expected = lens
+            .iter()
+            .try_fold(FIXED_LEN as u64, |acc, &l| acc.checked_add(l))
+            .ok_or("length fields overflow")?;
+        if expected != data.len() as u64 {
+            return Err(format!(
+                "truncated or padded: the header announces {expected} bytes, the file has {}",
+                data.len()
+            ));
+        }
+        let body = &data[FIXED_LEN..];
+        if crc32fast::hash(body) != u32_at(36) {
+            return Err("checksum mismatch: the file is corrupt".into());
+        }
+        let (h, m) = (lens[0] as usize, lens[1] as usize);
+        let header: CheckpointHeader =
+            serde_json::from_slice(&body[..h]).map_err(|e| format!("unreadable header: {e}"))?;
+        Ok(Checkpoint {
+            header,
+            model: Bytes::from_bytes_vec(body[h..h + m].to_vec()),
+            optimizer: Bytes::from_bytes_vec(body[h + m..].to_vec()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            header: CheckpointHeader {
+                config: TrainConfig::default(),
+                dims: vec![784, 10],
+                epochs_done: 3,
+                train_seconds: 1.5,
+                moments: None,
+            },
+            model: Bytes::from_bytes_vec(vec![1, 2, 3, 4]),
+            optimizer: Bytes::from_bytes_vec(vec![9; 10]),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.bin");
+        sample().save(&path).unwrap();
+        let back = Checkpoint::load(&path).unwrap();
+        assert_eq!(back.header, sample().header);
+        assert_eq!(&back.model[..], &[1, 2, 3, 4]);
+        assert_eq!(back.optimizer.len(), 10);
+        assert!(!temp_path(&path).exists());
+    }
+
+    #[test]
+    fn truncated_corrupt_and_foreign_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.bin");
+        sample().save(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+
+        std::fs::write(&path, &good[..good.len() - 3]).unwrap();
+        let err = Checkpoint::load(&path).err().unwrap().to_string();
+        assert!(err.contains("truncated") && err.contains("c.bin"), "{err}");
+
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 0xff;
+        std::fs::write(&path, &flipped).unwrap();
+        let err = Checkpoint::load(&path).err().unwrap().to_string();
+        assert!(err.contains("checksum"), "{err}");
+
+        let mut other_version = good.clone();
+        other_version[8] = 99;
+        std::fs::write(&path, &other_version).unwrap();
+        let err = Checkpoint::load(&path).err().unwrap().to_string();
+        assert!(err.contains("version 99"), "{err}");
+
+        std::fs::write(&path, b"hello").unwrap();
+        let err = Checkpoint::load(&path).err().unwrap().to_string();
+        assert!(err.contains("not a ladder checkpoint"), "{err}");
+    }
+}

@@ -1,0 +1,310 @@
+//! Training configuration: the flags of the authors' `run.py`, TOML files and the paper's
+//! presets. A configuration resolves in three layers: a preset, then a `--config` file, then
+//! explicit flags, each overriding the one before.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LadderError, Result};
+use crate::model::spec::{Activation, LadderSpec, parse_decoder, parse_float_list, parse_layers};
+
+/// Everything that decides a training run. Field names follow `run.py`'s flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Hidden and output widths, `-`-separated (`--encoder-layers`).
+    pub encoder_layers: String,
+    /// Combinator per layer or one for all (`--decoder-spec`).
+    pub decoder_spec: String,
+    /// λ per layer, input first (`--denoising-cost-x`).
+    pub denoising_cost_x: String,
+    /// Labelled examples, balanced across classes; 0 = every training example.
+    pub labeled_samples: usize,
+    /// Unlabelled examples; `None` = every training example.
+    pub unlabeled_samples: Option<usize>,
+    /// Examples held out of training for validation.
+    pub validation_samples: usize,
+    /// Drives initialisation, the split, the data order and the noise.
+    pub seed: u64,
+    /// Passes over the unlabelled set.
+    pub epochs: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Fraction of the epochs after which the learning rate decays linearly to 0.
+    pub lrate_decay: f64,
+    /// Labelled and unlabelled examples per step (each).
+    pub batch_size: usize,
+    /// Std of the corruption of the input (`--super-noise-std`).
+    pub super_noise_std: f64,
+    /// Std of the corruption after each layer, one value or one per layer
+    /// (`--f-local-noise-std`).
+    pub f_local_noise_std: String,
+    /// Learn γ at the softmax top (`--top-c`).
+    pub top_c: bool,
+    /// Hidden activation (`--act`).
+    pub act: Activation,
+    /// Number of classes; labels must lie in 0..num_classes.
+    pub num_classes: usize,
+    /// Evaluate the validation and test error every this many epochs (and after the last).
+    pub eval_every: usize,
+}
+
+impl Default for TrainConfig {
+    /// The paper's full Ladder on MNIST with 100 labels.
+    fn default() -> Self {
+        TrainConfig {
+            encoder_layers: "1000-500-250-250-250-10".into(),
+            decoder_spec: "gauss".into(),
+            denoising_cost_x: "1000,10,0.1,0.1,0.1,0.1,0.1".into(),
+            labeled_samples: 100,
+            unlabeled_samples: None,
+            validation_samples: 0,
+            seed: 1,
+            epochs: 150,
+            lr: 0.002,
+            lrate_decay: 0.67,
+            batch_size: 100,
+            super_noise_std: 0.3,
+            f_local_noise_std: "0.3".into(),
+            top_c: true,
+            act: Activation::Relu,
+            num_classes: 10,
+            eval_every: 1,
+        }
+    }
+}
+
+/// The names of the paper's MNIST presets (Table 1 and 2 of Rasmus et al. 2015).
+pub const PRESETS: [&str; 12] = [
+    "mnist-100-full",
+    "mnist-100-bottom",
+    "mnist-100-gamma",
+    "mnist-100-baseline",
+    "mnist-1000-full",
+    "mnist-1000-bottom",
+    "mnist-1000-gamma",
+    "mnist-1000-baseline",
+    "mnist-all-full",
+    "mnist-all-bottom",
+    "mnist-all-gamma",
+    "mnist-all-baseline",
+];
+
+/// λ with `value` at layer `at` and 0 elsewhere, for the 7 layers of the MNIST network.
+fn single_lambda(at: usize, value: &str) -> String {
+    (0..7)
+        .map(|l| if l == at { value } else { "0" })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl TrainConfig {
+    /// The authors' settings for a named preset: encoder 1000-500-250-250-250-10, noise 0.3,
+    /// 150 epochs, decay from epoch 100, unless the paper's table says otherwise.
+    pub fn preset(name: &str) -> Result<TrainConfig> {
+        let unknown = || {
+            LadderError::Setting(format!(
+                "unknown preset '{name}'; known presets: {}",
+                PRESETS.join(", ")
+            ))
+        };
+        let rest = name.strip_prefix("mnist-").ok_or_else(unknown)?;
+        let (labels, variant) = rest.split_once('-').ok_or_else(unknown)?;
+        let labeled_samples = match labels {
+            "100" => 100,
+            "1000" => 1000,
+            "all" => 0,
+            _ => return Err(unknown()),
+        };
+        let mut c = TrainConfig {
+            labeled_samples,
+            ..TrainConfig::default()
+        };
+        match (labels, variant) {
+            ("100", "full") => c.denoising_cost_x = "1000,10,0.1,0.1,0.1,0.1,0.1".into(),
+            ("1000", "full") => {
+                c.denoising_cost_x = "2000,20,0.1,0.1,0.1,0.1,0.1".into();
+                c.f_local_noise_std = "0.2".into();
+            }
+            ("all", "full") => c.denoising_cost_x = "1000,1,0.01,0.01,0.01,0.01,0.01".into(),
+            ("100", "bottom") => c.denoising_cost_x = single_lambda(0, "5000"),
+            ("1000" | "all", "bottom") => c.denoising_cost_x = single_lambda(0, "2000"),
+            ("100", "gamma") => c.denoising_cost_x = single_lambda(6, "0.5"),
+            ("1000", "gamma") => c.denoising_cost_x = single_lambda(6, "10"),
+            ("all", "gamma") => c.denoising_cost_x = single_lambda(6, "2"),
+            (_, "baseline") => {
+                c.denoising_cost_x = "0".into();
+                c.f_local_noise_std = "0.5".into();
+            }
+            _ => return Err(unknown()),
+        }
+        Ok(c)
+    }
+
+    /// Reads a TOML file of [`TrainConfig`] fields (missing ones take the defaults).
+    pub fn from_toml_file(path: &std::path::Path) -> Result<TrainConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| LadderError::io(path, e))?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            LadderError::Setting(reason) => LadderError::Format {
+                path: path.into(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<TrainConfig> {
+        toml::from_str(text).map_err(|e| LadderError::Setting(format!("bad configuration: {e}")))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a TrainConfig always serialises")
+    }
+
+    /// The network this configuration describes, for `input_dim`-dimensional inputs.
+    pub fn ladder_spec(&self, input_dim: usize) -> Result<LadderSpec> {
+        let mut dims = vec![input_dim];
+        dims.extend(parse_layers(&self.encoder_layers)?);
+        let n = dims.len();
+        if dims[n - 1] != self.num_classes {
+            return Err(LadderError::Spec(format!(
+                "the top layer has {} units but there are {} classes",
+                dims[n - 1],
+                self.num_classes
+            )));
+        }
+        let spec = LadderSpec {
+            combinators: parse_decoder(&self.decoder_spec, n)?,
+            lambdas: parse_float_list(&self.denoising_cost_x, n, "denoising costs")?,
+            input_noise_std: self.super_noise_std,
+            layer_noise_std: parse_float_list(&self.f_local_noise_std, n - 1, "layer noise std")?,
+            top_c: self.top_c,
+            activation: self.act,
+            dims,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks the settings that do not depend on the data.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(LadderError::Setting(m));
+        if self.batch_size == 0 {
+            return bad("batch size must be positive".into());
+        }
+        if self.epochs == 0 {
+            return bad("epochs must be positive".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("learning rate {} must be positive", self.lr));
+        }
+        if !(0.0..=1.0).contains(&self.lrate_decay) {
+            return bad(format!(
+                "lrate-decay {} must be a fraction of the epochs in [0, 1]",
+                self.lrate_decay
+            ));
+        }
+        if self.num_classes < 2 {
+            return bad("there must be at least 2 classes".into());
+        }
+        if self.eval_every == 0 {
+            return bad("eval-every must be positive".into());
+        }
+        if !(self.super_noise_std.is_finite() && self.super_noise_std >= 0.0) {
+            return bad(format!(
+                "input noise std {} must be ≥ 0",
+                self.super_noise_std
+            ));
+        }
+        // The network shape is checked against an arbitrary input width here; the real one
+        // comes with the data.
+        self.ladder_spec(1).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_resolves_to_a_valid_network() {
+        for name in PRESETS {
+            let c = TrainConfig::preset(name).unwrap();
+            c.validate().unwrap();
+            let spec = c.ladder_spec(784).unwrap();
+            assert_eq!(spec.dims, vec![784, 1000, 500, 250, 250, 250, 10], "{name}");
+            assert_eq!(c.epochs, 150);
+        }
+    }
+
+    #[test]
+    fn presets_follow_the_paper_table() {
+        let spec = |n: &str| TrainConfig::preset(n).unwrap().ladder_spec(784).unwrap();
+        assert_eq!(
+            spec("mnist-100-bottom").lambdas,
+            vec![5000., 0., 0., 0., 0., 0., 0.]
+        );
+        assert_eq!(
+            spec("mnist-1000-gamma").lambdas,
+            vec![0., 0., 0., 0., 0., 0., 10.]
+        );
+        assert_eq!(spec("mnist-1000-full").layer_noise_std, vec![0.2; 6]);
+        assert_eq!(spec("mnist-1000-full").input_noise_std, 0.3);
+        let base = spec("mnist-100-baseline");
+        assert_eq!(base.lowest_decoded_layer(), None);
+        assert_eq!(base.layer_noise_std, vec![0.5; 6]);
+        assert_eq!(
+            TrainConfig::preset("mnist-all-full")
+                .unwrap()
+                .labeled_samples,
+            0
+        );
+        let err = TrainConfig::preset("mnist-10-full")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown preset") && err.contains("mnist-100-full"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn toml_round_trip_and_unknown_fields() {
+        let c = TrainConfig::preset("mnist-100-gamma").unwrap();
+        assert_eq!(TrainConfig::from_toml_str(&c.to_toml()).unwrap(), c);
+        let partial = TrainConfig::from_toml_str("epochs = 3\nseed = 9").unwrap();
+        assert_eq!(
+            (partial.epochs, partial.seed, partial.batch_size),
+            (3, 9, 100)
+        );
+        let err = TrainConfig::from_toml_str("epoch = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epoch"), "{err}");
+    }
+
+    #[test]
+    fn impossible_settings_are_rejected() {
+        let mut c = TrainConfig {
+            batch_size: 0,
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("batch size"));
+        c.batch_size = 100;
+        c.denoising_cost_x = "1,2,3".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("has 3 values but the network needs 7"),
+            "{err}"
+        );
+        c.denoising_cost_x = "1".into();
+        c.encoder_layers = "100-x".into();
+        assert!(c.validate().is_err());
+        c.encoder_layers = "100-5".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("5 units but there are 10 classes")
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! Configuration and presets, the training loop, the learning-rate schedule, checkpoints.
+
+pub mod checkpoint;
+pub mod config;
+pub mod schedule;
+pub mod trainer;
+
+pub use checkpoint::Checkpoint;
+pub use config::{PRESETS, TrainConfig};
+pub use trainer::{EpochMetrics, Observer, PreparedData, Silent, Trainer};

@@ -1,0 +1,412 @@
+//! The training loop: Adam on the Ladder cost, one epoch being one pass over the unlabelled
+//! set in mini-batches of `batch_size` labelled plus `batch_size` unlabelled examples.
+//!
+//! Every random choice (data order, noise) is drawn from a stream keyed by (seed, epoch,
+//! step), so a run restarted from the checkpoint of epoch k continues exactly as if it had
+//! never stopped.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
+use crate::error::{LadderError, Result};
+use crate::eval;
+use crate::model::batch_norm::Moments;
+use crate::model::{LadderBatch, LadderNetwork, LadderSpec};
+use crate::noise::{CorruptionNoise, RngStream, stream_rng};
+use crate::train::checkpoint::{Checkpoint, CheckpointHeader, StoredMoments};
+use crate::train::config::TrainConfig;
+use crate::train::schedule::learning_rate;
+
+/// The data of one run, split as the configuration asks.
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    pub labeled: Dataset,
+    pub unlabeled: Dataset,
+    pub validation: Option<Dataset>,
+    pub test: Dataset,
+}
+
+impl PreparedData {
+    /// Splits `data.train` into labelled, unlabelled and validation parts (seeded by the run's
+    /// seed); the test set is kept whole.
+    pub fn new(data: &TrainTest, config: &TrainConfig) -> Result<Self> {
+        let spec = SplitSpec {
+            labeled: config.labeled_samples,
+            unlabeled: config.unlabeled_samples,
+            validation: config.validation_samples,
+        };
+        let split =
+            semi_supervised_split(&data.train.labels, config.num_classes, &spec, config.seed)?;
+        if split.unlabeled.len() < config.batch_size {
+            return Err(LadderError::Setting(format!(
+                "{} unlabelled examples cannot fill one batch of {}",
+                split.unlabeled.len(),
+                config.batch_size
+            )));
+        }
+        Ok(PreparedData {
+            labeled: data.train.subset(&split.labeled),
+            unlabeled: data.train.subset(&split.unlabeled),
+            validation: (!split.validation.is_empty())
+                .then(|| data.train.subset(&split.validation)),
+            test: data.test.clone(),
+        })
+    }
+}
+
+/// The mean cost terms of an epoch (or the values of one step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostSummary {
+    pub total: f64,
+    pub supervised: f64,
+    /// Unweighted denoising cost per layer, input first; `None` where λ = 0.
+    pub denoising: Vec<Option<f64>>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub lr: f64,
+    pub cost: CostSummary,
+    pub validation_error_percent: Option<f64>,
+    pub test_error_percent: Option<f64>,
+}
+
+/// Receives progress; the command line draws bars, tests ignore it.
+pub trait Observer {
+    fn step(&mut self, _epoch: usize, _step: usize, _steps: usize, _cost: &CostSummary) {}
+    fn epoch(&mut self, _metrics: &EpochMetrics) {}
+}
+
+/// Discards all progress.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// A Ladder network being trained, with its optimizer and position.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub spec: LadderSpec,
+    pub device: Device,
+    model: Option<LadderNetwork>,
+    optimizer: ModuleOptimizer,
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Training time so far, seconds (evaluation excluded).
+    pub train_seconds: f64,
+}
+
+fn new_optimizer() -> ModuleOptimizer {
+    // Blocks' (and the authors') Adam: β1 0.9, β2 0.999, ε 1e-8.
+    AdamConfig::new().with_epsilon(1e-8).init()
+}
+
+impl Trainer {
+    /// A fresh network for `input_dim`-dimensional data; `device` must have autodiff.
+    pub fn new(config: TrainConfig, input_dim: usize, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let spec = config.ladder_spec(input_dim)?;
+        let model = LadderNetwork::new(&spec, config.seed, device);
+        Ok(Trainer {
+            config,
+            spec,
+            device: device.clone(),
+            model: Some(model),
+            optimizer: new_optimizer(),
+            epochs_done: 0,
+            train_seconds: 0.0,
+        })
+    }
+
+    /// Continues from a checkpoint written by [`Self::checkpoint`].
+    pub fn from_checkpoint(
+        ck: Checkpoint,
+        path: &std::path::Path,
+        device: &Device,
+    ) -> Result<Self> {
+        let bad = |reason: String| LadderError::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let h = ck.header;
+        let mut trainer = Trainer::new(h.config, h.dims[0], device)?;
+        if trainer.spec.dims != h.dims {
+            return Err(bad(format!(
+                "model shape {:?} does not match its configuration {:?}",
+                h.dims, trainer.spec.dims
+            )));
+        }
+        let record = ModuleRecord::from_bytes(ck.model).map_err(|e| bad(e.to_string()))?;
+        let model = trainer
+            .take_model()
+            .try_load_record(record)
+            .map_err(|e| bad(e.to_string()))?;
+        trainer.model = Some(model);
+        let optim = OptimizerRecord::from_bytes(ck.optimizer).map_err(|e| bad(e.to_string()))?;
+        trainer.optimizer = new_optimizer().load_record(optim);
+        trainer.epochs_done = h.epochs_done;
+        trainer.train_seconds = h.train_seconds;
+        Ok(trainer)
+    }
+
+    fn take_model(&mut self) -> LadderNetwork {
+        self.model.take().expect("the model is always put back")
+    }
+
+    pub fn model(&self) -> &LadderNetwork {
+        self.model.as_ref().expect("the model is always put back")
+    }
+
+    /// Steps per epoch: the unlabelled set in whole batches (a last partial batch is dropped, as
+    /// its batch statistics would be unreliable).
+    pub fn steps_per_epoch(&self, data: &PreparedData) -> usize {
+        data.unlabeled.len() / self.config.batch_size
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.epochs_done >= self.config.epochs
+    }
+
+    /// The data order of an epoch: a shuffle of the unlabelled set, and enough labelled
+    /// indices (concatenated shuffles) for every step.
+    pub(crate) fn epoch_order(
+        &self,
+        data: &PreparedData,
+        epoch: usize,
+    ) -> (Vec<usize>, Vec<usize>) {
+        let seed = self.config.seed;
+        let mut unlabeled: Vec<usize> = (0..data.unlabeled.len()).collect();
+        unlabeled.shuffle(&mut stream_rng(
+            seed,
+            RngStream::EpochOrder,
+            epoch as u64,
+            0,
+        ));
+        let need = self.steps_per_epoch(data) * self.config.batch_size;
+        let mut labeled = Vec::with_capacity(need + data.labeled.len());
+        let mut pass = 1;
+        while labeled.len() < need {
+            let mut p: Vec<usize> = (0..data.labeled.len()).collect();
+            p.shuffle(&mut stream_rng(
+                seed,
+                RngStream::EpochOrder,
+                epoch as u64,
+                pass,
+            ));
+            labeled.extend(p);
+            pass += 1;
+        }
+        (unlabeled, labeled)
+    }
+
+    pub(crate) fn batch(&self, data: &PreparedData, unl: &[usize], lab: &[usize]) -> LadderBatch {
+        let x = |ds: &Dataset, idx: &[usize]| {
+            let mut v = Vec::with_capacity(idx.len() * ds.dim);
+            for &i in idx {
+                v.extend_from_slice(ds.row(i));
+            }
+            Tensor::<2>::from_data(TensorData::new(v, [idx.len(), ds.dim]), &self.device)
+        };
+        let y: Vec<i64> = lab.iter().map(|&i| data.labeled.labels[i] as i64).collect();
+        LadderBatch {
+            x_labeled: x(&data.labeled, lab),
+            y_labeled: Tensor::from_data(TensorData::new(y, [lab.len()]), &self.device),
+            x_unlabeled: x(&data.unlabeled, unl),
+        }
+    }
+
+    /// One optimisation step on `batch` with the noise of (`epoch`, `step`).
+    pub fn step(
+        &mut self,
+        batch: &LadderBatch,
+        epoch: usize,
+        step: usize,
+        lr: f64,
+    ) -> Result<CostSummary> {
+        let model = self.take_model();
+        let rows = model.corrupted_rows(batch.x_labeled.dims()[0], batch.x_unlabeled.dims()[0]);
+        let mut rng = stream_rng(
+            self.config.seed,
+            RngStream::Corruption,
+            epoch as u64,
+            step as u64,
+        );
+        let noise = CorruptionNoise::draw(&self.spec, rows, &mut rng, &self.device);
+        let terms = model.cost(&self.spec, batch, &noise);
+        let summary = summarize(&terms);
+        if !summary.total.is_finite() {
+            self.model = Some(model);
+            return Err(LadderError::Diverged {
+                what: "cost".into(),
+                value: summary.total as f32,
+                epoch: epoch + 1,
+                step: step + 1,
+            });
+        }
+        let grads = GradientsParams::from_grads(terms.total.backward(), &model);
+        self.model = Some(self.optimizer.step(lr, model, grads));
+        Ok(summary)
+    }
+
+    /// Trains one epoch and evaluates if it is due; returns its metrics.
+    pub fn train_epoch(
+        &mut self,
+        data: &PreparedData,
+        observer: &mut dyn Observer,
+    ) -> Result<EpochMetrics> {
+        let epoch = self.epochs_done;
+        let lr = learning_rate(
+            self.config.lr,
+            epoch,
+            self.config.epochs,
+            self.config.lrate_decay,
+        );
+        let (unl, lab) = self.epoch_order(data, epoch);
+        let steps = self.steps_per_epoch(data);
+        let b = self.config.batch_size;
+        let started = Instant::now();
+        let mut sum: Option<CostSummary> = None;
+        for s in 0..steps {
+            let batch = self.batch(data, &unl[s * b..(s + 1) * b], &lab[s * b..(s + 1) * b]);
+            let c = self.step(&batch, epoch, s, lr)?;
+            sum = Some(match sum {
+                None => c.clone(),
+                Some(acc) => add(acc, &c),
+            });
+            observer.step(epoch + 1, s + 1, steps, &c);
+        }
+        self.train_seconds += started.elapsed().as_secs_f64();
+        self.epochs_done += 1;
+        let cost = scale(sum.expect("at least one step"), 1.0 / steps as f64);
+        let due = self.epochs_done % self.config.eval_every == 0 || self.is_finished();
+        let (validation_error_percent, test_error_percent) = if due {
+            let moments = self.population_moments(data);
+            let inference = self.model().valid();
+            (
+                data.validation
+                    .as_ref()
+                    .map(|v| eval::error_percent(&inference, &moments, v)),
+                Some(eval::error_percent(&inference, &moments, &data.test)),
+            )
+        } else {
+            (None, None)
+        };
+        let metrics = EpochMetrics {
+            epoch: self.epochs_done,
+            lr,
+            cost,
+            validation_error_percent,
+            test_error_percent,
+        };
+        observer.epoch(&metrics);
+        Ok(metrics)
+    }
+
+    /// Batch-norm moments of the whole unlabelled (= training) set, for inference.
+    pub fn population_moments(&self, data: &PreparedData) -> Vec<Moments> {
+        eval::population_moments(&self.model().valid(), &data.unlabeled)
+    }
+
+    /// Everything needed to continue this run, or with `moments`, to evaluate it.
+    pub fn checkpoint(&self, moments: Option<&[Moments]>) -> Result<Checkpoint> {
+        let io =
+            |e: burn::store::RecordError| LadderError::Setting(format!("cannot serialise: {e}"));
+        Ok(Checkpoint {
+            header: CheckpointHeader {
+                config: self.config.clone(),
+                dims: self.spec.dims.clone(),
+                epochs_done: self.epochs_done,
+                train_seconds: self.train_seconds,
+                moments: moments.map(store_moments),
+            },
+            model: self
+                .model()
+                .clone()
+                .into_record()
+                .into_bytes()
+                .map_err(io)?,
+            optimizer: self.optimizer.to_record().into_bytes().map_err(io)?,
+        })
+    }
+}
+
+/// Moments as plain numbers for a checkpoint.
+pub fn store_moments(moments: &[Moments]) -> Vec<StoredMoments> {
+    let v = |t: &Tensor<2>| {
+        t.clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 moments")
+    };
+    moments
+        .iter()
+        .map(|m| StoredMoments {
+            mean: v(&m.mean),
+            var: v(&m.var),
+        })
+        .collect()
+}
+
+/// Moments from a checkpoint, as tensors on `device`.
+pub fn load_moments(stored: &[StoredMoments], device: &Device) -> Vec<Moments> {
+    let t = |v: &Vec<f32>| Tensor::from_data(TensorData::new(v.clone(), [1, v.len()]), device);
+    stored
+        .iter()
+        .map(|m| Moments {
+            mean: t(&m.mean),
+            var: t(&m.var),
+        })
+        .collect()
+}
+
+/// Reads every cost term in one transfer.
+fn summarize(terms: &crate::model::CostTerms) -> CostSummary {
+    let mut parts = vec![terms.total.clone(), terms.supervised.clone()];
+    parts.extend(terms.denoising.iter().flatten().cloned());
+    let values = Tensor::cat(parts, 0)
+        .detach()
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 costs");
+    let mut rest = values[2..].iter();
+    CostSummary {
+        total: values[0] as f64,
+        supervised: values[1] as f64,
+        denoising: terms
+            .denoising
+            .iter()
+            .map(|d| {
+                d.as_ref()
+                    .map(|_| *rest.next().expect("one value per term") as f64)
+            })
+            .collect(),
+    }
+}
+
+fn add(mut a: CostSummary, b: &CostSummary) -> CostSummary {
+    a.total += b.total;
+    a.supervised += b.supervised;
+    for (x, y) in a.denoising.iter_mut().zip(&b.denoising) {
+        if let (Some(x), Some(y)) = (x.as_mut(), y) {
+            *x += y;
+        }
+    }
+    a
+}
+
+fn scale(mut a: CostSummary, k: f64) -> CostSummary {
+    a.total *= k;
+    a.supervised *= k;
+    for x in a.denoising.iter_mut().flatten() {
+        *x *= k;
+    }
+    a
+}
