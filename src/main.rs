@@ -29,6 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a Ladder network (or a baseline) and write a run directory.
+    #[command(args_override_self = true)]
     Train(TrainCmd),
     /// Recompute the test error of a finished run from its checkpoint.
     Evaluate {
@@ -51,6 +52,7 @@ enum Command {
         device: String,
     },
     /// Measure training throughput; ends with `examples_per_second: N`.
+    #[command(args_override_self = true)]
     Bench(BenchCmd),
     /// List the presets.
     Presets,
@@ -317,10 +319,10 @@ fn evaluate(run_dir: &Path, data: &DataArgs, device_name: &str) -> Result<()> {
     let config = TrainConfig::from_toml_file(&run_dir.join("config.toml"))?;
     let data = load_data(data, config.num_classes)?;
     let err = evaluate_run(run_dir, &data, &dev)?;
-    if let Ok(summary) = read_json::<serde_json::Value>(&run_dir.join(SUMMARY_FILE)) {
-        if let Some(recorded) = summary.get("test_error_percent") {
-            eprintln!("recorded test error: {recorded} %");
-        }
+    if let Ok(summary) = read_json::<serde_json::Value>(&run_dir.join(SUMMARY_FILE))
+        && let Some(recorded) = summary.get("test_error_percent")
+    {
+        eprintln!("recorded test error: {recorded} %");
     }
     println!("test_error_percent: {err:.4}");
     Ok(())

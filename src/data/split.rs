@@ -44,7 +44,7 @@ pub struct SplitSpec {
 /// 3. From the rest, in shuffled order, take `labeled / num_classes`
 ///    examples of each class, plus one more for each of the lowest
 ///    `labeled % num_classes` classes; errors if a class has too few.
-///    With `labeled == 0` or `labeled >=` the number remaining, all remaining
+///    With `labeled == 0` or `labeled ==` the number remaining, all remaining
 ///    examples are labelled (the caller can compare `labeled.len()` with the
 ///    request to tell).
 /// 4. The unlabelled set is all remaining examples, or the first
@@ -100,8 +100,15 @@ fn balanced_subset(
     num_classes: usize,
     labeled: usize,
 ) -> Result<Vec<usize>, DataError> {
-    if labeled == 0 || labeled >= pool.len() {
+    if labeled == 0 || labeled == pool.len() {
         return Ok(pool.to_vec());
+    }
+    if labeled > pool.len() {
+        return Err(DataError::ImpossibleSplit {
+            what: "labelled examples",
+            requested: labeled,
+            available: pool.len(),
+        });
     }
     let mut need = class_quotas(labeled, num_classes);
     check_enough(labels, pool, &need)?;
@@ -269,13 +276,19 @@ mod tests {
     }
 
     #[test]
-    fn zero_or_excess_labelled_means_all_remaining() {
+    fn zero_or_all_labelled_means_all_remaining() {
         let labels = cyclic(100);
-        for labeled in [0, 80, 1000] {
+        for labeled in [0, 80] {
             let split = semi_supervised_split(&labels, 10, &spec(labeled, None, 20), 5).unwrap();
             assert_eq!(split.labeled.len(), 80);
             assert_eq!(split.labeled, split.unlabeled);
         }
+        let err = semi_supervised_split(&labels, 10, &spec(1000, None, 20), 5).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("asked for 1000 labelled examples, but only 80"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Observer for ProgressObserver {
         });
         bar.set_prefix(format!("{} epoch {epoch}/{}", self.label, self.epochs));
         bar.set_position(step as u64);
-        if step % 10 == 0 || step == steps {
+        if step.is_multiple_of(10) || step == steps {
             bar.set_message(format_cost(cost));
         }
     }

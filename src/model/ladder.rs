@@ -240,7 +240,8 @@ mod tests {
         assert!(terms.denoising.iter().all(Option::is_some));
         let grads = terms.total.backward();
         let count = params(&mut model).len();
-        assert_eq!(count, 2 + 2 + 1 + 1 * 2 + 10 * 3);
+        // W, β (2 layers each), γ, two vertical maps, ten gauss parameters per layer.
+        assert_eq!(count, 2 + 2 + 1 + 2 + 10 * 3);
         let h = 1e-2f32;
         for i in 0..count {
             let p = params(&mut model)[i].val();
@@ -250,7 +251,7 @@ mod tests {
             let analytic = (analytic_grad * dir.clone().inner())
                 .sum()
                 .into_scalar::<f32>() as f64;
-            let mut at = |sign: f32| {
+            let at = |sign: f32| {
                 let mut m = model.clone();
                 let slot = &mut params(&mut m)[i];
                 **slot = Param::from_tensor((p.clone() + dir.clone() * (sign * h)).detach());

@@ -121,12 +121,11 @@ impl LadderSpec {
                 "noise std {s} must be a finite number ≥ 0"
             )));
         }
-        if let Some(low) = self.lowest_decoded_layer() {
-            if let Some(l) = (low..n).find(|&l| self.combinators[l].is_none()) {
-                return Err(LadderError::Spec(format!(
-                    "layer {l} has decoder '0' but layer {low} below it has a denoising cost: its reconstruction needs every decoder layer above it"
-                )));
-            }
+        let low = self.lowest_decoded_layer().unwrap_or(n);
+        if let Some(l) = (low..n).find(|&l| self.combinators[l].is_none()) {
+            return Err(LadderError::Spec(format!(
+                "layer {l} has decoder '0' but layer {low} below it has a denoising cost: its reconstruction needs every decoder layer above it"
+            )));
         }
         Ok(())
     }

@@ -286,7 +286,7 @@ impl Trainer {
         self.train_seconds += started.elapsed().as_secs_f64();
         self.epochs_done += 1;
         let cost = scale(sum.expect("at least one step"), 1.0 / steps as f64);
-        let due = self.epochs_done % self.config.eval_every == 0 || self.is_finished();
+        let due = self.epochs_done.is_multiple_of(self.config.eval_every) || self.is_finished();
         let (validation_error_percent, test_error_percent) = if due {
             let moments = self.population_moments(data);
             let inference = self.model().valid();

@@ -1,0 +1,257 @@
+//! The command line end to end: outputs of a run, and a clear error with a non-zero exit (never
+//! a panic, never a half-written result) for each kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ladder::data::write_idx_file;
+
+fn ladder(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ladder"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Fails with a message containing `needle`, without panicking.
+fn assert_fails(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    assert_eq!(o.status.code(), Some(1), "exit code: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+}
+
+/// A tiny, fast configuration on the embedded data.
+const TINY: &[&str] = &[
+    "--encoder-layers",
+    "30-10",
+    "--denoising-cost-x",
+    "10,1,0.1",
+    "--labeled-samples",
+    "100",
+    "--unlabeled-samples",
+    "500",
+    "--epochs",
+    "2",
+    "--quiet",
+];
+
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    ladder(&args)
+}
+
+/// A small IDX data set of 4×4 images in `dir`: `per_class[c]` training examples of class c.
+fn write_dataset(dir: &Path, per_class: &[usize]) {
+    let labels: Vec<u8> = per_class
+        .iter()
+        .enumerate()
+        .flat_map(|(c, &n)| std::iter::repeat_n(c as u8, n))
+        .collect();
+    let n = labels.len();
+    let pixels: Vec<u8> = (0..n * 16).map(|i| (i * 37 % 256) as u8).collect();
+    write_idx_file(&dir.join("train-images-idx3-ubyte"), &[n, 4, 4], &pixels).unwrap();
+    write_idx_file(&dir.join("train-labels-idx1-ubyte"), &[n], &labels).unwrap();
+    write_idx_file(&dir.join("t10k-images-idx3-ubyte.gz"), &[n, 4, 4], &pixels).unwrap();
+    write_idx_file(&dir.join("t10k-labels-idx1-ubyte.gz"), &[n], &labels).unwrap();
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn a_run_writes_its_directory_and_evaluates_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = train(&out, &["--seed", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&read(out.join("summary.json"))).unwrap();
+    for key in [
+        "test_error_percent",
+        "seed",
+        "epochs",
+        "labeled",
+        "train_seconds",
+    ] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}: {summary}");
+    }
+    assert_eq!(summary["seed"], 4);
+    assert_eq!(summary["labeled"], 100);
+    let metrics = read(out.join("metrics.jsonl"));
+    assert_eq!(metrics.lines().count(), 2);
+    assert!(read(out.join("config.toml")).contains("seed = 4"));
+
+    // evaluate recomputes the recorded test error from the checkpoint.
+    let o = ladder(&["evaluate", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    let value: f64 = printed
+        .trim()
+        .strip_prefix("test_error_percent: ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let recorded = summary["test_error_percent"].as_f64().unwrap();
+    assert!((value - recorded).abs() < 1e-9, "{value} vs {recorded}");
+
+    // predict labels an IDX file, one label per line.
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let pixels: Vec<u8> = (0..3 * 784).map(|i| (i % 256) as u8).collect();
+    let images = data.join("images-idx3-ubyte");
+    write_idx_file(&images, &[3, 28, 28], &pixels).unwrap();
+    let o = ladder(&["predict", out.to_str().unwrap(), images.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let labels: Vec<u32> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 3);
+    assert!(labels.iter().all(|&l| l < 10));
+
+    // An existing run directory is not overwritten unless asked.
+    let before = read(out.join("summary.json"));
+    let o = train(&out, &[]);
+    assert_fails(&o, "already holds a run");
+    assert_eq!(read(out.join("summary.json")), before);
+    let o = train(&out, &["--force", "--seed", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(read(out.join("summary.json")).contains("\"seed\": 5"));
+}
+
+#[test]
+fn multi_seed_runs_report_mean_and_std() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("seeds");
+    let o = train(&out, &["--seeds", "1-2", "--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&read(out.join("summary.json"))).unwrap();
+    let errors: Vec<f64> = s["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["test_error_percent"].as_f64().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2);
+    let mean = (errors[0] + errors[1]) / 2.0;
+    assert!((s["mean"].as_f64().unwrap() - mean).abs() < 1e-9);
+    let std = ((errors[0] - mean).powi(2) + (errors[1] - mean).powi(2)).sqrt();
+    assert!((s["std"].as_f64().unwrap() - std).abs() < 1e-9);
+    assert!(out.join("seed-1/summary.json").exists() && out.join("seed-2/summary.json").exists());
+}
+
+#[test]
+fn a_diverging_run_stops_with_its_epoch_and_step_and_no_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("nan");
+    let o = train(&out, &["--lr", "1e30"]);
+    assert_fails(&o, "training diverged");
+    let err = stderr(&o);
+    assert!(err.contains("epoch 1, step"), "{err}");
+    assert!(!out.join("summary.json").exists());
+}
+
+#[test]
+fn bad_specifications_and_settings_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    assert_fails(
+        &train(&out, &["--encoder-layers", "100-x-10"]),
+        "cannot parse 'x'",
+    );
+    assert_fails(
+        &train(&out, &["--denoising-cost-x", "1,2"]),
+        "has 2 values but the network needs 3",
+    );
+    assert_fails(
+        &train(&out, &["--batch-size", "0"]),
+        "batch size must be positive",
+    );
+    assert_fails(
+        &train(&out, &["--decoder-spec", "gaussian"]),
+        "unknown decoder 'gaussian'",
+    );
+    assert_fails(
+        &train(&out, &["--preset", "mnist-7-full"]),
+        "unknown preset",
+    );
+    assert_fails(
+        &train(&out, &["--num-classes", "5", "--encoder-layers", "30-5"]),
+        "out of range",
+    );
+    assert_fails(
+        &train(&out, &["--labeled-samples", "9000"]),
+        "asked for 9000 labelled",
+    );
+    assert!(!out.join("summary.json").exists());
+}
+
+#[test]
+fn bad_data_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let missing = tmp.path().join("nowhere");
+    assert_fails(
+        &train(&out, &["--data", missing.to_str().unwrap()]),
+        "nowhere",
+    );
+
+    // A class with too few examples for the balanced split.
+    let few = tmp.path().join("few");
+    std::fs::create_dir(&few).unwrap();
+    write_dataset(&few, &[300, 300, 3]);
+    let args = [
+        "--data",
+        few.to_str().unwrap(),
+        "--num-classes",
+        "3",
+        "--encoder-layers",
+        "8-3",
+        "--labeled-samples",
+        "30",
+    ];
+    assert_fails(&train(&out, &args), "class 2");
+
+    // A truncated image file.
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    write_dataset(&cut, &[300, 300, 300]);
+    let images = cut.join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &bytes[..bytes.len() - 100]).unwrap();
+    let three = ["--num-classes", "3", "--encoder-layers", "8-3"];
+    let o = train(
+        &out,
+        &[&["--data", cut.to_str().unwrap()], &three[..]].concat(),
+    );
+    assert_fails(&o, "train-images-idx3-ubyte");
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+
+    // Image and label counts that disagree.
+    let mismatch = tmp.path().join("mismatch");
+    std::fs::create_dir(&mismatch).unwrap();
+    write_dataset(&mismatch, &[300, 300, 300]);
+    write_idx_file(&mismatch.join("train-labels-idx1-ubyte"), &[10], &[0; 10]).unwrap();
+    let o = train(
+        &out,
+        &[&["--data", mismatch.to_str().unwrap()], &three[..]].concat(),
+    );
+    assert_fails(&o, "train-labels-idx1-ubyte");
+    assert!(!out.join("summary.json").exists());
+}
+
+#[test]
+fn an_unfinished_run_cannot_be_evaluated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ladder(&["evaluate", tmp.path().to_str().unwrap()]);
+    assert_fails(&o, "config.toml");
+}
