@@ -27,6 +27,10 @@ pub enum LadderError {
         step: usize,
     },
 
+    /// Stopped by Ctrl-C after saving a checkpoint.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     /// A checkpoint that cannot be read back, with the file it came from.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },

@@ -2,14 +2,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{Args, Parser, Subcommand};
 
+use ladder::LadderError;
 use ladder::data::{TrainTest, load_dir, load_embedded, load_idx_images};
 use ladder::experiment::bench::bench;
-use ladder::experiment::run::{SUMMARY_FILE, fresh_dir, load_run, read_json};
+use ladder::experiment::run::{
+    CONFIG_FILE, INTERRUPTED, SEEDS_FILE, SUMMARY_FILE, fresh_dir, load_run, read_json,
+};
 use ladder::experiment::{RunOptions, evaluate_run, parse_seeds, train_run, train_seeds};
 use ladder::model::Activation;
 use ladder::train::TrainConfig;
@@ -147,6 +152,10 @@ struct TrainCmd {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
+    /// Besides the checkpoint after every epoch, save one within an epoch when this many
+    /// minutes have passed since the last (0 = only at epoch ends).
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_minutes: f64,
     /// cpu (Flex), cuda or wgpu (when built with those features).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -244,37 +253,52 @@ fn resolve_config(a: &ConfigArgs) -> Result<TrainConfig> {
 }
 
 fn train(cmd: TrainCmd) -> Result<()> {
+    if !(cmd.checkpoint_minutes.is_finite() && cmd.checkpoint_minutes >= 0.0) {
+        bail!("--checkpoint-minutes must be a number of minutes ≥ 0");
+    }
     let opts = RunOptions {
         force: cmd.force,
         resume: cmd.resume.is_some(),
         quiet: cmd.quiet,
         device: device(&cmd.device)?,
         preset: cmd.config.preset.clone(),
+        checkpoint_every: (cmd.checkpoint_minutes > 0.0)
+            .then(|| Duration::from_secs_f64(cmd.checkpoint_minutes * 60.0)),
     };
-    // A resumed run takes its configuration from its own directory.
-    let config = match &cmd.resume {
-        Some(dir) if dir.join("config.toml").exists() => {
-            TrainConfig::from_toml_file(&dir.join("config.toml"))?
+    // A resumed run takes its configuration (and seed list) from its own directory.
+    let (config, seeds, out) = match &cmd.resume {
+        Some(dir) => {
+            let config_path = dir.join(CONFIG_FILE);
+            if !config_path.exists() {
+                bail!(
+                    "{} has no {CONFIG_FILE}: not a run directory to resume",
+                    dir.display()
+                );
+            }
+            let seeds_path = dir.join(SEEDS_FILE);
+            let seeds = match seeds_path.exists() {
+                true => Some(read_json::<Vec<u64>>(&seeds_path)?),
+                false => None,
+            };
+            (
+                TrainConfig::from_toml_file(&config_path)?,
+                seeds,
+                dir.clone(),
+            )
         }
-        _ => resolve_config(&cmd.config)?,
+        None => {
+            let seeds = cmd.seeds.as_deref().map(parse_seeds).transpose()?;
+            let out = cmd.out.clone().unwrap_or_else(|| {
+                let name = cmd.config.preset.clone().unwrap_or_else(|| "train".into());
+                fresh_dir(Path::new("runs"), &name)
+            });
+            (resolve_config(&cmd.config)?, seeds, out)
+        }
     };
     let data = load_data(&cmd.data, config.num_classes)?;
-    let out = match (&cmd.resume, &cmd.out) {
-        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-        (None, None) => {
-            let name = cmd.config.preset.clone().unwrap_or_else(|| "train".into());
-            fresh_dir(Path::new("runs"), &name)
-        }
-    };
-    let seeds = match &cmd.seeds {
-        Some(s) => Some(parse_seeds(s)?),
-        None if cmd.resume.is_some() && !out.join("config.toml").exists() => {
-            // A multi-seed directory: its summary or seed folders say which seeds.
-            Some(seeds_in(&out)?)
-        }
-        None => None,
-    };
-    eprintln!("writing to {}", out.display());
+    if !cmd.quiet {
+        eprintln!("writing to {}", out.display());
+    }
     match seeds {
         Some(seeds) => {
             let s = train_seeds(&config, &seeds, &data, &out, &opts)?;
@@ -295,23 +319,6 @@ fn train(cmd: TrainCmd) -> Result<()> {
     }
     println!("run directory: {}", out.display());
     Ok(())
-}
-
-/// The seeds of a multi-seed directory, from its `seed-N` folders.
-fn seeds_in(dir: &Path) -> Result<Vec<u64>> {
-    let mut seeds: Vec<u64> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("seed-")?.parse().ok())
-        .collect();
-    seeds.sort_unstable();
-    if seeds.is_empty() {
-        bail!(
-            "{} is neither a run directory nor a multi-seed directory",
-            dir.display()
-        );
-    }
-    Ok(seeds)
 }
 
 fn evaluate(run_dir: &Path, data: &DataArgs, device_name: &str) -> Result<()> {
@@ -371,8 +378,27 @@ fn run_bench(cmd: BenchCmd) -> Result<()> {
     Ok(())
 }
 
+/// First Ctrl-C: finish the step, save, exit with a resume hint. Second: exit at once.
+fn install_interrupt_handler() {
+    let result = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting without saving");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)"
+        );
+    });
+    if let Err(e) = result {
+        eprintln!(
+            "warning: cannot handle Ctrl-C ({e}); an interrupted run resumes from its last checkpoint"
+        );
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    install_interrupt_handler();
     let result = match cli.command {
         Command::Train(cmd) => train(cmd),
         Command::Evaluate {
@@ -398,7 +424,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<LadderError>() {
+                Some(LadderError::Interrupted(_)) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,12 +18,23 @@ use crate::experiment::progress::ProgressObserver;
 use crate::experiment::seeds::mean_std;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{Checkpoint, write_atomic};
-use crate::train::trainer::{EpochMetrics, Observer, PreparedData, Silent, Trainer, load_moments};
+use crate::train::trainer::{
+    Control, CostSummary, EpochMetrics, Observer, PreparedData, Silent, Trainer, load_moments,
+};
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 pub const SUMMARY_FILE: &str = "summary.json";
+/// The seed list of a multi-seed directory.
+pub const SEEDS_FILE: &str = "seeds.json";
+
+/// Set by the Ctrl-C handler: the run finishes its current step, saves and stops.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// How a run is carried out.
 #[derive(Debug, Clone)]
@@ -36,6 +49,60 @@ pub struct RunOptions {
     pub device: Device,
     /// Recorded in the summary: the preset the configuration started from.
     pub preset: Option<String>,
+    /// Also checkpoint within an epoch once this much time has passed since the last save.
+    pub checkpoint_every: Option<Duration>,
+}
+
+/// Passes progress on and saves checkpoints: on time within epochs, and on Ctrl-C.
+struct Checkpointing<'a> {
+    inner: &'a mut dyn Observer,
+    dir: Option<&'a Path>,
+    every: Option<Duration>,
+    last_save: Instant,
+}
+
+impl Checkpointing<'_> {
+    fn save(&mut self, trainer: &Trainer) -> Result<()> {
+        if let Some(dir) = self.dir {
+            trainer.checkpoint(None)?.save(&dir.join(CHECKPOINT_FILE))?;
+        }
+        self.last_save = Instant::now();
+        Ok(())
+    }
+}
+
+impl Observer for Checkpointing<'_> {
+    fn step(&mut self, epoch: usize, step: usize, steps: usize, cost: &CostSummary) {
+        self.inner.step(epoch, step, steps, cost);
+    }
+
+    fn epoch(&mut self, metrics: &EpochMetrics) {
+        self.inner.epoch(metrics);
+    }
+
+    fn after_step(&mut self, trainer: &Trainer) -> Result<Control> {
+        if interrupted() {
+            if trainer.steps_done > 0 {
+                self.save(trainer)?;
+            }
+            return Ok(Control::Stop);
+        }
+        if self.every.is_some_and(|e| self.last_save.elapsed() >= e) {
+            self.save(trainer)?;
+        }
+        Ok(Control::Continue)
+    }
+}
+
+/// The error of a run stopped by Ctrl-C, saying how to continue it.
+fn interruption(out: Option<&Path>) -> LadderError {
+    LadderError::Interrupted(match out {
+        Some(dir) => format!(
+            "checkpoint saved; continue with: ladder train --resume {}",
+            dir.display()
+        ),
+        None => "the run was not saved (no output directory)".into(),
+    })
 }
 
 /// `summary.json` of a finished run.
@@ -179,6 +246,14 @@ pub fn train_run(
         Start::Finished(summary) => return Ok(summary),
         Start::Resume(ck) => {
             let path = out.expect("resume needs a directory").join(CHECKPOINT_FILE);
+            if ck.header.config != *config {
+                return Err(LadderError::Checkpoint {
+                    path,
+                    reason: format!(
+                        "was written by another configuration than the run's {CONFIG_FILE}; refusing to continue it"
+                    ),
+                });
+            }
             let t = Trainer::from_checkpoint(ck, &path, &opts.device)?;
             truncate_metrics(&out.unwrap().join(METRICS_FILE), t.epochs_done)?;
             t
@@ -199,15 +274,26 @@ pub fn train_run(
     } else {
         &mut progress
     };
+    let mut observer = Checkpointing {
+        inner: observer,
+        dir: out,
+        every: opts.checkpoint_every,
+        last_save: Instant::now(),
+    };
     let mut last: Option<EpochMetrics> = None;
     while !trainer.is_finished() {
-        let metrics = trainer.train_epoch(&prepared, observer)?;
+        let Some(metrics) = trainer.train_epoch(&prepared, &mut observer)? else {
+            return Err(interruption(out));
+        };
         if let Some(dir) = out {
             let line = serde_json::to_string(&metrics).expect("serialisable");
             append_line(&dir.join(METRICS_FILE), &line)?;
-            trainer.checkpoint(None)?.save(&dir.join(CHECKPOINT_FILE))?;
         }
+        observer.save(&trainer)?;
         last = Some(metrics);
+        if interrupted() && !trainer.is_finished() {
+            return Err(interruption(out));
+        }
     }
     finish(&trainer, &prepared, last, out, opts)
 }
@@ -294,8 +380,20 @@ pub fn train_seeds(
             reason: "already holds a finished multi-seed run; pass --force to replace it".into(),
         });
     }
+    let seeds_path = out.join(SEEDS_FILE);
+    if seeds_path.exists() && !opts.force && !opts.resume {
+        return Err(LadderError::RunDir {
+            path: out.into(),
+            reason: "already holds a multi-seed run; pass --resume to continue it or --force to replace it".into(),
+        });
+    }
     if opts.force && summary_path.exists() {
         std::fs::remove_file(&summary_path).map_err(io(&summary_path))?;
+    }
+    if !opts.resume {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        write_json(&seeds_path, &seeds)?;
     }
     let mut runs = Vec::with_capacity(seeds.len());
     for &seed in seeds {
@@ -304,7 +402,12 @@ pub fn train_seeds(
             ..config.clone()
         };
         let dir = out.join(format!("seed-{seed}"));
-        runs.push(train_run(&c, data, Some(&dir), opts)?);
+        match train_run(&c, data, Some(&dir), opts) {
+            Ok(run) => runs.push(run),
+            // The whole multi-seed run is what resumes.
+            Err(LadderError::Interrupted(_)) => return Err(interruption(Some(out))),
+            Err(e) => return Err(e),
+        }
     }
     let errors: Vec<f64> = runs.iter().map(|r| r.test_error_percent).collect();
     let (mean, std) = mean_std(&errors);

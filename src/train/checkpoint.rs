@@ -13,17 +13,68 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 use crate::train::config::TrainConfig;
+use crate::train::trainer::CostSummary;
 
 const MAGIC: &[u8; 8] = b"LADDERCK";
 /// Bumped whenever the layout or the meaning of a field changes.
 pub const FORMAT_VERSION: u32 = 1;
 const FIXED_LEN: usize = 8 + 4 + 3 * 8 + 4;
 
-/// Per-layer population mean and variance of z_pre, as plain numbers.
+/// Per-layer population mean and variance of z_pre.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredMoments {
+    #[serde(with = "f32_bits")]
     pub mean: Vec<f32>,
+    #[serde(with = "f32_bits")]
     pub var: Vec<f32>,
+}
+
+/// Floats stored by their bit patterns: decimal JSON text does not always read back to the
+/// same value, and a resumed run must continue from exactly the same numbers.
+mod f32_bits {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|x| x.to_bits())
+            .collect::<Vec<u32>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        Ok(Vec::<u32>::deserialize(d)?
+            .into_iter()
+            .map(f32::from_bits)
+            .collect())
+    }
+}
+
+/// A [`CostSummary`] stored by bit patterns (see `f32_bits`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExactCost {
+    total: u64,
+    supervised: u64,
+    denoising: Vec<Option<u64>>,
+}
+
+impl From<&CostSummary> for ExactCost {
+    fn from(c: &CostSummary) -> Self {
+        ExactCost {
+            total: c.total.to_bits(),
+            supervised: c.supervised.to_bits(),
+            denoising: c.denoising.iter().map(|d| d.map(f64::to_bits)).collect(),
+        }
+    }
+}
+
+impl From<&ExactCost> for CostSummary {
+    fn from(c: &ExactCost) -> Self {
+        CostSummary {
+            total: f64::from_bits(c.total),
+            supervised: f64::from_bits(c.supervised),
+            denoising: c.denoising.iter().map(|d| d.map(f64::from_bits)).collect(),
+        }
+    }
 }
 
 /// The checkpoint's description of the run.
@@ -34,6 +85,12 @@ pub struct CheckpointHeader {
     pub dims: Vec<usize>,
     /// Epochs completed.
     pub epochs_done: usize,
+    /// Steps completed in the epoch under way (a checkpoint taken mid-epoch).
+    #[serde(default)]
+    pub steps_done: usize,
+    /// Sum of that epoch's step costs so far.
+    #[serde(default)]
+    pub partial_cost: Option<ExactCost>,
     /// Training time so far, seconds.
     pub train_seconds: f64,
     /// Batch-norm moments of the training set for inference, once computed.
@@ -149,6 +206,8 @@ mod tests {
                 config: TrainConfig::default(),
                 dims: vec![784, 10],
                 epochs_done: 3,
+                steps_done: 7,
+                partial_cost: None,
                 train_seconds: 1.5,
                 moments: None,
             },

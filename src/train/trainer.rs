@@ -20,7 +20,7 @@ use crate::eval;
 use crate::model::batch_norm::Moments;
 use crate::model::{LadderBatch, LadderNetwork, LadderSpec};
 use crate::noise::{CorruptionNoise, RngStream, stream_rng};
-use crate::train::checkpoint::{Checkpoint, CheckpointHeader, StoredMoments};
+use crate::train::checkpoint::{Checkpoint, CheckpointHeader, ExactCost, StoredMoments};
 use crate::train::config::TrainConfig;
 use crate::train::schedule::learning_rate;
 
@@ -81,10 +81,23 @@ pub struct EpochMetrics {
     pub test_error_percent: Option<f64>,
 }
 
-/// Receives progress; the command line draws bars, tests ignore it.
+/// What the training loop should do after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    /// Stop after this step (the caller has saved what it needs).
+    Stop,
+}
+
+/// Receives progress; the command line draws bars and saves checkpoints, tests ignore it.
 pub trait Observer {
     fn step(&mut self, _epoch: usize, _step: usize, _steps: usize, _cost: &CostSummary) {}
     fn epoch(&mut self, _metrics: &EpochMetrics) {}
+    /// Called after every step with the trainer in a consistent state, so that it may be
+    /// checkpointed; `Stop` interrupts the epoch.
+    fn after_step(&mut self, _trainer: &Trainer) -> Result<Control> {
+        Ok(Control::Continue)
+    }
 }
 
 /// Discards all progress.
@@ -100,6 +113,10 @@ pub struct Trainer {
     optimizer: ModuleOptimizer,
     /// Epochs completed.
     pub epochs_done: usize,
+    /// Steps completed in the current epoch.
+    pub steps_done: usize,
+    /// Sum of the current epoch's step costs so far.
+    partial: Option<CostSummary>,
     /// Training time so far, seconds (evaluation excluded).
     pub train_seconds: f64,
 }
@@ -122,6 +139,8 @@ impl Trainer {
             model: Some(model),
             optimizer: new_optimizer(),
             epochs_done: 0,
+            steps_done: 0,
+            partial: None,
             train_seconds: 0.0,
         })
     }
@@ -153,6 +172,8 @@ impl Trainer {
         let optim = OptimizerRecord::from_bytes(ck.optimizer).map_err(|e| bad(e.to_string()))?;
         trainer.optimizer = new_optimizer().load_record(optim);
         trainer.epochs_done = h.epochs_done;
+        trainer.steps_done = h.steps_done;
+        trainer.partial = h.partial_cost.as_ref().map(CostSummary::from);
         trainer.train_seconds = h.train_seconds;
         Ok(trainer)
     }
@@ -256,12 +277,13 @@ impl Trainer {
         Ok(summary)
     }
 
-    /// Trains one epoch and evaluates if it is due; returns its metrics.
+    /// Trains the rest of the current epoch and evaluates if it is due; returns its metrics,
+    /// or `None` when the observer stopped it partway.
     pub fn train_epoch(
         &mut self,
         data: &PreparedData,
         observer: &mut dyn Observer,
-    ) -> Result<EpochMetrics> {
+    ) -> Result<Option<EpochMetrics>> {
         let epoch = self.epochs_done;
         let lr = learning_rate(
             self.config.lr,
@@ -272,20 +294,26 @@ impl Trainer {
         let (unl, lab) = self.epoch_order(data, epoch);
         let steps = self.steps_per_epoch(data);
         let b = self.config.batch_size;
-        let started = Instant::now();
-        let mut sum: Option<CostSummary> = None;
-        for s in 0..steps {
+        while self.steps_done < steps {
+            let started = Instant::now();
+            let s = self.steps_done;
             let batch = self.batch(data, &unl[s * b..(s + 1) * b], &lab[s * b..(s + 1) * b]);
             let c = self.step(&batch, epoch, s, lr)?;
-            sum = Some(match sum {
+            self.partial = Some(match self.partial.take() {
                 None => c.clone(),
                 Some(acc) => add(acc, &c),
             });
+            self.steps_done += 1;
+            self.train_seconds += started.elapsed().as_secs_f64();
             observer.step(epoch + 1, s + 1, steps, &c);
+            if observer.after_step(self)? == Control::Stop && self.steps_done < steps {
+                return Ok(None);
+            }
         }
-        self.train_seconds += started.elapsed().as_secs_f64();
         self.epochs_done += 1;
-        let cost = scale(sum.expect("at least one step"), 1.0 / steps as f64);
+        self.steps_done = 0;
+        let sum = self.partial.take().expect("at least one step");
+        let cost = scale(sum, 1.0 / steps as f64);
         let due = self.epochs_done.is_multiple_of(self.config.eval_every) || self.is_finished();
         let (validation_error_percent, test_error_percent) = if due {
             let moments = self.population_moments(data);
@@ -307,7 +335,7 @@ impl Trainer {
             test_error_percent,
         };
         observer.epoch(&metrics);
-        Ok(metrics)
+        Ok(Some(metrics))
     }
 
     /// Batch-norm moments of the whole unlabelled (= training) set, for inference.
@@ -324,6 +352,8 @@ impl Trainer {
                 config: self.config.clone(),
                 dims: self.spec.dims.clone(),
                 epochs_done: self.epochs_done,
+                steps_done: self.steps_done,
+                partial_cost: self.partial.as_ref().map(ExactCost::from),
                 train_seconds: self.train_seconds,
                 moments: moments.map(store_moments),
             },

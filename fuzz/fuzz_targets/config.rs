@@ -1,0 +1,37 @@
+//! Training configuration: `ladder::train::TrainConfig::from_toml_str` on arbitrary UTF-8
+//! (other input is skipped) and, when it parses, `.validate()` and `.ladder_spec(784)`.
+//!
+//! Besides "never panics" it checks the round trip that run directories rely on (a run
+//! writes `config.toml` with `to_toml`, `resume`/`evaluate` read it back): the written text
+//! parses, re-serialises to the same text, and validates the same way.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use ladder::train::TrainConfig;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let parsed = TrainConfig::from_toml_str(text);
+    common::report("from_toml_str", &parsed);
+    let Ok(config) = parsed else {
+        return;
+    };
+    let valid = config.validate();
+    common::report("validate", &valid);
+    let spec = config.ladder_spec(784);
+    common::report("ladder_spec(784)", &spec);
+    if let Ok(spec) = &spec {
+        assert_eq!(spec.dims.first(), Some(&784));
+    }
+
+    let written = config.to_toml();
+    let back = TrainConfig::from_toml_str(&written)
+        .unwrap_or_else(|e| panic!("to_toml output does not parse back: {e}\n{written}"));
+    assert_eq!(back.to_toml(), written, "TOML round trip changed the configuration");
+    assert_eq!(back.validate().is_ok(), valid.is_ok());
+});

@@ -1,0 +1,202 @@
+//! Interrupted runs resume exactly, and nothing finished is lost: SIGKILL at any point,
+//! Ctrl-C, unreadable checkpoints and failing writes.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ARGS: &[&str] = &[
+    "train",
+    "--encoder-layers",
+    "200-50-10",
+    "--denoising-cost-x",
+    "100,1,0.1,0.1",
+    "--unlabeled-samples",
+    "3000",
+    "--epochs",
+    "4",
+    "--seed",
+    "3",
+    "--quiet",
+];
+
+fn command(extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ladder"));
+    c.args(ARGS)
+        .args(extra)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn run(extra: &[&str]) -> Output {
+    command(extra).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Waits until `dir` has finished `epochs` epochs, then a little into the next.
+fn wait_for_epochs(child: &mut Child, dir: &Path, epochs: usize) {
+    let start = Instant::now();
+    while lines(&dir.join("metrics.jsonl")) < epochs {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no epoch finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// The summary without its timing.
+fn summary(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("train_seconds");
+    v
+}
+
+fn assert_same_run(a: &Path, b: &Path) {
+    assert_eq!(
+        std::fs::read_to_string(a.join("metrics.jsonl")).unwrap(),
+        std::fs::read_to_string(b.join("metrics.jsonl")).unwrap()
+    );
+    assert_eq!(summary(a), summary(b));
+}
+
+/// A run killed partway through its second epoch, left in `dir`.
+fn killed_run(dir: &Path, extra: &[&str]) {
+    let mut child = command(&[&["--out", dir.to_str().unwrap()], extra].concat())
+        .spawn()
+        .unwrap();
+    wait_for_epochs(&mut child, dir, 1);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!dir.join("summary.json").exists(), "killed too late");
+}
+
+#[test]
+fn killed_and_resumed_runs_match_the_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    assert!(run(&["--out", whole.to_str().unwrap()]).status.success());
+
+    // Killed between epoch checkpoints: resumes from the end of epoch 1.
+    let cut = tmp.path().join("cut");
+    killed_run(&cut, &[]);
+    let o = run(&["--resume", cut.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_run(&whole, &cut);
+
+    // Checkpointing within epochs (every few milliseconds here): resumes mid-epoch.
+    let mid = tmp.path().join("mid");
+    killed_run(&mid, &["--checkpoint-minutes", "0.0001"]);
+    let o = run(&["--resume", mid.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_run(&whole, &mid);
+}
+
+#[test]
+fn ctrl_c_saves_and_says_how_to_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    assert!(run(&["--out", whole.to_str().unwrap()]).status.success());
+    let dir = tmp.path().join("int");
+    let mut child = command(&["--out", dir.to_str().unwrap()]).spawn().unwrap();
+    wait_for_epochs(&mut child, &dir, 1);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("--resume") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!dir.join("summary.json").exists());
+    let o = run(&["--resume", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_run(&whole, &dir);
+}
+
+#[test]
+fn unreadable_checkpoints_are_errors_not_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    killed_run(&dir, &[]);
+    let ck = dir.join("checkpoint.bin");
+    let good = std::fs::read(&ck).unwrap();
+
+    std::fs::write(&ck, &good[..good.len() / 2]).unwrap();
+    let o = run(&["--resume", dir.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("checkpoint.bin") && err.contains("truncated"),
+        "{err}"
+    );
+    assert_eq!(lines(&dir.join("metrics.jsonl")), 1, "the run restarted");
+
+    // A checkpoint of another network (different layer widths) in the directory.
+    let other = tmp.path().join("other");
+    let o = run(&[
+        "--out",
+        other.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--encoder-layers",
+        "20-10",
+        "--denoising-cost-x",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::copy(other.join("checkpoint.bin"), &ck).unwrap();
+    let o = run(&["--resume", dir.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("checkpoint.bin") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!dir.join("summary.json").exists());
+}
+
+#[test]
+fn a_failed_write_is_an_error_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    killed_run(&dir, &[]);
+    let ck = dir.join("checkpoint.bin");
+    let before = std::fs::read(&ck).unwrap();
+    // The temporary file cannot be created: the write fails as on a full or read-only disk.
+    std::fs::create_dir(dir.join("checkpoint.bin.tmp")).unwrap();
+    let o = run(&["--resume", dir.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("checkpoint.bin") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+    assert!(!dir.join("summary.json").exists());
+
+    // An output path below a regular file cannot be created at all.
+    let file = tmp.path().join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let o = run(&["--out", file.join("run").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("plain"), "{}", stderr(&o));
+}
