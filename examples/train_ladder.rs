@@ -21,7 +21,9 @@ fn main() -> ladder::Result<()> {
     let prepared = PreparedData::new(&data, &config)?;
     let mut trainer = Trainer::new(config, data.train.dim, &Device::flex().autodiff())?;
     while !trainer.is_finished() {
-        let m = trainer.train_epoch(&prepared, &mut Silent)?;
+        let m = trainer
+            .train_epoch(&prepared, &mut Silent)?
+            .expect("a silent observer never interrupts");
         println!("epoch {}: cost {:.3}", m.epoch, m.cost.total);
     }
     // Inference uses the batch-norm moments of the whole training set.

@@ -84,7 +84,7 @@ write(
 write(
     "config",
     "small-leaky.toml",
-    'encoder_layers = "100-10"\ndecoder_spec = "gauss-linear-0"\ndenoising_cost_x = "1,0,0"\n'
+    'encoder_layers = "100-10"\ndecoder_spec = "0-gauss-linear"\ndenoising_cost_x = "0,1,0.1"\n'
     'f_local_noise_std = "0.2,0.1"\nact = "leakyrelu"\nunlabeled_samples = 5000\n'
     "validation_samples = 1000\nepochs = 3\neval_every = 2\ntop_c = false\n",
 )
@@ -119,6 +119,11 @@ config = {
     "num_classes": 10,
     "eval_every": 1,
 }
+def f32_bits(values):
+    """StoredMoments keep f32 values as their u32 bit patterns."""
+    return [struct.unpack("<I", struct.pack("<f", v))[0] for v in values]
+
+
 base = {"config": config, "dims": [784, 10], "epochs_done": 1, "train_seconds": 1.5, "moments": None}
 write("checkpoint", "minimal.ckpt", checkpoint(base, b"", b""))
 write("checkpoint", "records.ckpt", checkpoint(base, bytes(range(32)), bytes(range(255, 239, -1))))
@@ -126,7 +131,16 @@ with_moments = dict(
     base,
     dims=[4, 3, 2],
     epochs_done=2,
-    moments=[{"mean": [0.0, 0.5, -1.25], "var": [1.0, 2.0, 0.5]}, {"mean": [0.1, 0.2], "var": [1.0, 1.0]}],
+    steps_done=7,
+    partial_cost={
+        "total": struct.unpack("<Q", struct.pack("<d", 2.5))[0],
+        "supervised": struct.unpack("<Q", struct.pack("<d", 2.25))[0],
+        "denoising": [struct.unpack("<Q", struct.pack("<d", 0.25))[0], None, None],
+    },
+    moments=[
+        {"mean": f32_bits([0.0, 0.5, -1.25]), "var": f32_bits([1.0, 2.0, 0.5])},
+        {"mean": f32_bits([0.1, 0.2]), "var": f32_bits([1.0, 1.0])},
+    ],
 )
 write("checkpoint", "moments.ckpt", checkpoint(with_moments, b"\x01\x02\x03\x04", b"\x09" * 10))
 write("checkpoint", "default-config.ckpt", checkpoint({**base, "config": {}}, b"m", b"o"))

@@ -14,7 +14,12 @@ fn run(config: &TrainConfig) -> Vec<EpochMetrics> {
     let prepared = PreparedData::new(&data, config).unwrap();
     let mut trainer = Trainer::new(config.clone(), data.train.dim, &device()).unwrap();
     (0..config.epochs)
-        .map(|_| trainer.train_epoch(&prepared, &mut Silent).unwrap())
+        .map(|_| {
+            trainer
+                .train_epoch(&prepared, &mut Silent)
+                .unwrap()
+                .unwrap()
+        })
         .collect()
 }
 

@@ -36,7 +36,9 @@ fn check(dir: &Path, bytes: &[u8], what: &str) {
     checkpoint.save(&resaved).expect("saving a loaded checkpoint");
     let back = Checkpoint::load(&resaved)
         .unwrap_or_else(|e| panic!("a loaded checkpoint, saved again, does not load: {e}"));
-    assert_eq!(back.header, checkpoint.header);
+    // Compared as JSON: moments are f32 stored by bit pattern, so they may be NaN.
+    let json = |c: &Checkpoint| serde_json::to_string(&c.header).expect("header serialises");
+    assert_eq!(json(&back), json(&checkpoint));
     assert_eq!(&back.model[..], &checkpoint.model[..]);
     assert_eq!(&back.optimizer[..], &checkpoint.optimizer[..]);
 }

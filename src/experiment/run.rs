@@ -157,7 +157,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// What to do with the directory a run writes into.
 enum Start {
     Fresh,
-    Resume(Checkpoint),
+    Resume(Box<Checkpoint>),
     Finished(RunSummary),
 }
 
@@ -171,7 +171,7 @@ fn prepare_dir(dir: &Path, opts: &RunOptions) -> Result<Start> {
             return Ok(Start::Finished(read_json(&summary)?));
         }
         if checkpoint.exists() {
-            return Ok(Start::Resume(Checkpoint::load(&checkpoint)?));
+            return Ok(Start::Resume(Box::new(Checkpoint::load(&checkpoint)?)));
         }
         if has_run {
             return Err(LadderError::RunDir {
@@ -254,7 +254,7 @@ pub fn train_run(
                     ),
                 });
             }
-            let t = Trainer::from_checkpoint(ck, &path, &opts.device)?;
+            let t = Trainer::from_checkpoint(*ck, &path, &opts.device)?;
             truncate_metrics(&out.unwrap().join(METRICS_FILE), t.epochs_done)?;
             t
         }
