@@ -33,7 +33,9 @@ fn check(dir: &Path, bytes: &[u8], what: &str) {
     assert!(FIXED_LEN + checkpoint.model.len() + checkpoint.optimizer.len() <= bytes.len());
 
     let resaved = dir.join("resaved.bin");
-    checkpoint.save(&resaved).expect("saving a loaded checkpoint");
+    checkpoint
+        .save(&resaved)
+        .expect("saving a loaded checkpoint");
     let back = Checkpoint::load(&resaved)
         .unwrap_or_else(|e| panic!("a loaded checkpoint, saved again, does not load: {e}"));
     // Compared as JSON: moments are f32 stored by bit pattern, so they may be NaN.
@@ -44,7 +46,7 @@ fn check(dir: &Path, bytes: &[u8], what: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = common::tempdir();
     check(dir.path(), data, "load");
 
     if data.len() >= FIXED_LEN && data.starts_with(MAGIC) {

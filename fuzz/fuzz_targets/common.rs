@@ -18,3 +18,17 @@ pub fn report<T, E: std::fmt::Display>(what: &str, result: &Result<T, E>) {
         }
     }
 }
+
+/// A fresh temporary directory, removed on drop. In tmpfs (`/dev/shm`) where there is one:
+/// the file-based targets create, write, read and delete files on every input, which on a
+/// disk-backed `/tmp` costs more than the parsing (and `Checkpoint::save` calls `fsync`).
+#[allow(dead_code)] // the string-only targets have no use for it
+pub fn tempdir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    };
+    dir.expect("create a temporary directory")
+}

@@ -32,6 +32,10 @@ fuzz_target!(|data: &[u8]| {
     let written = config.to_toml();
     let back = TrainConfig::from_toml_str(&written)
         .unwrap_or_else(|e| panic!("to_toml output does not parse back: {e}\n{written}"));
-    assert_eq!(back.to_toml(), written, "TOML round trip changed the configuration");
+    assert_eq!(
+        back.to_toml(),
+        written,
+        "TOML round trip changed the configuration"
+    );
     assert_eq!(back.validate().is_ok(), valid.is_ok());
 });

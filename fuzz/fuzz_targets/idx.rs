@@ -29,13 +29,20 @@ fuzz_target!(|data: &[u8]| {
         assert!((1..=4).contains(&array.dims.len()), "dims {:?}", array.dims);
         assert_eq!(
             Some(array.data.len()),
-            array.dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            array
+                .dims
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         );
-        assert_eq!(write_idx(&array.dims, &array.data), data, "re-encoding differs from the input");
+        assert_eq!(
+            write_idx(&array.dims, &array.data),
+            data,
+            "re-encoding differs from the input"
+        );
     }
 
     if data.starts_with(&[0x1f, 0x8b]) {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = common::tempdir();
         let path = dir.path().join("x.gz");
         std::fs::write(&path, data).expect("write temp file");
         let from_file = read_idx_file(&path);

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     let layers = parse_layers(s);
     common::report("parse_layers", &layers);
     if let Ok(widths) = &layers {
-        assert!(widths.iter().all(|&w| w > 0), "zero width accepted: {widths:?}");
+        assert!(
+            widths.iter().all(|&w| w > 0),
+            "zero width accepted: {widths:?}"
+        );
         assert_eq!(widths.len(), s.split('-').count());
     }
 

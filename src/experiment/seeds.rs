@@ -2,6 +2,9 @@
 
 use crate::error::{LadderError, Result};
 
+/// More runs than anyone would wait for: a typo, not a plan.
+pub const MAX_SEEDS: usize = 10_000;
+
 /// Parses a comma list of seeds and inclusive ranges.
 pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
     let bad = |part: &str| {
@@ -15,13 +18,22 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
             Some((a, b)) => {
                 let a: u64 = a.trim().parse().map_err(|_| bad(part))?;
                 let b: u64 = b.trim().parse().map_err(|_| bad(part))?;
-                if b < a || b - a >= 10_000 {
+                if b < a || b - a >= MAX_SEEDS as u64 {
                     return Err(bad(part));
                 }
                 seeds.extend(a..=b);
+                if seeds.len() > MAX_SEEDS {
+                    break;
+                }
             }
             None => seeds.push(part.parse().map_err(|_| bad(part))?),
         }
+    }
+    if seeds.len() > MAX_SEEDS {
+        return Err(LadderError::Setting(format!(
+            "'{s}' lists {} seeds; at most {MAX_SEEDS} are allowed",
+            seeds.len()
+        )));
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(d) = seeds.iter().find(|s| !seen.insert(**s)) {
@@ -51,6 +63,12 @@ mod tests {
     fn seed_lists() {
         assert_eq!(parse_seeds("1-3").unwrap(), vec![1, 2, 3]);
         assert_eq!(parse_seeds("5, 2,7-8").unwrap(), vec![5, 2, 7, 8]);
+        assert!(
+            parse_seeds("0-9999,10000-10005")
+                .unwrap_err()
+                .to_string()
+                .contains("at most")
+        );
         for bad in ["", "a", "3-1", "1-2-3", "1,1"] {
             assert!(parse_seeds(bad).is_err(), "{bad}");
         }
