@@ -1,7 +1,7 @@
 //! Interrupted runs resume exactly, and nothing finished is lost: SIGKILL at any point,
 //! Ctrl-C, unreadable checkpoints and failing writes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,20 @@ fn assert_same_run(a: &Path, b: &Path) {
     assert_eq!(summary(a), summary(b));
 }
 
+/// Resumes the run in `dir`, which must then finish.
+fn resume(dir: &Path) {
+    let o = run(&["--resume", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The reference: the same run done without interruption, in `tmp/whole`.
+fn uninterrupted(tmp: &Path) -> PathBuf {
+    let whole = tmp.join("whole");
+    let o = run(&["--out", whole.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    whole
+}
+
 /// A run killed partway through its second epoch, left in `dir`.
 fn killed_run(dir: &Path, extra: &[&str]) {
     let mut child = command(&[&["--out", dir.to_str().unwrap()], extra].concat())
@@ -88,29 +102,25 @@ fn killed_run(dir: &Path, extra: &[&str]) {
 #[test]
 fn killed_and_resumed_runs_match_the_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let whole = tmp.path().join("whole");
-    assert!(run(&["--out", whole.to_str().unwrap()]).status.success());
+    let whole = uninterrupted(tmp.path());
 
     // Killed between epoch checkpoints: resumes from the end of epoch 1.
     let cut = tmp.path().join("cut");
     killed_run(&cut, &[]);
-    let o = run(&["--resume", cut.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(&cut);
     assert_same_run(&whole, &cut);
 
     // Checkpointing within epochs (every few milliseconds here): resumes mid-epoch.
     let mid = tmp.path().join("mid");
     killed_run(&mid, &["--checkpoint-minutes", "0.0001"]);
-    let o = run(&["--resume", mid.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(&mid);
     assert_same_run(&whole, &mid);
 }
 
 #[test]
 fn ctrl_c_saves_and_says_how_to_resume() {
     let tmp = tempfile::tempdir().unwrap();
-    let whole = tmp.path().join("whole");
-    assert!(run(&["--out", whole.to_str().unwrap()]).status.success());
+    let whole = uninterrupted(tmp.path());
     let dir = tmp.path().join("int");
     let mut child = command(&["--out", dir.to_str().unwrap()]).spawn().unwrap();
     wait_for_epochs(&mut child, &dir, 1);
@@ -127,8 +137,7 @@ fn ctrl_c_saves_and_says_how_to_resume() {
         "{err}"
     );
     assert!(!dir.join("summary.json").exists());
-    let o = run(&["--resume", dir.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(&dir);
     assert_same_run(&whole, &dir);
 }
 
