@@ -367,6 +367,7 @@ fn run_bench(cmd: BenchCmd) -> Result<()> {
     println!("encoder: {}-{}", data.train.dim, config.encoder_layers);
     println!("denoising costs: {}", config.denoising_cost_x);
     println!("device: {}", cmd.device);
+    println!("seed: {}", config.seed);
     println!(
         "batch: {} labelled + {} unlabelled",
         config.batch_size, config.batch_size
