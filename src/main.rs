@@ -211,10 +211,10 @@ fn resolve_config(a: &ConfigArgs) -> Result<TrainConfig> {
         None => TrainConfig::default(),
     };
     if let Some(path) = &a.config {
-        let file = TrainConfig::from_toml_file(path)?;
-        // Fields the file sets override the preset; a file alone replaces the defaults.
+        // The fields the file sets override the preset; the others keep the preset's values.
         let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-        let set: toml::Table = toml::from_str(&text).with_context(|| path.display().to_string())?;
+        let file = TrainConfig::from_toml_str(&text).with_context(|| path.display().to_string())?;
+        let set: toml::Table = toml::from_str(&text)?;
         let mut merged = toml::Table::try_from(&c)?;
         let file_table = toml::Table::try_from(&file)?;
         for key in set.keys() {
