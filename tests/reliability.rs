@@ -74,6 +74,16 @@ fn assert_same_run(a: &Path, b: &Path) {
     assert_eq!(summary(a), summary(b));
 }
 
+/// Ends with exit `code` and a message containing every one of `needles`, without a panic.
+fn assert_exits(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected '{n}' in: {err}");
+    }
+}
+
 /// Resumes the run in `dir`, which must then finish.
 fn resume(dir: &Path) {
     let o = run(&["--resume", dir.to_str().unwrap()]);
@@ -130,12 +140,7 @@ fn ctrl_c_saves_and_says_how_to_resume() {
         .unwrap();
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(130), "{err}");
-    assert!(
-        err.contains("--resume") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert_exits(&o, 130, &["--resume"]);
     assert!(!dir.join("summary.json").exists());
     resume(&dir);
     assert_same_run(&whole, &dir);
@@ -151,12 +156,7 @@ fn unreadable_checkpoints_are_errors_not_restarts() {
 
     std::fs::write(&ck, &good[..good.len() / 2]).unwrap();
     let o = run(&["--resume", dir.to_str().unwrap()]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("checkpoint.bin") && err.contains("truncated"),
-        "{err}"
-    );
+    assert_exits(&o, 1, &["checkpoint.bin", "truncated"]);
     assert_eq!(lines(&dir.join("metrics.jsonl")), 1, "the run restarted");
 
     // A checkpoint of another network (different layer widths) in the directory.
@@ -174,12 +174,7 @@ fn unreadable_checkpoints_are_errors_not_restarts() {
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::copy(other.join("checkpoint.bin"), &ck).unwrap();
     let o = run(&["--resume", dir.to_str().unwrap()]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("checkpoint.bin") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert_exits(&o, 1, &["checkpoint.bin"]);
     assert!(!dir.join("summary.json").exists());
 }
 
@@ -193,12 +188,7 @@ fn a_failed_write_is_an_error_and_keeps_the_last_checkpoint() {
     // The temporary file cannot be created: the write fails as on a full or read-only disk.
     std::fs::create_dir(dir.join("checkpoint.bin.tmp")).unwrap();
     let o = run(&["--resume", dir.to_str().unwrap()]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("checkpoint.bin") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert_exits(&o, 1, &["checkpoint.bin"]);
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     assert!(!dir.join("summary.json").exists());
 
@@ -206,6 +196,5 @@ fn a_failed_write_is_an_error_and_keeps_the_last_checkpoint() {
     let file = tmp.path().join("plain");
     std::fs::write(&file, b"x").unwrap();
     let o = run(&["--out", file.join("run").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("plain"), "{}", stderr(&o));
+    assert_exits(&o, 1, &["plain"]);
 }
