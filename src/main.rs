@@ -17,6 +17,7 @@ use ladder::experiment::run::{
 };
 use ladder::experiment::{RunOptions, evaluate_run, parse_seeds, train_run, train_seeds};
 use ladder::model::Activation;
+use ladder::noise::AdvKind;
 use ladder::train::TrainConfig;
 use ladder::train::config::PRESETS;
 
@@ -129,6 +130,24 @@ struct ConfigArgs {
     /// Evaluate every this many epochs.
     #[arg(long)]
     eval_every: Option<usize>,
+    /// Adversarial noise on labelled examples: sign, grad, unit or sqrtk (000 eq. 56–59).
+    #[arg(long)]
+    adv_sup_kind: Option<AdvKind>,
+    /// τ of the labelled examples' adversarial noise (0 = off).
+    #[arg(long)]
+    adv_sup_tau: Option<f64>,
+    /// Keep the Gaussian input noise on labelled examples too (x + u + n; false: x + u).
+    #[arg(long)]
+    adv_sup_gaussian: Option<bool>,
+    /// Adversarial noise on unlabelled examples, with argmax virtual labels.
+    #[arg(long)]
+    adv_unsup_kind: Option<AdvKind>,
+    /// τ of the unlabelled examples' adversarial noise (0 = off).
+    #[arg(long)]
+    adv_unsup_tau: Option<f64>,
+    /// Keep the Gaussian input noise on unlabelled examples too.
+    #[arg(long)]
+    adv_unsup_gaussian: Option<bool>,
 }
 
 #[derive(Args)]
@@ -243,7 +262,13 @@ fn resolve_config(a: &ConfigArgs) -> Result<TrainConfig> {
         top_c,
         act,
         num_classes,
-        eval_every
+        eval_every,
+        adv_sup_kind,
+        adv_sup_tau,
+        adv_sup_gaussian,
+        adv_unsup_kind,
+        adv_unsup_tau,
+        adv_unsup_gaussian
     );
     if a.unlabeled_samples.is_some() {
         c.unlabeled_samples = a.unlabeled_samples;

@@ -17,7 +17,9 @@ use crate::model::batch_norm::{Moments, normalize_with};
 use crate::model::decoder::Decoder;
 use crate::model::encoder::Encoder;
 use crate::model::spec::LadderSpec;
-use crate::noise::{CorruptionNoise, RngStream, stream_rng};
+use crate::noise::{
+    Adversarial, CorruptionNoise, InputPerturbation, RngStream, input_gradient, stream_rng,
+};
 
 /// The trainable parameters of a Ladder network.
 #[derive(Module, Debug)]
@@ -133,6 +135,90 @@ impl LadderNetwork {
         }
     }
 
+    /// `noise` with the adversarial perturbations of the spec added to the corrupted input
+    /// (thesis 000 Sec. 6.2): u = τ·d(∂C/∂x) at the clean input, through the clean encoder
+    /// with its batch statistics. The labelled rows use their classes; the unlabelled rows use
+    /// the network's own argmax as virtual labels. Unchanged when both are off.
+    pub fn with_adversarial_noise(
+        &self,
+        spec: &LadderSpec,
+        batch: &LadderBatch,
+        noise: CorruptionNoise,
+    ) -> CorruptionNoise {
+        let sup = spec.adv_sup;
+        let unsup = spec.adv_unsup.filter(|_| self.decoder.is_some());
+        if sup.is_none() && unsup.is_none() {
+            return noise;
+        }
+        let n_l = batch.x_labeled.dims()[0];
+        let n_u = batch.x_unlabeled.dims()[0];
+        let (u_l, u_u) = self.adversarial_perturbations(spec, batch, sup, unsup);
+        let mut groups = vec![InputPerturbation {
+            rows: n_l,
+            u: u_l,
+            keep_gaussian: sup.is_none_or(|a| a.with_gaussian),
+        }];
+        if self.decoder.is_some() {
+            groups.push(InputPerturbation {
+                rows: n_u,
+                u: u_u,
+                keep_gaussian: unsup.is_none_or(|a| a.with_gaussian),
+            });
+        }
+        let device = batch.x_labeled.device();
+        noise.perturb_input(&groups, spec.dims[0], &device)
+    }
+
+    /// u for the labelled and the unlabelled rows; one clean pass and one backward serve
+    /// both, as batch normalisation keeps the two groups apart.
+    fn adversarial_perturbations(
+        &self,
+        spec: &LadderSpec,
+        batch: &LadderBatch,
+        sup: Option<Adversarial>,
+        unsup: Option<Adversarial>,
+    ) -> (Option<Tensor<2>>, Option<Tensor<2>>) {
+        let n_l = batch.x_labeled.dims()[0];
+        let n_u = batch.x_unlabeled.dims()[0];
+        let mut parts = Vec::new();
+        let mut groups = Vec::new();
+        if sup.is_some() {
+            parts.push(batch.x_labeled.clone());
+            groups.push(n_l);
+        }
+        if unsup.is_some() {
+            parts.push(batch.x_unlabeled.clone());
+            groups.push(n_u);
+        }
+        // Only ∂C/∂x is wanted: frozen weights spare the weight gradients.
+        let encoder = self.encoder.clone().no_grad();
+        let clean = CorruptionNoise::none(spec.depth());
+        let grad = input_gradient(Tensor::cat(parts, 0), |x| {
+            let logits = encoder.forward(x, &groups, &clean).logits;
+            let mut cost: Option<Tensor<1>> = None;
+            let mut add = |c: Tensor<1>| cost = Some(cost.take().map_or(c.clone(), |a| a + c));
+            if sup.is_some() {
+                add(cross_entropy(
+                    logits.clone().narrow(0, 0, n_l),
+                    batch.y_labeled.clone(),
+                ));
+            }
+            if unsup.is_some() {
+                let start = if sup.is_some() { n_l } else { 0 };
+                let own = logits.narrow(0, start, n_u);
+                let virtual_labels = own.clone().detach().argmax(1).reshape([n_u]);
+                add(cross_entropy(own, virtual_labels));
+            }
+            cost.expect("at least one adversarial part")
+        });
+        let u_l = sup.map(|a| a.perturbation(grad.clone().narrow(0, 0, n_l)));
+        let u_u = unsup.map(|a| {
+            let start = if sup.is_some() { n_l } else { 0 };
+            a.perturbation(grad.narrow(0, start, n_u))
+        });
+        (u_l, u_u)
+    }
+
     /// Class scores (softmax inputs) of the clean encoder with fixed per-layer moments.
     pub fn logits(&self, x: Tensor<2>, moments: &[Moments]) -> Tensor<2> {
         self.encoder.forward_with_moments(x, moments)
@@ -160,6 +246,7 @@ mod tests {
     use super::*;
     use crate::model::combinator::CombinatorKind;
     use crate::model::spec::Activation;
+    use crate::noise::AdvKind;
     use burn::module::Param;
     use rand::Rng;
 
@@ -172,6 +259,8 @@ mod tests {
             layer_noise_std: vec![0.3, 0.3],
             top_c: true,
             activation: Activation::Relu,
+            adv_sup: None,
+            adv_unsup: None,
         }
     }
 
@@ -317,5 +406,145 @@ mod tests {
         let ce = cross_entropy(logits, labels).into_scalar::<f32>() as f64;
         let expected = (2f64.ln() + (1.0 + (-2f64).exp()).ln()) / 2.0;
         assert!((ce - expected).abs() < 1e-6, "{ce} vs {expected}");
+    }
+
+    fn adversarial(kind: AdvKind, tau: f64, with_gaussian: bool) -> Option<Adversarial> {
+        Some(Adversarial {
+            kind,
+            tau,
+            with_gaussian,
+        })
+    }
+
+    fn values(t: &Tensor<2>) -> Vec<f32> {
+        t.clone().into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// The supervised cost of the clean encoder (batch statistics) on the labelled rows.
+    fn clean_supervised(model: &LadderNetwork, x: Tensor<2>, y: Tensor<1, Int>) -> f64 {
+        let depth = model.encoder.depth();
+        let n = x.dims()[0];
+        let logits = model
+            .encoder
+            .forward(x, &[n], &CorruptionNoise::none(depth))
+            .logits;
+        cross_entropy(logits, y).into_scalar::<f32>() as f64
+    }
+
+    /// With τ = 0 the adversarial path adds exact zeros: the plain Ladder's cost, bit for bit.
+    #[test]
+    fn zero_tau_reproduces_the_plain_ladder() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(5, RngStream::Init, 0, 0);
+        let plain = tiny_spec();
+        let model = randomized(&plain, &device, &mut rng);
+        let b = batch(&device, &mut rng);
+        let noise = CorruptionNoise::draw(&plain, 12, &mut rng, &device);
+        let reference = total(&model, &plain, &b, &noise);
+        assert_eq!(
+            total(
+                &model,
+                &plain,
+                &b,
+                &model.with_adversarial_noise(&plain, &b, noise.clone())
+            ),
+            reference
+        );
+        for kind in AdvKind::ALL {
+            let mut spec = plain.clone();
+            spec.adv_sup = adversarial(kind, 0.0, true);
+            spec.adv_unsup = adversarial(kind, 0.0, true);
+            let perturbed = model.with_adversarial_noise(&spec, &b, noise.clone());
+            assert!(perturbed.input.is_some());
+            assert_eq!(total(&model, &spec, &b, &perturbed), reference, "{kind}");
+        }
+    }
+
+    /// Each kind of u, added to the labelled rows, raises the clean supervised cost by
+    /// ≈ ⟨∂C/∂x, u⟩ > 0 (first order), and has its kind's norm.
+    #[test]
+    fn adversarial_noise_raises_the_supervised_cost_to_first_order() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(6, RngStream::Init, 0, 0);
+        let mut spec = tiny_spec();
+        let model = randomized(&spec, &device, &mut rng);
+        let b = batch(&device, &mut rng);
+        let c0 = clean_supervised(&model, b.x_labeled.clone(), b.y_labeled.clone());
+        let grad = input_gradient(b.x_labeled.clone(), |x| {
+            let logits = model
+                .encoder
+                .forward(x, &[6], &CorruptionNoise::none(2))
+                .logits;
+            cross_entropy(logits, b.y_labeled.clone())
+        });
+        let k = 5.0f64;
+        for (kind, tau) in [
+            (AdvKind::Sign, 1e-3),
+            (AdvKind::Grad, 1e-1),
+            (AdvKind::Unit, 1e-3),
+            (AdvKind::Sqrtk, 1e-3),
+        ] {
+            spec.adv_sup = adversarial(kind, tau, false);
+            let none = CorruptionNoise::none(2);
+            let noise = model.with_adversarial_noise(&spec, &b, none);
+            // Without Gaussian noise the labelled rows' input noise is u alone.
+            let u = noise.input.unwrap().narrow(0, 0, 6);
+            let rows: Vec<Vec<f32>> = values(&u).chunks(5).map(<[f32]>::to_vec).collect();
+            for r in &rows {
+                let l2 = r.iter().map(|v| (v * v) as f64).sum::<f64>().sqrt();
+                let linf = r.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+                match kind {
+                    AdvKind::Sign => assert!((linf - tau).abs() < 1e-9, "{linf}"),
+                    AdvKind::Unit => assert!((l2 - tau).abs() < 1e-8, "{l2}"),
+                    AdvKind::Sqrtk => assert!((l2 - tau * k.sqrt()).abs() < 1e-8, "{l2}"),
+                    AdvKind::Grad => {}
+                }
+            }
+            let first_order = (grad.clone() * u.clone().inner())
+                .sum()
+                .into_scalar::<f32>() as f64;
+            let c1 = clean_supervised(&model, b.x_labeled.clone() + u, b.y_labeled.clone());
+            assert!(first_order > 0.0, "{kind}: ⟨U, u⟩ = {first_order}");
+            assert!(c1 > c0, "{kind}: cost {c0} → {c1}");
+            assert!(
+                ((c1 - c0) - first_order).abs() < 0.1 * first_order,
+                "{kind}: rise {} vs first order {first_order}",
+                c1 - c0
+            );
+        }
+    }
+
+    /// The Gaussian input noise stays or goes per group; the unlabelled rows get their own u.
+    #[test]
+    fn gaussian_noise_is_kept_or_dropped_per_group() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(7, RngStream::Init, 0, 0);
+        let mut spec = tiny_spec();
+        let model = randomized(&spec, &device, &mut rng);
+        let b = batch(&device, &mut rng);
+        let noise = CorruptionNoise::draw(&spec, 12, &mut rng, &device);
+        let gaussian = values(noise.input.as_ref().unwrap());
+        spec.adv_sup = adversarial(AdvKind::Sign, 0.5, false);
+        spec.adv_unsup = adversarial(AdvKind::Unit, 0.5, true);
+        let out = values(
+            &model
+                .with_adversarial_noise(&spec, &b, noise)
+                .input
+                .unwrap(),
+        );
+        // Labelled rows: ±0.5 or 0 only (u alone).
+        assert!(
+            out[..30].iter().all(|v| [0.0, 0.5, -0.5].contains(v)),
+            "{:?}",
+            &out[..30]
+        );
+        // Unlabelled rows: n + u with ‖u‖ = 0.5 per row.
+        for r in 6..12 {
+            let d: f64 = (0..5)
+                .map(|j| (out[r * 5 + j] - gaussian[r * 5 + j]) as f64)
+                .map(|v| v * v)
+                .sum();
+            assert!((d.sqrt() - 0.5).abs() < 1e-5, "row {r}: {}", d.sqrt());
+        }
     }
 }

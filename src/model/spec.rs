@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 use crate::model::combinator::CombinatorKind;
+use crate::noise::Adversarial;
 
 /// Activation of the hidden layers (the top is always softmax).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -53,6 +54,12 @@ pub struct LadderSpec {
     /// Learn a scale γ at the softmax top (the original's `--top-c`).
     pub top_c: bool,
     pub activation: Activation,
+    /// Adversarial noise added to the labelled rows' corrupted input.
+    #[serde(default)]
+    pub adv_sup: Option<Adversarial>,
+    /// Adversarial noise added to the unlabelled rows' corrupted input (virtual labels).
+    #[serde(default)]
+    pub adv_unsup: Option<Adversarial>,
 }
 
 impl LadderSpec {
@@ -120,6 +127,13 @@ impl LadderSpec {
             return Err(LadderError::Spec(format!(
                 "noise std {s} must be a finite number ≥ 0"
             )));
+        }
+        if self.adv_unsup.is_some() && self.lowest_decoded_layer().is_none() {
+            return Err(LadderError::Spec(
+                "adversarial noise on unlabelled examples needs a denoising cost: without one \
+                 (the supervised baseline) no unlabelled example is used"
+                    .into(),
+            ));
         }
         let low = self.lowest_decoded_layer().unwrap_or(n);
         if let Some(l) = (low..n).find(|&l| self.combinators[l].is_none()) {
@@ -250,6 +264,8 @@ mod tests {
             layer_noise_std: vec![0.3, 0.3],
             top_c: true,
             activation: Activation::Relu,
+            adv_sup: None,
+            adv_unsup: None,
         }
     }
 

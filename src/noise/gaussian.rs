@@ -48,6 +48,14 @@ pub struct CorruptionNoise {
     pub layers: Vec<Option<Tensor<2>>>,
 }
 
+/// A row group's share of an input perturbation, for [`CorruptionNoise::perturb_input`].
+#[derive(Debug, Clone)]
+pub struct InputPerturbation {
+    pub rows: usize,
+    pub u: Option<Tensor<2>>,
+    pub keep_gaussian: bool,
+}
+
 impl CorruptionNoise {
     /// Draws the noise for `rows` examples through a network of `spec`'s shape.
     pub fn draw(spec: &LadderSpec, rows: usize, rng: &mut impl Rng, device: &Device) -> Self {
@@ -65,6 +73,37 @@ impl CorruptionNoise {
             .map(|(&std, &width)| draw(std, width))
             .collect();
         CorruptionNoise { input, layers }
+    }
+
+    /// Adds input perturbations group by group (consecutive rows, e.g. labelled then
+    /// unlabelled): each group's perturbation u, if any, and whether the Gaussian input noise
+    /// stays on its rows (x̃ = x + u + n) or is dropped (x̃ = x + u).
+    pub fn perturb_input(
+        mut self,
+        groups: &[InputPerturbation],
+        width: usize,
+        device: &Device,
+    ) -> Self {
+        if groups.iter().all(|g| g.u.is_none() && g.keep_gaussian) {
+            return self;
+        }
+        let mut start = 0;
+        let mut parts = Vec::with_capacity(groups.len());
+        for g in groups {
+            let gaussian = match (&self.input, g.keep_gaussian) {
+                (Some(n), true) => Some(n.clone().narrow(0, start, g.rows)),
+                _ => None,
+            };
+            parts.push(match (gaussian, &g.u) {
+                (Some(n), Some(u)) => n + u.clone(),
+                (Some(n), None) => n,
+                (None, Some(u)) => u.clone(),
+                (None, None) => Tensor::zeros([g.rows, width], device),
+            });
+            start += g.rows;
+        }
+        self.input = Some(Tensor::cat(parts, 0));
+        self
     }
 
     /// No corruption at all: the corrupted pass equals the clean one.

@@ -4,6 +4,8 @@
 //! derived from the run's seed and the position in training ([`stream_rng`]), so a run is
 //! reproducible and can be resumed at any epoch without storing generator state.
 
+pub mod adversarial;
 pub mod gaussian;
 
-pub use gaussian::{CorruptionNoise, RngStream, gaussian_vec, stream_rng};
+pub use adversarial::{AdvKind, Adversarial, fgsm, input_gradient};
+pub use gaussian::{CorruptionNoise, InputPerturbation, RngStream, gaussian_vec, stream_rng};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 use crate::model::spec::{Activation, LadderSpec, parse_decoder, parse_float_list, parse_layers};
+use crate::noise::{AdvKind, Adversarial};
 
 /// Everything that decides a training run. Field names follow `run.py`'s flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,19 @@ pub struct TrainConfig {
     pub num_classes: usize,
     /// Evaluate the validation and test error every this many epochs (and after the last).
     pub eval_every: usize,
+    /// Adversarial noise on the labelled rows' corrupted input (thesis 000 eq. 56–59).
+    pub adv_sup_kind: AdvKind,
+    /// τ of the labelled rows' adversarial noise; 0 turns it off.
+    pub adv_sup_tau: f64,
+    /// Keep the Gaussian input noise on the labelled rows as well (x̃ = x + u + n rather than
+    /// x + u).
+    pub adv_sup_gaussian: bool,
+    /// Adversarial noise on the unlabelled rows, from the network's argmax as virtual label.
+    pub adv_unsup_kind: AdvKind,
+    /// τ of the unlabelled rows' adversarial noise; 0 turns it off.
+    pub adv_unsup_tau: f64,
+    /// Keep the Gaussian input noise on the unlabelled rows as well.
+    pub adv_unsup_gaussian: bool,
 }
 
 impl Default for TrainConfig {
@@ -69,12 +83,19 @@ impl Default for TrainConfig {
             act: Activation::Relu,
             num_classes: 10,
             eval_every: 1,
+            adv_sup_kind: AdvKind::Sign,
+            adv_sup_tau: 0.0,
+            adv_sup_gaussian: true,
+            adv_unsup_kind: AdvKind::Unit,
+            adv_unsup_tau: 0.0,
+            adv_unsup_gaussian: true,
         }
     }
 }
 
-/// The names of the paper's MNIST presets (Table 1 and 2 of Rasmus et al. 2015).
-pub const PRESETS: [&str; 12] = [
+/// The names of the presets: the MNIST settings of Rasmus et al. 2015 (Tables 1 and 2), and
+/// the full Ladder with the adversarial noise the thesis 000 chose per task (Tables 18–24).
+pub const PRESETS: [&str; 19] = [
     "mnist-100-full",
     "mnist-100-bottom",
     "mnist-100-gamma",
@@ -87,6 +108,13 @@ pub const PRESETS: [&str; 12] = [
     "mnist-all-bottom",
     "mnist-all-gamma",
     "mnist-all-baseline",
+    "mnist-100-adv",
+    "mnist-100-adv-sup",
+    "mnist-100-adv-t21",
+    "mnist-1000-adv",
+    "mnist-1000-adv-sup",
+    "mnist-all-adv",
+    "mnist-all-adv-sup",
 ];
 
 /// λ with `value` at layer `at` and 0 elsewhere, for the 7 layers of the MNIST network.
@@ -131,6 +159,14 @@ impl TrainConfig {
             ("100", "gamma") => c.denoising_cost_x = single_lambda(6, "0.5"),
             ("1000", "gamma") => c.denoising_cost_x = single_lambda(6, "10"),
             ("all", "gamma") => c.denoising_cost_x = single_lambda(6, "2"),
+            (_, "adv" | "adv-sup" | "adv-t21") => {
+                c = TrainConfig::preset(&format!("mnist-{labels}-full"))?;
+                let (sup, unsup) = thesis_adversarial_taus(labels, variant).ok_or_else(unknown)?;
+                c.adv_sup_kind = AdvKind::Sign;
+                c.adv_sup_tau = sup;
+                c.adv_unsup_kind = AdvKind::Unit;
+                c.adv_unsup_tau = unsup;
+            }
             (_, "baseline") => {
                 c.denoising_cost_x = "0".into();
                 c.f_local_noise_std = "0.5".into();
@@ -179,6 +215,12 @@ impl TrainConfig {
             layer_noise_std: parse_float_list(&self.f_local_noise_std, n - 1, "layer noise std")?,
             top_c: self.top_c,
             activation: self.act,
+            adv_sup: adversarial(self.adv_sup_kind, self.adv_sup_tau, self.adv_sup_gaussian),
+            adv_unsup: adversarial(
+                self.adv_unsup_kind,
+                self.adv_unsup_tau,
+                self.adv_unsup_gaussian,
+            ),
             dims,
         };
         spec.validate()?;
@@ -215,10 +257,43 @@ impl TrainConfig {
                 self.super_noise_std
             ));
         }
+        for (name, tau) in [
+            ("adv-sup-tau", self.adv_sup_tau),
+            ("adv-unsup-tau", self.adv_unsup_tau),
+        ] {
+            if !(tau.is_finite() && tau >= 0.0) {
+                return bad(format!("{name} {tau} must be ≥ 0"));
+            }
+        }
         // The network shape is checked against an arbitrary input width here; the real one
         // comes with the data.
         self.ladder_spec(1).map(|_| ())
     }
+}
+
+/// (τ_sup, τ_unsup) of the thesis 000's chosen runs: sign noise on the labelled rows and unit
+/// noise on the unlabelled ones, both with the Gaussian corruption. `adv-sup` keeps the
+/// supervised part of `adv` alone (Table 18 on all labels).
+fn thesis_adversarial_taus(labels: &str, variant: &str) -> Option<(f64, f64)> {
+    match (labels, variant) {
+        ("100", "adv") => Some((0.045, 0.00045)), // Table 22
+        ("100", "adv-sup") => Some((0.045, 0.0)),
+        ("100", "adv-t21") => Some((0.00045, 4.5e-7)), // Table 21
+        ("1000", "adv") => Some((4.5e-5, 4.5e-5)),     // Table 24
+        ("1000", "adv-sup") => Some((4.5e-5, 0.0)),
+        ("all", "adv") => Some((0.00045, 4.5e-8)), // Table 19
+        ("all", "adv-sup") => Some((0.00045, 0.0)), // Table 18
+        _ => None,
+    }
+}
+
+/// The adversarial setting of one row group, `None` when τ = 0.
+fn adversarial(kind: AdvKind, tau: f64, with_gaussian: bool) -> Option<Adversarial> {
+    (tau > 0.0).then_some(Adversarial {
+        kind,
+        tau,
+        with_gaussian,
+    })
 }
 
 #[cfg(test)]
@@ -232,6 +307,7 @@ mod tests {
             c.validate().unwrap();
             let spec = c.ladder_spec(784).unwrap();
             assert_eq!(spec.dims, vec![784, 1000, 500, 250, 250, 250, 10], "{name}");
+            assert_eq!(spec.adv_sup.is_some(), name.contains("-adv"), "{name}");
             assert_eq!(c.epochs, 150);
         }
     }
@@ -264,6 +340,44 @@ mod tests {
         assert!(
             err.contains("unknown preset") && err.contains("mnist-100-full"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn adversarial_presets_follow_the_thesis_tables() {
+        let spec = |n: &str| TrainConfig::preset(n).unwrap().ladder_spec(784).unwrap();
+        let adv = spec("mnist-100-adv");
+        let sup = adv.adv_sup.unwrap();
+        let unsup = adv.adv_unsup.unwrap();
+        assert_eq!(
+            (sup.kind, sup.tau, sup.with_gaussian),
+            (AdvKind::Sign, 0.045, true)
+        );
+        assert_eq!((unsup.kind, unsup.tau), (AdvKind::Unit, 0.00045));
+        // Everything else is the full Ladder's.
+        let full = spec("mnist-100-full");
+        assert_eq!(
+            (adv.lambdas.clone(), adv.layer_noise_std.clone()),
+            (full.lambdas, full.layer_noise_std)
+        );
+        assert!(spec("mnist-100-adv-sup").adv_unsup.is_none());
+        assert_eq!(spec("mnist-all-adv").adv_unsup.unwrap().tau, 4.5e-8);
+        assert_eq!(spec("mnist-1000-adv").adv_sup.unwrap().tau, 4.5e-5);
+        assert!(TrainConfig::preset("mnist-1000-adv-t21").is_err());
+    }
+
+    #[test]
+    fn unsupervised_adversarial_noise_needs_unlabelled_rows() {
+        let mut c = TrainConfig::preset("mnist-100-baseline").unwrap();
+        c.adv_unsup_tau = 0.1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("needs a denoising cost"), "{err}");
+        c.adv_unsup_tau = -1.0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("adv-unsup-tau")
         );
     }
 

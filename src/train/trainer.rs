@@ -261,6 +261,7 @@ impl Trainer {
             step as u64,
         );
         let noise = CorruptionNoise::draw(&self.spec, rows, &mut rng, &self.device);
+        let noise = model.with_adversarial_noise(&self.spec, batch, noise);
         let terms = model.cost(&self.spec, batch, &noise);
         let summary = summarize(&terms);
         if !summary.total.is_finite() {
