@@ -12,6 +12,10 @@ use clap::{Args, Parser, Subcommand};
 use ladder::LadderError;
 use ladder::data::{TrainTest, load_dir, load_embedded, load_idx_images};
 use ladder::experiment::bench::bench;
+use ladder::experiment::plain_run::train_plain_run;
+use ladder::experiment::robustness::{
+    RobustnessOptions, TrainedModel, robustness, weight_pictures,
+};
 use ladder::experiment::run::{
     CONFIG_FILE, INTERRUPTED, SEEDS_FILE, SUMMARY_FILE, fresh_dir, load_run, read_json,
 };
@@ -20,6 +24,7 @@ use ladder::model::Activation;
 use ladder::noise::AdvKind;
 use ladder::train::TrainConfig;
 use ladder::train::config::PRESETS;
+use ladder::train::plain::{PlainConfig, PlainModel, PlainOptimizer};
 
 #[derive(Parser)]
 #[command(
@@ -60,8 +65,117 @@ enum Command {
     /// Measure training throughput; ends with `examples_per_second: N`.
     #[command(args_override_self = true)]
     Bench(BenchCmd),
+    /// Train a plain network: model A (standard), B (adversarial, FGSM) or C (Gaussian noise).
+    #[command(name = "train-plain", args_override_self = true)]
+    TrainPlain(PlainCmd),
+    /// Accuracy of trained models on FGSM and Gaussian-noise test sets: CSV, Markdown, PNG.
+    Robustness(RobustnessCmd),
+    /// Pictures of a trained model's first-layer weights and W1·…·WL class patterns.
+    Weights(WeightsCmd),
     /// List the presets.
     Presets,
+}
+
+#[derive(Args)]
+struct PlainCmd {
+    /// A TOML file of plain-network fields; the flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// a (standard), b (adversarial) or c (noisy inputs).
+    #[arg(long)]
+    model: Option<PlainModel>,
+    /// Hidden widths, e.g. 800 or 500-300.
+    #[arg(long)]
+    hidden_layers: Option<String>,
+    /// ε: FGSM step of model B, noise std of model C.
+    #[arg(long)]
+    epsilon: Option<f64>,
+    /// α of model B's cost α·C(x) + (1 − α)·C(x_adv).
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// sgd (with growing momentum) or adam.
+    #[arg(long)]
+    optimizer: Option<PlainOptimizer>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    momentum_start: Option<f64>,
+    #[arg(long)]
+    momentum_final: Option<f64>,
+    /// Epoch at which the momentum reaches its final value.
+    #[arg(long)]
+    momentum_saturate: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    max_epochs: Option<usize>,
+    /// Stop after this many epochs without a better validation error.
+    #[arg(long)]
+    patience: Option<usize>,
+    #[arg(long)]
+    validation_samples: Option<usize>,
+    /// Training examples, balanced over classes (0 = all not held out).
+    #[arg(long)]
+    labeled_samples: Option<usize>,
+    /// Non-zero initial weights per hidden unit (0 = dense).
+    #[arg(long)]
+    sparse_init: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    num_classes: Option<usize>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Output directory (default: a fresh one under runs/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    force: bool,
+    #[arg(long, short)]
+    quiet: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
+struct RobustnessCmd {
+    /// Finished run directories (Ladder or plain; one seed's directory of a multi-seed run).
+    #[arg(required = true)]
+    run_dirs: Vec<PathBuf>,
+    /// A name per run for the table and legends (default: the directory names).
+    #[arg(long = "name")]
+    names: Vec<String>,
+    /// FGSM steps ε, comma-separated.
+    #[arg(long, default_value = "0,0.05,0.1,0.15,0.2,0.25,0.3")]
+    epsilons: String,
+    /// Gaussian noise stds σ, comma-separated.
+    #[arg(long, default_value = "0,0.1,0.2,0.3,0.4,0.5")]
+    sigmas: String,
+    /// Seed of the Gaussian noise (the same noisy test set for every model).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the table and plots go.
+    #[arg(long, default_value = "robustness")]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
+struct WeightsCmd {
+    run_dir: PathBuf,
+    /// Where first-layer.png and class-patterns.png go.
+    #[arg(long, default_value = "weights")]
+    out: PathBuf,
+    /// Units of the first layer to draw.
+    #[arg(long, default_value_t = 100)]
+    max_units: usize,
+    /// Input image shape HxW (default: square).
+    #[arg(long)]
+    image_shape: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -404,6 +518,147 @@ fn run_bench(cmd: BenchCmd) -> Result<()> {
     Ok(())
 }
 
+/// Defaults, then the config file, then the flags.
+fn resolve_plain(cmd: &PlainCmd) -> Result<PlainConfig> {
+    let mut c = match &cmd.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+            PlainConfig::from_toml_str(&text).with_context(|| path.display().to_string())?
+        }
+        None => PlainConfig::default(),
+    };
+    macro_rules! over {
+        ($($f:ident),*) => { $( if let Some(v) = &cmd.$f { c.$f = v.clone().into(); } )* };
+    }
+    over!(
+        model,
+        hidden_layers,
+        epsilon,
+        alpha,
+        optimizer,
+        lr,
+        momentum_start,
+        momentum_final,
+        momentum_saturate,
+        batch_size,
+        max_epochs,
+        patience,
+        validation_samples,
+        labeled_samples,
+        sparse_init,
+        seed,
+        num_classes
+    );
+    c.validate()?;
+    Ok(c)
+}
+
+fn train_plain(cmd: PlainCmd) -> Result<()> {
+    let config = resolve_plain(&cmd)?;
+    let dev = device(&cmd.device)?;
+    let data = load_data(&cmd.data, config.num_classes)?;
+    let out = cmd.out.clone().unwrap_or_else(|| {
+        fresh_dir(
+            Path::new("runs"),
+            &format!("plain-{}", config.model.to_string().to_lowercase()),
+        )
+    });
+    if !cmd.quiet {
+        eprintln!("writing to {}", out.display());
+    }
+    let quiet = cmd.quiet;
+    let s = train_plain_run(&config, &data, &out, cmd.force, &dev, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    println!(
+        "model {}: test error {:.2} % (best validation error {:.2} % at epoch {} of {}, seed {})",
+        s.model,
+        s.test_error_percent,
+        s.validation_error_percent,
+        s.best_epoch,
+        s.epochs_run,
+        s.seed
+    );
+    println!("run directory: {}", out.display());
+    Ok(())
+}
+
+/// `0,0.1,0.2` → numbers.
+fn parse_levels(s: &str, what: &str) -> Result<Vec<f64>> {
+    let levels = s
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .with_context(|| format!("{what}: '{v}' is not a number"))
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    if levels.is_empty() {
+        bail!("{what}: give at least one level");
+    }
+    Ok(levels)
+}
+
+fn run_robustness(cmd: RobustnessCmd) -> Result<()> {
+    if !cmd.names.is_empty() && cmd.names.len() != cmd.run_dirs.len() {
+        bail!(
+            "{} names for {} run directories: give one --name per run or none",
+            cmd.names.len(),
+            cmd.run_dirs.len()
+        );
+    }
+    let runs: Vec<(String, PathBuf)> = cmd
+        .run_dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let name = cmd.names.get(i).cloned().unwrap_or_else(|| {
+                d.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| d.display().to_string())
+            });
+            (name, d.clone())
+        })
+        .collect();
+    let opts = RobustnessOptions {
+        epsilons: parse_levels(&cmd.epsilons, "--epsilons")?,
+        sigmas: parse_levels(&cmd.sigmas, "--sigmas")?,
+        seed: cmd.seed,
+    };
+    let dev = device(&cmd.device)?;
+    let data = load_data(&cmd.data, 10)?;
+    let table = robustness(&runs, &data.test, &opts, &cmd.out, &dev)?;
+    print!("{}", table.to_markdown());
+    println!("written to {}", cmd.out.display());
+    Ok(())
+}
+
+fn run_weights(cmd: WeightsCmd) -> Result<()> {
+    let dev = device("cpu")?;
+    let model = TrainedModel::load(&cmd.run_dir, &dev)?;
+    let input = model.weights()[0].dims()[0];
+    let shape = match &cmd.image_shape {
+        Some(s) => {
+            let (h, w) = s
+                .split_once(['x', 'X'])
+                .with_context(|| format!("--image-shape '{s}': expected HxW, e.g. 28x28"))?;
+            (h.trim().parse()?, w.trim().parse()?)
+        }
+        None => {
+            let side = (input as f64).sqrt().round() as usize;
+            if side * side != input {
+                bail!("{input} inputs are not a square image: give --image-shape HxW");
+            }
+            (side, side)
+        }
+    };
+    let (first, patterns) = weight_pictures(&model, shape, cmd.max_units, &cmd.out)?;
+    println!("{}\n{}", first.display(), patterns.display());
+    Ok(())
+}
+
 /// First Ctrl-C: finish the step, save, exit with a resume hint. Second: exit at once.
 fn install_interrupt_handler() {
     let result = ctrlc::set_handler(|| {
@@ -439,6 +694,9 @@ fn main() -> ExitCode {
             device,
         } => predict(&run_dir, &images, out.as_deref(), &device),
         Command::Bench(cmd) => run_bench(cmd),
+        Command::TrainPlain(cmd) => train_plain(cmd),
+        Command::Robustness(cmd) => run_robustness(cmd),
+        Command::Weights(cmd) => run_weights(cmd),
         Command::Presets => {
             for p in PRESETS {
                 println!("{p}");

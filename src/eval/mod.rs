@@ -1,6 +1,8 @@
 //! Evaluation: the clean encoder with each layer normalised by the moments of the whole
 //! training set (not of the test batch), error rates and predictions.
 
+pub mod robustness;
+
 use burn::prelude::*;
 
 use crate::data::Dataset;
@@ -29,31 +31,90 @@ pub fn population_moments(model: &LadderNetwork, train: &Dataset) -> Vec<Moments
         .population_moments(&chunks(&train.images, train.dim, &device))
 }
 
-/// Predicted class of each row of `images` (row-major, `dim` wide).
-pub fn predict(model: &LadderNetwork, moments: &[Moments], images: &[f32], dim: usize) -> Vec<u32> {
-    let device = device_of(model);
-    chunks(images, dim, &device)
+/// Anything that maps inputs to class scores (softmax inputs): a Ladder with its population
+/// moments, a plain network.
+pub trait Classifier {
+    fn logits(&self, x: Tensor<2>) -> Tensor<2>;
+    /// Where the inputs must live.
+    fn device(&self) -> Device;
+}
+
+/// The Ladder at inference: the clean encoder with fixed per-layer moments.
+#[derive(Debug, Clone)]
+pub struct LadderClassifier {
+    pub net: LadderNetwork,
+    pub moments: Vec<Moments>,
+}
+
+impl Classifier for LadderClassifier {
+    fn logits(&self, x: Tensor<2>) -> Tensor<2> {
+        self.net.logits(x, &self.moments)
+    }
+    fn device(&self) -> Device {
+        device_of(&self.net)
+    }
+}
+
+/// Rows `idx` of `ds` as an input batch and its classes.
+pub fn batch_tensors(ds: &Dataset, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    let mut v = Vec::with_capacity(idx.len() * ds.dim);
+    for &i in idx {
+        v.extend_from_slice(ds.row(i));
+    }
+    let y: Vec<i64> = idx.iter().map(|&i| ds.labels[i] as i64).collect();
+    (
+        Tensor::from_data(TensorData::new(v, [idx.len(), ds.dim]), device),
+        Tensor::from_data(TensorData::new(y, [idx.len()]), device),
+    )
+}
+
+/// The argmax class of every row of `logits`.
+pub fn argmax_classes(logits: Tensor<2>) -> Vec<u32> {
+    logits
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("integer classes")
         .into_iter()
-        .flat_map(|x| {
-            model
-                .logits(x, moments)
-                .argmax(1)
-                .into_data()
-                .convert::<i64>()
-                .try_to_vec::<i64>()
-                .expect("integer classes")
-        })
         .map(|c| c as u32)
         .collect()
 }
 
-/// Percentage of `data` misclassified.
+/// Predicted class of each row of `images` (row-major, `dim` wide).
+pub fn classify(clf: &impl Classifier, images: &[f32], dim: usize, device: &Device) -> Vec<u32> {
+    chunks(images, dim, device)
+        .into_iter()
+        .flat_map(|x| argmax_classes(clf.logits(x)))
+        .collect()
+}
+
+/// Percentage of `predicted` that differ from `labels`.
+pub fn error_of(predicted: &[u32], labels: &[u32]) -> f64 {
+    let wrong = predicted.iter().zip(labels).filter(|(p, y)| p != y).count();
+    100.0 * wrong as f64 / labels.len().max(1) as f64
+}
+
+/// Percentage of `data` that `clf` misclassifies.
+pub fn error_percent_of(clf: &impl Classifier, data: &Dataset) -> f64 {
+    error_of(
+        &classify(clf, &data.images, data.dim, &clf.device()),
+        &data.labels,
+    )
+}
+
+/// Predicted class of each row of `images` by the Ladder `model` with `moments`.
+pub fn predict(model: &LadderNetwork, moments: &[Moments], images: &[f32], dim: usize) -> Vec<u32> {
+    chunks(images, dim, &device_of(model))
+        .into_iter()
+        .flat_map(|x| argmax_classes(model.logits(x, moments)))
+        .collect()
+}
+
+/// Percentage of `data` the Ladder `model` with `moments` misclassifies.
 pub fn error_percent(model: &LadderNetwork, moments: &[Moments], data: &Dataset) -> f64 {
-    let predicted = predict(model, moments, &data.images, data.dim);
-    let wrong = predicted
-        .iter()
-        .zip(&data.labels)
-        .filter(|(p, y)| p != y)
-        .count();
-    100.0 * wrong as f64 / data.len().max(1) as f64
+    error_of(
+        &predict(model, moments, &data.images, data.dim),
+        &data.labels,
+    )
 }

@@ -2,7 +2,10 @@
 //! reported as mean ± std, progress display and throughput benchmarks.
 
 pub mod bench;
+pub mod plain_run;
+pub mod plots;
 pub mod progress;
+pub mod robustness;
 pub mod run;
 pub mod seeds;
 

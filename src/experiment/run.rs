@@ -32,7 +32,7 @@ pub const SEEDS_FILE: &str = "seeds.json";
 /// Set by the Ctrl-C handler: the run finishes its current step, saves and stops.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
@@ -148,7 +148,7 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).expect("serialisable");
     text.push('\n');
     write_atomic(path, text.as_bytes())
@@ -215,7 +215,7 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<()> {
     write_atomic(path, out.as_bytes())
 }
 
-fn append_line(path: &Path, line: &str) -> Result<()> {
+pub(crate) fn append_line(path: &Path, line: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

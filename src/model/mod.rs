@@ -5,6 +5,7 @@ pub mod combinator;
 pub mod decoder;
 pub mod encoder;
 pub mod ladder;
+pub mod mlp;
 pub mod spec;
 
 pub use combinator::{Combinator, CombinatorKind};

@@ -16,6 +16,8 @@ pub enum RngStream {
     EpochOrder = 3,
     Corruption = 4,
     Adversarial = 5,
+    /// Noise of perturbed test sets.
+    Evaluation = 6,
 }
 
 /// SplitMix64 finaliser: spreads nearby integers over the whole 64-bit range.

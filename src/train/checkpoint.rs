@@ -1,7 +1,8 @@
 //! Checkpoints: everything needed to continue or evaluate a run, in one file written atomically.
 //!
 //! Layout: `LADDERCK`, format version (u32), lengths of the JSON header, the model record and
-//! the optimizer record (u64 each), a CRC-32 of everything after it, then the three parts. A
+//! the optimizer record (u64 each), a CRC-32 of everything after it, then the three parts
+//! ([`encode_sections`], which plain-network model files share). A
 //! file that is truncated, corrupt, of another version or of another model shape is refused
 //! with an error naming it; it is never silently replaced by a fresh start.
 
@@ -18,7 +19,6 @@ use crate::train::trainer::CostSummary;
 const MAGIC: &[u8; 8] = b"LADDERCK";
 /// Bumped whenever the layout or the meaning of a field changes.
 pub const FORMAT_VERSION: u32 = 1;
-const FIXED_LEN: usize = 8 + 4 + 3 * 8 + 4;
 
 /// Per-layer population mean and variance of z_pre.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,10 +41,22 @@ mod f32_bits {
             .serialize(s)
     }
 
+    /// Bit patterns; decimal numbers (written by versions before the switch to bits, which
+    /// JSON always marks with a point or exponent) are read as they are.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Bits(u32),
+        Decimal(f32),
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
-        Ok(Vec::<u32>::deserialize(d)?
+        Ok(Vec::<Stored>::deserialize(d)?
             .into_iter()
-            .map(f32::from_bits)
+            .map(|v| match v {
+                Stored::Bits(b) => f32::from_bits(b),
+                Stored::Decimal(x) => x,
+            })
             .collect())
     }
 }
@@ -133,23 +145,75 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Frames `sections` as `magic`, [`FORMAT_VERSION`], one u64 length per section, a CRC-32 of
+/// the body, then the sections.
+pub fn encode_sections(magic: &[u8; 8], sections: &[&[u8]]) -> Vec<u8> {
+    let body: Vec<u8> = sections.concat();
+    let mut out = Vec::with_capacity(8 + 4 + 8 * sections.len() + 4 + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    for s in sections {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    }
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The `n` sections of a file written by [`encode_sections`] with `magic`, after checking its
+/// magic, version, lengths and checksum.
+pub fn decode_sections<'a>(
+    data: &'a [u8],
+    magic: &[u8; 8],
+    n: usize,
+    what: &str,
+) -> std::result::Result<Vec<&'a [u8]>, String> {
+    let fixed = 8 + 4 + 8 * n + 4;
+    if data.len() < fixed || &data[..8] != magic {
+        return Err(format!("not a {what} (bad magic or too short)"));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(data[i..i + 4].try_into().unwrap());
+    let u64_at = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap());
+    let version = u32_at(8);
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "format version {version}, this program reads version {FORMAT_VERSION}"
+        ));
+    }
+    let lens: Vec<u64> = (0..n).map(|i| u64_at(12 + 8 * i)).collect();
+    let expected = lens
+        .iter()
+        .try_fold(fixed as u64, |acc, &l| acc.checked_add(l))
+        .ok_or("length fields overflow")?;
+    if expected != data.len() as u64 {
+        return Err(format!(
+            "truncated or padded: the header announces {expected} bytes, the file has {}",
+            data.len()
+        ));
+    }
+    let body = &data[fixed..];
+    if crc32fast::hash(body) != u32_at(12 + 8 * n) {
+        return Err("checksum mismatch: the file is corrupt".into());
+    }
+    let mut start = 0;
+    Ok(lens
+        .iter()
+        .map(|&l| {
+            let part = &body[start..start + l as usize];
+            start += l as usize;
+            part
+        })
+        .collect())
+}
+
 impl Checkpoint {
     /// Serialises and writes the checkpoint atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let header = serde_json::to_vec(&self.header).expect("header serialises");
-        let mut body = Vec::with_capacity(header.len() + self.model.len() + self.optimizer.len());
-        body.extend_from_slice(&header);
-        body.extend_from_slice(&self.model);
-        body.extend_from_slice(&self.optimizer);
-        let mut out = Vec::with_capacity(FIXED_LEN + body.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        for len in [header.len(), self.model.len(), self.optimizer.len()] {
-            out.extend_from_slice(&(len as u64).to_le_bytes());
-        }
-        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        write_atomic(path, &out)
+        write_atomic(
+            path,
+            &encode_sections(MAGIC, &[&header, &self.model, &self.optimizer]),
+        )
     }
 
     /// Reads and checks a checkpoint file.
@@ -159,39 +223,13 @@ impl Checkpoint {
     }
 
     fn parse(data: &[u8]) -> std::result::Result<Checkpoint, String> {
-        if data.len() < FIXED_LEN || &data[..8] != MAGIC {
-            return Err("not a ladder checkpoint (bad magic or too short)".into());
-        }
-        let u32_at = |i: usize| u32::from_le_bytes(data[i..i + 4].try_into().unwrap());
-        let u64_at = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap());
-        let version = u32_at(8);
-        if version != FORMAT_VERSION {
-            return Err(format!(
-                "format version {version}, this program reads version {FORMAT_VERSION}"
-            ));
-        }
-        let lens = [u64_at(12), u64_at(20), u64_at(28)];
-        let expected = lens
-            .iter()
-            .try_fold(FIXED_LEN as u64, |acc, &l| acc.checked_add(l))
-            .ok_or("length fields overflow")?;
-        if expected != data.len() as u64 {
-            return Err(format!(
-                "truncated or padded: the header announces {expected} bytes, the file has {}",
-                data.len()
-            ));
-        }
-        let body = &data[FIXED_LEN..];
-        if crc32fast::hash(body) != u32_at(36) {
-            return Err("checksum mismatch: the file is corrupt".into());
-        }
-        let (h, m) = (lens[0] as usize, lens[1] as usize);
+        let parts = decode_sections(data, MAGIC, 3, "ladder checkpoint")?;
         let header: CheckpointHeader =
-            serde_json::from_slice(&body[..h]).map_err(|e| format!("unreadable header: {e}"))?;
+            serde_json::from_slice(parts[0]).map_err(|e| format!("unreadable header: {e}"))?;
         Ok(Checkpoint {
             header,
-            model: Bytes::from_bytes_vec(body[h..h + m].to_vec()),
-            optimizer: Bytes::from_bytes_vec(body[h + m..].to_vec()),
+            model: Bytes::from_bytes_vec(parts[1].to_vec()),
+            optimizer: Bytes::from_bytes_vec(parts[2].to_vec()),
         })
     }
 }

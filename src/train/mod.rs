@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod plain;
 pub mod schedule;
 pub mod trainer;
 

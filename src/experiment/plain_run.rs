@@ -1,0 +1,161 @@
+//! Run directories of plain (non-Ladder) networks: `plain.toml`, `metrics.jsonl` (one line per
+//! epoch), `model.bin` (the best network by validation error) and, once finished,
+//! `summary.json`.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::data::TrainTest;
+use crate::error::{LadderError, Result};
+use crate::eval::error_percent_of;
+use crate::experiment::run::{
+    METRICS_FILE, SUMMARY_FILE, append_line, device_name, interrupted, write_json,
+};
+use crate::model::mlp::{Mlp, MlpInit};
+use crate::noise::{RngStream, stream_rng};
+use crate::train::checkpoint::{decode_sections, encode_sections, write_atomic};
+use crate::train::plain::{PlainConfig, PlainData, train_plain};
+
+pub const PLAIN_CONFIG_FILE: &str = "plain.toml";
+pub const PLAIN_MODEL_FILE: &str = "model.bin";
+const PLAIN_MAGIC: &[u8; 8] = b"LADDERPL";
+
+/// What `model.bin` says about its network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlainModelHeader {
+    pub config: PlainConfig,
+    pub dims: Vec<usize>,
+    pub best_epoch: usize,
+}
+
+/// `summary.json` of a finished plain run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlainSummary {
+    pub kind: String,
+    pub model: String,
+    pub seed: u64,
+    pub test_error_percent: f64,
+    pub validation_error_percent: f64,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub train_examples: usize,
+    pub train_seconds: f64,
+    pub device: String,
+    pub version: String,
+}
+
+/// Writes the network and its header atomically.
+pub fn save_plain_model(path: &Path, header: &PlainModelHeader, mlp: &Mlp) -> Result<()> {
+    let head = serde_json::to_vec(header).expect("header serialises");
+    let record = mlp
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| LadderError::Setting(format!("cannot serialise the network: {e}")))?;
+    write_atomic(path, &encode_sections(PLAIN_MAGIC, &[&head, &record]))
+}
+
+/// Reads `model.bin` of a plain run onto `device`.
+pub fn load_plain_model(path: &Path, device: &Device) -> Result<(PlainModelHeader, Mlp)> {
+    let bad = |reason: String| LadderError::Checkpoint {
+        path: path.into(),
+        reason,
+    };
+    let data = std::fs::read(path).map_err(|e| LadderError::io(path, e))?;
+    let parts = decode_sections(&data, PLAIN_MAGIC, 2, "plain network file").map_err(bad)?;
+    let header: PlainModelHeader =
+        serde_json::from_slice(parts[0]).map_err(|e| bad(format!("unreadable header: {e}")))?;
+    // A skeleton of the right shape, then the stored values.
+    let mut rng = stream_rng(0, RngStream::Init, 0, 0);
+    let skeleton = Mlp::new(&header.dims, MlpInit::Scaled, &mut rng, device);
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts[1].to_vec()))
+        .map_err(|e| bad(e.to_string()))?;
+    let mlp = skeleton
+        .try_load_record(record)
+        .map_err(|e| bad(e.to_string()))?;
+    if mlp.dims() != header.dims {
+        return Err(bad(format!(
+            "network shape {:?} does not match its header {:?}",
+            mlp.dims(),
+            header.dims
+        )));
+    }
+    Ok((header, mlp))
+}
+
+fn prepare_plain_dir(dir: &Path, force: bool) -> Result<()> {
+    let files = [
+        PLAIN_CONFIG_FILE,
+        METRICS_FILE,
+        PLAIN_MODEL_FILE,
+        SUMMARY_FILE,
+    ];
+    if files.iter().any(|f| dir.join(f).exists()) {
+        if !force {
+            return Err(LadderError::RunDir {
+                path: dir.into(),
+                reason: "already holds a run; pass --force to replace it".into(),
+            });
+        }
+        for f in files {
+            let p = dir.join(f);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| LadderError::io(&p, e))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| LadderError::io(dir, e))
+}
+
+/// Trains a plain network into `out`; `report` sees every epoch's metrics line.
+pub fn train_plain_run(
+    config: &PlainConfig,
+    data: &TrainTest,
+    out: &Path,
+    force: bool,
+    device: &Device,
+    report: &mut dyn FnMut(&str),
+) -> Result<PlainSummary> {
+    config.validate()?;
+    let split = PlainData::new(data, config)?;
+    prepare_plain_dir(out, force)?;
+    write_atomic(&out.join(PLAIN_CONFIG_FILE), config.to_toml().as_bytes())?;
+    let metrics = out.join(METRICS_FILE);
+    let outcome = train_plain(config, &split, device, &mut |epoch| {
+        let line = serde_json::to_string(epoch).expect("metrics serialise");
+        append_line(&metrics, &line)?;
+        report(&line);
+        if interrupted() {
+            return Err(LadderError::Interrupted(
+                "plain runs do not resume: start again with --force".into(),
+            ));
+        }
+        Ok(())
+    })?;
+    let header = PlainModelHeader {
+        config: config.clone(),
+        dims: outcome.model.dims(),
+        best_epoch: outcome.best_epoch,
+    };
+    save_plain_model(&out.join(PLAIN_MODEL_FILE), &header, &outcome.model)?;
+    let summary = PlainSummary {
+        kind: "plain".into(),
+        model: config.model.to_string(),
+        seed: config.seed,
+        test_error_percent: error_percent_of(&outcome.model.valid(), &split.test),
+        validation_error_percent: outcome.best_validation_error_percent,
+        best_epoch: outcome.best_epoch,
+        epochs_run: outcome.epochs_run,
+        train_examples: split.train.len(),
+        train_seconds: outcome.train_seconds,
+        device: device_name(device),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    write_json(&out.join(SUMMARY_FILE), &summary)?;
+    Ok(summary)
+}

@@ -1,0 +1,209 @@
+//! PNG figures: accuracy against perturbation strength with one line per model (004 fig. 3.4,
+//! 3.6), and weight pictures (004 Sec. 3.4.5). Text uses the embedded DejaVu Sans, so no system
+//! font is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{LadderError, Result};
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        // The font is embedded and known to parse; a failure only costs the labels.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> LadderError {
+    LadderError::Format {
+        path: path.into(),
+        reason: format!("cannot draw the figure: {e}"),
+    }
+}
+
+/// One named curve of a line chart.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart of `series` (x: `x_label`, y: accuracy in %), written as a PNG. The file is
+/// drawn into a temporary name and renamed, so a failure leaves no half-written figure.
+pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
+    register_font();
+    let tmp = path.with_extension("tmp.png");
+    draw_line_chart(&tmp, title, x_label, series).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        plot_error(path, e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| LadderError::io(path, e))
+}
+
+fn draw_line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    series: &[Series],
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    let (x0, x1) = if x0 < x1 {
+        (x0, x1)
+    } else {
+        (x0 - 0.5, x0 + 0.5)
+    };
+    let root = BitMapBackend::new(path, (800, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, 0f64..100f64)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc("accuracy (%)")
+        .label_style(("sans-serif", 16))
+        .draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let style = ShapeStyle::from(color).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), style))?
+            .label(s.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        chart.draw_series(
+            s.points
+                .iter()
+                .map(|&p| Circle::new(p, 4, ShapeStyle::from(color).filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Draws `tiles` (each `h × w` values, row-major) as a grid of grey images, each scaled to its
+/// own range (black = lowest, white = highest), `scale` screen pixels per value.
+pub fn tile_grid(
+    path: &Path,
+    tiles: &[Vec<f32>],
+    (h, w): (usize, usize),
+    columns: usize,
+    scale: usize,
+) -> Result<()> {
+    if tiles.is_empty() || columns == 0 {
+        return Err(plot_error(path, "nothing to draw"));
+    }
+    let rows = tiles.len().div_ceil(columns);
+    let gap = 2;
+    let cell_w = w * scale + gap;
+    let cell_h = h * scale + gap;
+    let size = (
+        (columns * cell_w + gap) as u32,
+        (rows * cell_h + gap) as u32,
+    );
+    let tmp = path.with_extension("tmp.png");
+    let result = (|| -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&RGBColor(128, 128, 160))?;
+        for (t, tile) in tiles.iter().enumerate() {
+            let (lo, hi) = tile
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            let span = if hi > lo { hi - lo } else { 1.0 };
+            let (ox, oy) = (gap + (t % columns) * cell_w, gap + (t / columns) * cell_h);
+            for (i, &v) in tile.iter().enumerate() {
+                let g = (255.0 * (v - lo) / span).round() as u8;
+                let (x, y) = (ox + (i % w) * scale, oy + (i / w) * scale);
+                root.fill_rect_px((x, y), scale, RGBColor(g, g, g))?;
+            }
+        }
+        root.present()?;
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        plot_error(path, e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| LadderError::io(path, e))
+}
+
+trait FillPx {
+    fn fill_rect_px(
+        &self,
+        at: (usize, usize),
+        scale: usize,
+        color: RGBColor,
+    ) -> std::result::Result<(), Box<dyn std::error::Error>>;
+}
+
+impl FillPx for DrawingArea<BitMapBackend<'_>, plotters::coord::Shift> {
+    fn fill_rect_px(
+        &self,
+        (x, y): (usize, usize),
+        scale: usize,
+        color: RGBColor,
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let (x, y, s) = (x as i32, y as i32, scale as i32);
+        self.draw(&Rectangle::new([(x, y), (x + s, y + s)], color.filled()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_size(path: &Path) -> (u32, u32) {
+        let b = std::fs::read(path).unwrap();
+        assert_eq!(&b[1..4], b"PNG", "{}", path.display());
+        let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+        (be(16), be(20))
+    }
+
+    #[test]
+    fn charts_and_grids_are_pngs() {
+        let dir = tempfile::tempdir().unwrap();
+        let chart = dir.path().join("c.png");
+        let series = [
+            Series {
+                name: "A",
+                points: vec![(0.0, 98.0), (0.1, 40.0), (0.2, 10.0)],
+            },
+            Series {
+                name: "B",
+                points: vec![(0.0, 98.5), (0.1, 80.0), (0.2, 60.0)],
+            },
+        ];
+        line_chart(&chart, "FGSM", "ε", &series).unwrap();
+        assert_eq!(png_size(&chart), (800, 560));
+        let grid = dir.path().join("g.png");
+        let tiles = vec![vec![0.0, 1.0, 2.0, 3.0]; 5];
+        tile_grid(&grid, &tiles, (2, 2), 3, 4).unwrap();
+        // 3 columns × (2·4 + 2) + 2 wide, 2 rows × 10 + 2 high.
+        assert_eq!(png_size(&grid), (32, 22));
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().count() == 2,
+            "no temporary left"
+        );
+        assert!(tile_grid(&grid, &[], (2, 2), 3, 4).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! `ladder robustness` and `ladder weights`: trained models read back from their run
+//! directories (Ladder or plain), measured on perturbed test sets, and drawn.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+use crate::data::Dataset;
+use crate::error::{LadderError, Result};
+use crate::eval::robustness::RobustnessTable;
+use crate::eval::{Classifier, LadderClassifier};
+use crate::experiment::plain_run::{PLAIN_MODEL_FILE, load_plain_model};
+use crate::experiment::plots::{Series, line_chart, tile_grid};
+use crate::experiment::run::{CHECKPOINT_FILE, load_run};
+use crate::model::batch_norm::Moments;
+use crate::model::mlp::Mlp;
+use crate::train::checkpoint::write_atomic;
+
+/// A trained classifier of either family, with frozen weights.
+pub enum TrainedModel {
+    Ladder(LadderClassifier),
+    Plain(Mlp),
+}
+
+impl Classifier for TrainedModel {
+    fn logits(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            TrainedModel::Ladder(l) => l.logits(x),
+            TrainedModel::Plain(m) => m.logits(x),
+        }
+    }
+    fn device(&self) -> Device {
+        match self {
+            TrainedModel::Ladder(l) => l.device(),
+            TrainedModel::Plain(m) => m.device(),
+        }
+    }
+}
+
+impl TrainedModel {
+    /// Reads the model of a finished run directory onto `device` (with autodiff, for FGSM).
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        if dir.join(PLAIN_MODEL_FILE).exists() {
+            let (_, mlp) = load_plain_model(&dir.join(PLAIN_MODEL_FILE), device)?;
+            return Ok(TrainedModel::Plain(mlp.no_grad()));
+        }
+        if !dir.join(CHECKPOINT_FILE).exists() {
+            let hint = if dir.join("seed-1").is_dir() {
+                format!(
+                    "; for a multi-seed run pass one seed's directory, e.g. {}",
+                    dir.join("seed-1").display()
+                )
+            } else {
+                String::new()
+            };
+            return Err(LadderError::RunDir {
+                path: dir.into(),
+                reason: format!(
+                    "has neither {CHECKPOINT_FILE} (Ladder) nor {PLAIN_MODEL_FILE} (plain network){hint}"
+                ),
+            });
+        }
+        let run = load_run(dir, device)?;
+        let on_device = |t: &Tensor<2>| Tensor::from_data(t.clone().into_data(), device);
+        let moments = run
+            .moments
+            .iter()
+            .map(|m| Moments {
+                mean: on_device(&m.mean),
+                var: on_device(&m.var),
+            })
+            .collect();
+        Ok(TrainedModel::Ladder(LadderClassifier {
+            net: run.trainer.model().clone().no_grad(),
+            moments,
+        }))
+    }
+
+    /// W^(1), …, W^(L), each `[d_{l−1}, d_l]`.
+    pub fn weights(&self) -> Vec<Tensor<2>> {
+        match self {
+            TrainedModel::Ladder(l) => l.net.encoder.weights.iter().map(|w| w.val()).collect(),
+            TrainedModel::Plain(m) => m.weights.iter().map(|w| w.val()).collect(),
+        }
+    }
+}
+
+/// Test-set perturbation levels and the seed of the Gaussian noise.
+#[derive(Debug, Clone)]
+pub struct RobustnessOptions {
+    pub epsilons: Vec<f64>,
+    pub sigmas: Vec<f64>,
+    pub seed: u64,
+}
+
+/// Measures every `(name, run directory)` on `test` and writes `robustness.csv`,
+/// `robustness.md`, `fgsm.png` and `gaussian.png` into `out`.
+pub fn robustness(
+    runs: &[(String, PathBuf)],
+    test: &Dataset,
+    opts: &RobustnessOptions,
+    out: &Path,
+    device: &Device,
+) -> Result<RobustnessTable> {
+    if opts
+        .epsilons
+        .iter()
+        .chain(&opts.sigmas)
+        .any(|v| !(v.is_finite() && *v >= 0.0))
+    {
+        return Err(LadderError::Setting(
+            "perturbation levels must be finite numbers ≥ 0".into(),
+        ));
+    }
+    let mut models = Vec::with_capacity(runs.len());
+    for (name, dir) in runs {
+        let m = TrainedModel::load(dir, device)?;
+        let input = m.weights()[0].dims()[0];
+        if input != test.dim {
+            return Err(LadderError::Setting(format!(
+                "{}: the model takes {input} inputs but the test images have {}",
+                dir.display(),
+                test.dim
+            )));
+        }
+        models.push((name.clone(), m));
+    }
+    let table = RobustnessTable::measure(&models, test, &opts.epsilons, &opts.sigmas, opts.seed);
+    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
+    write_atomic(&out.join("robustness.csv"), table.to_csv().as_bytes())?;
+    write_atomic(&out.join("robustness.md"), table.to_markdown().as_bytes())?;
+    let series = |levels: &[f64], acc: &[Vec<f64>]| -> Vec<(String, Vec<(f64, f64)>)> {
+        table
+            .models
+            .iter()
+            .zip(acc)
+            .map(|(n, a)| {
+                (
+                    n.clone(),
+                    levels.iter().copied().zip(a.iter().copied()).collect(),
+                )
+            })
+            .collect()
+    };
+    for (file, title, x, data) in [
+        (
+            "fgsm.png",
+            "Accuracy on the FGSM test set",
+            "ε",
+            series(&table.epsilons, &table.fgsm),
+        ),
+        (
+            "gaussian.png",
+            "Accuracy on the Gaussian-noise test set",
+            "σ",
+            series(&table.sigmas, &table.gaussian),
+        ),
+    ] {
+        let s: Vec<Series> = data
+            .iter()
+            .map(|(n, p)| Series {
+                name: n,
+                points: p.clone(),
+            })
+            .collect();
+        line_chart(&out.join(file), title, x, &s)?;
+    }
+    Ok(table)
+}
+
+/// The values of a `[rows, cols]` tensor, column by column (one column = one unit's or one
+/// class's input weights).
+fn columns(t: Tensor<2>) -> Vec<Vec<f32>> {
+    let [rows, cols] = t.dims();
+    let v = t
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 weights");
+    (0..cols)
+        .map(|c| (0..rows).map(|r| v[r * cols + c]).collect())
+        .collect()
+}
+
+/// Writes `first-layer.png` (the input weights of the first `max_units` units of layer 1, each
+/// as an image) and `class-patterns.png` (the columns of W^(1)·…·W^(L), one image per class,
+/// 004 Sec. 3.4.5) into `out`. `shape` is the input image's (height, width).
+pub fn weight_pictures(
+    model: &TrainedModel,
+    shape: (usize, usize),
+    max_units: usize,
+    out: &Path,
+) -> Result<(PathBuf, PathBuf)> {
+    let weights = model.weights();
+    let input = weights[0].dims()[0];
+    if shape.0 * shape.1 != input {
+        return Err(LadderError::Setting(format!(
+            "an image of {}×{} does not match the model's {input} inputs",
+            shape.0, shape.1
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
+    let mut units = columns(weights[0].clone());
+    units.truncate(max_units.max(1));
+    let first = out.join("first-layer.png");
+    let per_row = (units.len() as f64).sqrt().ceil() as usize;
+    tile_grid(&first, &units, shape, per_row, 2)?;
+    let product = weights[1..]
+        .iter()
+        .fold(weights[0].clone(), |acc, w| acc.matmul(w.clone()));
+    let classes = columns(product);
+    let patterns = out.join("class-patterns.png");
+    tile_grid(&patterns, &classes, shape, classes.len().min(10), 4)?;
+    Ok((first, patterns))
+}

@@ -1,0 +1,466 @@
+//! Training of the plain classifier of the adversarial-training thesis (004, Sec. 3.4, 4.3):
+//! model A (ordinary cross-entropy), model B (adversarial cost, eq. 3.2) and model C (inputs
+//! with fresh Gaussian noise every step), with SGD whose momentum grows over the first epochs
+//! (pylearn2's `MomentumAdjustor`) or Adam, and early stopping on a validation set that keeps
+//! the best model.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::module::Module;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
+use crate::error::{LadderError, Result};
+use crate::eval::{Classifier, batch_tensors, error_percent_of};
+use crate::model::ladder::cross_entropy;
+use crate::model::mlp::{Mlp, MlpInit};
+use crate::model::spec::parse_layers;
+use crate::noise::{RngStream, fgsm, gaussian_vec, stream_rng};
+
+/// The three models of 004 Sec. 3.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlainModel {
+    /// Ordinary training: C(x, y).
+    A,
+    /// Adversarial training: α·C(x, y) + (1 − α)·C(x + ε·sgn ∇ₓC(x, y), y).
+    B,
+    /// Training on x + ε·N(0, 1), drawn afresh every step.
+    C,
+}
+
+impl FromStr for PlainModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "a" | "standard" => Ok(PlainModel::A),
+            "b" | "adversarial" => Ok(PlainModel::B),
+            "c" | "noisy" => Ok(PlainModel::C),
+            other => Err(format!(
+                "unknown model '{other}': a (standard), b (adversarial) or c (noisy)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PlainModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PlainModel::A => "A",
+            PlainModel::B => "B",
+            PlainModel::C => "C",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlainOptimizer {
+    /// SGD with momentum growing linearly from `momentum_start` to `momentum_final`.
+    Sgd,
+    Adam,
+}
+
+impl FromStr for PlainOptimizer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sgd" => Ok(PlainOptimizer::Sgd),
+            "adam" => Ok(PlainOptimizer::Adam),
+            other => Err(format!("unknown optimizer '{other}': sgd or adam")),
+        }
+    }
+}
+
+/// Everything that decides a plain run; the defaults are 004's MNIST settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlainConfig {
+    /// Hidden widths, `-`-separated (the classes are added on top).
+    pub hidden_layers: String,
+    pub model: PlainModel,
+    /// ε: the FGSM step of model B, the noise std of model C.
+    pub epsilon: f64,
+    /// α of model B's cost (1 = ordinary training).
+    pub alpha: f64,
+    pub optimizer: PlainOptimizer,
+    pub lr: f64,
+    /// Momentum of the first epoch.
+    pub momentum_start: f64,
+    /// Momentum reached at epoch `momentum_saturate` and kept.
+    pub momentum_final: f64,
+    pub momentum_saturate: usize,
+    pub batch_size: usize,
+    pub max_epochs: usize,
+    /// Stop when the validation error has not improved for this many epochs.
+    pub patience: usize,
+    /// Training examples held out for early stopping.
+    pub validation_samples: usize,
+    /// Training examples used (balanced over classes); 0 = all not held out.
+    pub labeled_samples: usize,
+    /// Non-zero incoming weights per hidden unit at the start (pylearn2 `sparse_init`); 0 =
+    /// dense N(0, 1)/√fan_in.
+    pub sparse_init: usize,
+    pub seed: u64,
+    pub num_classes: usize,
+}
+
+impl Default for PlainConfig {
+    /// Model A of 004: 800 ReLU units, SGD lr 0.01, batch 200, momentum 0.5 → 0.99 over 10
+    /// epochs, patience 100, sparse init 15; ε 0.25 and α 0.5 for the other models.
+    fn default() -> Self {
+        PlainConfig {
+            hidden_layers: "800".into(),
+            model: PlainModel::A,
+            epsilon: 0.25,
+            alpha: 0.5,
+            optimizer: PlainOptimizer::Sgd,
+            lr: 0.01,
+            momentum_start: 0.5,
+            momentum_final: 0.99,
+            momentum_saturate: 10,
+            batch_size: 200,
+            max_epochs: 1500,
+            patience: 100,
+            validation_samples: 1000,
+            labeled_samples: 0,
+            sparse_init: 15,
+            seed: 1,
+            num_classes: 10,
+        }
+    }
+}
+
+impl PlainConfig {
+    pub fn from_toml_str(text: &str) -> Result<PlainConfig> {
+        toml::from_str(text).map_err(|e| LadderError::Setting(format!("bad configuration: {e}")))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a PlainConfig always serialises")
+    }
+
+    /// Layer widths for `input_dim`-dimensional inputs.
+    pub fn dims(&self, input_dim: usize) -> Result<Vec<usize>> {
+        let mut dims = vec![input_dim];
+        dims.extend(parse_layers(&self.hidden_layers)?);
+        dims.push(self.num_classes);
+        Ok(dims)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(LadderError::Setting(m));
+        if self.batch_size == 0 || self.max_epochs == 0 {
+            return bad("batch size and max epochs must be positive".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("learning rate {} must be positive", self.lr));
+        }
+        if !(self.epsilon.is_finite() && self.epsilon >= 0.0) {
+            return bad(format!("epsilon {} must be ≥ 0", self.epsilon));
+        }
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return bad(format!("alpha {} must lie in [0, 1]", self.alpha));
+        }
+        for m in [self.momentum_start, self.momentum_final] {
+            if !(0.0..1.0).contains(&m) {
+                return bad(format!("momentum {m} must lie in [0, 1)"));
+            }
+        }
+        if self.num_classes < 2 {
+            return bad("there must be at least 2 classes".into());
+        }
+        if self.validation_samples == 0 {
+            return bad("early stopping needs validation samples (validation-samples > 0)".into());
+        }
+        self.dims(1).map(|_| ())
+    }
+
+    /// pylearn2's `MomentumAdjustor(start=1, saturate)`: linear from the first epoch's
+    /// `momentum_start` to `momentum_final` at epoch `momentum_saturate` (1-based).
+    pub fn momentum(&self, epoch: usize) -> f64 {
+        let span = self.momentum_saturate.saturating_sub(1).max(1) as f64;
+        let t = ((epoch.saturating_sub(1)) as f64 / span).min(1.0);
+        self.momentum_start + (self.momentum_final - self.momentum_start) * t
+    }
+}
+
+/// One line of a plain run's `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlainEpoch {
+    pub epoch: usize,
+    pub momentum: Option<f64>,
+    pub train_cost: f64,
+    pub validation_error_percent: f64,
+    /// Whether this epoch's model is the best so far (and kept).
+    pub best: bool,
+}
+
+/// The training, validation and test parts of a plain run.
+#[derive(Debug, Clone)]
+pub struct PlainData {
+    pub train: Dataset,
+    pub validation: Dataset,
+    pub test: Dataset,
+}
+
+impl PlainData {
+    pub fn new(data: &TrainTest, config: &PlainConfig) -> Result<Self> {
+        let spec = SplitSpec {
+            labeled: config.labeled_samples,
+            unlabeled: Some(0),
+            validation: config.validation_samples,
+        };
+        let split =
+            semi_supervised_split(&data.train.labels, config.num_classes, &spec, config.seed)?;
+        Ok(PlainData {
+            train: data.train.subset(&split.labeled),
+            validation: data.train.subset(&split.validation),
+            test: data.test.clone(),
+        })
+    }
+}
+
+impl Classifier for Mlp {
+    fn logits(&self, x: Tensor<2>) -> Tensor<2> {
+        Mlp::logits(self, x)
+    }
+    fn device(&self) -> Device {
+        self.weights[0].val().device()
+    }
+}
+
+/// The cost of one step of `model` (eq. 3.2 of 004 for B), on an autodiff device.
+pub fn plain_cost(
+    mlp: &Mlp,
+    config: &PlainConfig,
+    x: Tensor<2>,
+    y: Tensor<1, Int>,
+    noise: Option<Tensor<2>>,
+) -> Tensor<1> {
+    match config.model {
+        PlainModel::A => cross_entropy(mlp.logits(x), y),
+        PlainModel::B => {
+            let clean = cross_entropy(mlp.logits(x.clone()), y.clone());
+            if config.alpha >= 1.0 {
+                return clean;
+            }
+            let frozen = mlp.clone().no_grad();
+            let x_adv = fgsm(x, config.epsilon, |x| {
+                cross_entropy(frozen.logits(x), y.clone())
+            });
+            let adv = cross_entropy(mlp.logits(x_adv), y);
+            clean * config.alpha + adv * (1.0 - config.alpha)
+        }
+        PlainModel::C => {
+            let x = match noise {
+                Some(n) => x + n,
+                None => x,
+            };
+            cross_entropy(mlp.logits(x), y)
+        }
+    }
+}
+
+/// The outcome of a plain run: the best model (by validation error) and its history.
+pub struct PlainOutcome {
+    pub model: Mlp,
+    pub best_epoch: usize,
+    pub best_validation_error_percent: f64,
+    pub epochs_run: usize,
+    pub history: Vec<PlainEpoch>,
+    pub train_seconds: f64,
+}
+
+fn optimizer(config: &PlainConfig, epoch: usize) -> ModuleOptimizer {
+    match config.optimizer {
+        PlainOptimizer::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
+        PlainOptimizer::Sgd => SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(config.momentum(epoch))
+                    .with_dampening(0.0),
+            ))
+            .init(),
+    }
+}
+
+/// Trains a plain network with early stopping; `on_epoch` sees every epoch's metrics and may
+/// stop the run with an error.
+pub fn train_plain(
+    config: &PlainConfig,
+    data: &PlainData,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&PlainEpoch) -> Result<()>,
+) -> Result<PlainOutcome> {
+    config.validate()?;
+    let dims = config.dims(data.train.dim)?;
+    let init = match config.sparse_init {
+        0 => MlpInit::Scaled,
+        k => MlpInit::Sparse(k),
+    };
+    let mut rng = stream_rng(config.seed, RngStream::Init, 0, 0);
+    let mut model = Mlp::new(&dims, init, &mut rng, device);
+    let mut optim = optimizer(config, 1);
+    let mut best = (model.clone(), 0usize, f64::INFINITY);
+    let mut history = Vec::new();
+    let started = std::time::Instant::now();
+    for epoch in 1..=config.max_epochs {
+        if config.optimizer == PlainOptimizer::Sgd && epoch > 1 {
+            // The velocity carries over; only the momentum factor changes.
+            optim = optimizer(config, epoch).load_record(optim.to_record());
+        }
+        let (m, cost) = train_epoch(model, &mut optim, config, data, epoch, device)?;
+        model = m;
+        let val = error_percent_of(&model.valid(), &data.validation);
+        let improved = val < best.2;
+        if improved {
+            best = (model.clone(), epoch, val);
+        }
+        let metrics = PlainEpoch {
+            epoch,
+            momentum: (config.optimizer == PlainOptimizer::Sgd).then(|| config.momentum(epoch)),
+            train_cost: cost,
+            validation_error_percent: val,
+            best: improved,
+        };
+        on_epoch(&metrics)?;
+        history.push(metrics);
+        if epoch - best.1 >= config.patience {
+            break;
+        }
+    }
+    Ok(PlainOutcome {
+        model: best.0,
+        best_epoch: best.1,
+        best_validation_error_percent: best.2,
+        epochs_run: history.len(),
+        history,
+        train_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One pass over the training set in shuffled mini-batches; returns the mean cost.
+fn train_epoch(
+    mut model: Mlp,
+    optim: &mut ModuleOptimizer,
+    config: &PlainConfig,
+    data: &PlainData,
+    epoch: usize,
+    device: &Device,
+) -> Result<(Mlp, f64)> {
+    let train = &data.train;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut stream_rng(
+        config.seed,
+        RngStream::EpochOrder,
+        epoch as u64,
+        0,
+    ));
+    let mut total = 0.0;
+    let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
+    for (step, idx) in batches.iter().enumerate() {
+        let (x, y) = batch_tensors(train, idx, device);
+        let noise = (config.model == PlainModel::C && config.epsilon > 0.0).then(|| {
+            let mut rng = stream_rng(
+                config.seed,
+                RngStream::Corruption,
+                epoch as u64,
+                step as u64,
+            );
+            let v = gaussian_vec(&mut rng, idx.len() * train.dim, config.epsilon as f32);
+            Tensor::from_data(TensorData::new(v, [idx.len(), train.dim]), device)
+        });
+        let cost = plain_cost(&model, config, x, y, noise);
+        let value = cost.clone().into_scalar::<f32>();
+        if !value.is_finite() {
+            return Err(LadderError::Diverged {
+                what: "cost".into(),
+                value,
+                epoch,
+                step: step + 1,
+            });
+        }
+        total += value as f64;
+        let grads = GradientsParams::from_grads(cost.backward(), &model);
+        model = optim.step(config.lr, model, grads);
+    }
+    Ok((model, total / batches.len() as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn momentum_grows_linearly_then_stays() {
+        let c = PlainConfig::default();
+        assert_eq!(c.momentum(1), 0.5);
+        assert!((c.momentum(10) - 0.99).abs() < 1e-12);
+        assert!((c.momentum(50) - 0.99).abs() < 1e-12);
+        assert!((c.momentum(4) - (0.5 + 0.49 / 3.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn alpha_one_is_the_plain_cost() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(2, RngStream::Init, 0, 0);
+        let mlp = Mlp::new(&[6, 5, 3], MlpInit::Scaled, &mut rng, &device);
+        // A non-zero top so that the cost depends on the input.
+        let mlp = Mlp {
+            weights: vec![
+                mlp.weights[0].clone(),
+                burn::module::Param::from_tensor(crate::model::encoder::scaled_normal(
+                    5, 3, &mut rng, &device,
+                )),
+            ],
+            biases: mlp.biases,
+        };
+        let x = Tensor::<2>::from_data(
+            TensorData::new(gaussian_vec(&mut rng, 24, 1.0), [4, 6]),
+            &device,
+        );
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 1], [4]), &device);
+        let value = |model: PlainModel, alpha: f64| {
+            let c = PlainConfig {
+                model,
+                alpha,
+                ..PlainConfig::default()
+            };
+            plain_cost(&mlp, &c, x.clone(), y.clone(), None).into_scalar::<f32>()
+        };
+        assert_eq!(value(PlainModel::B, 1.0), value(PlainModel::A, 1.0));
+        // With α < 1 the adversarial term raises the cost.
+        assert!(value(PlainModel::B, 0.0) > value(PlainModel::A, 1.0));
+        let half = value(PlainModel::B, 0.5);
+        let expected = 0.5 * value(PlainModel::A, 1.0) + 0.5 * value(PlainModel::B, 0.0);
+        assert!((half - expected).abs() < 1e-5, "{half} vs {expected}");
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let mut c = PlainConfig {
+            alpha: 1.5,
+            ..PlainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("alpha"));
+        c.alpha = 0.5;
+        c.validation_samples = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("early stopping")
+        );
+        c.validation_samples = 10;
+        c.momentum_final = 1.0;
+        assert!(c.validate().unwrap_err().to_string().contains("momentum"));
+        assert!("d".parse::<PlainModel>().is_err());
+        assert_eq!("adversarial".parse::<PlainModel>().unwrap(), PlainModel::B);
+    }
+}
