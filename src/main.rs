@@ -19,6 +19,7 @@ use ladder::experiment::robustness::{
 use ladder::experiment::run::{
     CONFIG_FILE, INTERRUPTED, SEEDS_FILE, SUMMARY_FILE, fresh_dir, load_run, read_json,
 };
+use ladder::experiment::sweep::{GridAxis, SWEEP_FILE, SweepSpec, sweep};
 use ladder::experiment::{RunOptions, evaluate_run, parse_seeds, train_run, train_seeds};
 use ladder::model::Activation;
 use ladder::noise::AdvKind;
@@ -72,8 +73,41 @@ enum Command {
     Robustness(RobustnessCmd),
     /// Pictures of a trained model's first-layer weights and W1·…·WL class patterns.
     Weights(WeightsCmd),
+    /// Train every combination of a grid of settings, choose by validation error, tabulate.
+    #[command(args_override_self = true)]
+    Sweep(SweepCmd),
     /// List the presets.
     Presets,
+}
+
+#[derive(Args)]
+struct SweepCmd {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// An axis `field=v1,v2,…` (configuration field names, e.g. adv_sup_tau=4.5e-5,4.5e-4);
+    /// repeat for more axes.
+    #[arg(long = "grid")]
+    grid: Vec<String>,
+    /// Seeds each cell is trained with (`1-3`, `1,2,5`).
+    #[arg(long, default_value = "1")]
+    seeds: String,
+    /// Output directory (default: a fresh one under runs/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Finish the sweep in this directory; completed cells are not retrained.
+    #[arg(long, value_name = "SWEEP_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Replace an existing sweep.
+    #[arg(long)]
+    force: bool,
+    #[arg(long, short)]
+    quiet: bool,
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_minutes: f64,
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(Args)]
@@ -518,6 +552,60 @@ fn run_bench(cmd: BenchCmd) -> Result<()> {
     Ok(())
 }
 
+fn run_sweep(cmd: SweepCmd) -> Result<()> {
+    if !(cmd.checkpoint_minutes.is_finite() && cmd.checkpoint_minutes >= 0.0) {
+        bail!("--checkpoint-minutes must be a number of minutes ≥ 0");
+    }
+    let (spec, out) = match &cmd.resume {
+        Some(dir) => {
+            let path = dir.join(SWEEP_FILE);
+            if !path.exists() {
+                bail!(
+                    "{} has no {SWEEP_FILE}: not a sweep directory to resume",
+                    dir.display()
+                );
+            }
+            (read_json::<SweepSpec>(&path)?, dir.clone())
+        }
+        None => {
+            let axes = cmd
+                .grid
+                .iter()
+                .map(|g| GridAxis::parse(g))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let spec = SweepSpec {
+                base: resolve_config(&cmd.config)?,
+                axes,
+                seeds: parse_seeds(&cmd.seeds)?,
+            };
+            let out = cmd
+                .out
+                .clone()
+                .unwrap_or_else(|| fresh_dir(Path::new("runs"), "sweep"));
+            (spec, out)
+        }
+    };
+    let opts = RunOptions {
+        force: cmd.force,
+        resume: cmd.resume.is_some(),
+        quiet: cmd.quiet,
+        device: device(&cmd.device)?,
+        preset: cmd.config.preset.clone(),
+        checkpoint_every: (cmd.checkpoint_minutes > 0.0)
+            .then(|| Duration::from_secs_f64(cmd.checkpoint_minutes * 60.0)),
+    };
+    let data = load_data(&cmd.data, spec.base.num_classes)?;
+    let quiet = cmd.quiet;
+    let report = sweep(&spec, &data, &out, &opts, &mut |i, n, name| {
+        if !quiet {
+            eprintln!("cell {i}/{n}: {name}");
+        }
+    })?;
+    print!("{}", report.to_markdown());
+    println!("sweep directory: {}", out.display());
+    Ok(())
+}
+
 /// Defaults, then the config file, then the flags.
 fn resolve_plain(cmd: &PlainCmd) -> Result<PlainConfig> {
     let mut c = match &cmd.config {
@@ -695,6 +783,7 @@ fn main() -> ExitCode {
         } => predict(&run_dir, &images, out.as_deref(), &device),
         Command::Bench(cmd) => run_bench(cmd),
         Command::TrainPlain(cmd) => train_plain(cmd),
+        Command::Sweep(cmd) => run_sweep(cmd),
         Command::Robustness(cmd) => run_robustness(cmd),
         Command::Weights(cmd) => run_weights(cmd),
         Command::Presets => {

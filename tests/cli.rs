@@ -255,3 +255,152 @@ fn an_unfinished_run_cannot_be_evaluated() {
     let o = ladder(&["evaluate", tmp.path().to_str().unwrap()]);
     assert_fails(&o, "config.toml");
 }
+
+#[test]
+fn a_sweep_tabulates_its_grid_and_resumes_without_redoing_finished_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let mut args = vec![
+        "sweep",
+        "--out",
+        out.to_str().unwrap(),
+        "--validation-samples",
+        "300",
+        "--grid",
+        "adv_sup_tau=0,0.05",
+        "--grid",
+        "adv-unsup-kind=unit,sign",
+        "--adv-unsup-tau",
+        "0.01",
+    ];
+    args.extend_from_slice(TINY);
+    let o = ladder(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = read(out.join("grid.md"));
+    assert_eq!(
+        md.matches('✔').count(),
+        3,
+        "chosen cell marked in both tables: {md}"
+    );
+    let csv = read(out.join("grid.csv"));
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.ends_with(",true")).count(), 1);
+
+    // As if the sweep had been stopped before its last cell: that cell and the tables are
+    // missing. (A cell stopped within a run resumes from its checkpoint, like `train --resume`.)
+    let cell = |name: &str| out.join(name);
+    let done = cell("adv_sup_tau=0,adv_unsup_kind=unit").join("seed-1/metrics.jsonl");
+    let before = std::fs::metadata(&done).unwrap().modified().unwrap();
+    let broken = cell("adv_sup_tau=0.05,adv_unsup_kind=sign");
+    let redo = broken.join("seed-1/metrics.jsonl");
+    let old = read(redo.clone());
+    std::fs::remove_dir_all(&broken).unwrap();
+    std::fs::remove_file(out.join("grid.csv")).unwrap();
+    // Without --resume an existing sweep is refused.
+    assert_fails(&ladder(&args), "--resume");
+    let o = ladder(&["sweep", "--resume", out.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::metadata(&done).unwrap().modified().unwrap(),
+        before
+    );
+    assert!(broken.join("summary.json").exists());
+    assert_eq!(
+        read(redo),
+        old,
+        "the resumed cell ends as an uninterrupted one"
+    );
+    assert_eq!(read(out.join("grid.csv")), csv);
+
+    assert_fails(
+        &ladder(&[
+            "sweep",
+            "--grid",
+            "nonsense=1",
+            "--validation-samples",
+            "10",
+        ]),
+        "nonsense",
+    );
+    assert_fails(&ladder(&["sweep", "--grid", "lr=0.1"]), "validation");
+}
+
+#[test]
+fn plain_models_train_and_their_robustness_is_tabulated_and_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for m in ["a", "b"] {
+        let out = dir.path().join(format!("model-{m}"));
+        let o = ladder(&[
+            "train-plain",
+            "--model",
+            m,
+            "--hidden-layers",
+            "30",
+            "--max-epochs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let summary = read(out.join("summary.json"));
+        assert!(
+            summary.contains(&format!("\"model\": \"{}\"", m.to_uppercase())),
+            "{summary}"
+        );
+        assert_eq!(read(out.join("metrics.jsonl")).lines().count(), 2);
+        dirs.push(out);
+    }
+    let rob = dir.path().join("rob");
+    let o = ladder(&[
+        "robustness",
+        dirs[0].to_str().unwrap(),
+        dirs[1].to_str().unwrap(),
+        "--epsilons",
+        "0,0.1",
+        "--sigmas",
+        "0,0.3",
+        "--out",
+        rob.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = read(rob.join("robustness.csv"));
+    assert_eq!(csv.lines().count(), 1 + 2 * 4, "{csv}");
+    assert!(csv.contains("model-b,fgsm,0.1,"), "{csv}");
+    for png in ["fgsm.png", "gaussian.png"] {
+        assert_eq!(&std::fs::read(rob.join(png)).unwrap()[1..4], b"PNG");
+    }
+    let w = dir.path().join("w");
+    let o = ladder(&[
+        "weights",
+        dirs[0].to_str().unwrap(),
+        "--out",
+        w.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(w.join("first-layer.png").exists() && w.join("class-patterns.png").exists());
+
+    let d0 = dirs[0].to_str().unwrap();
+    assert_fails(
+        &ladder(&["robustness", d0, "--name", "x", "--name", "y"]),
+        "2 names for 1",
+    );
+    assert_fails(
+        &ladder(&["robustness", d0, "--epsilons", "0,abc"]),
+        "'abc' is not a number",
+    );
+    assert_fails(
+        &ladder(&["robustness", dir.path().to_str().unwrap()]),
+        "neither",
+    );
+    assert_fails(
+        &ladder(&["weights", d0, "--image-shape", "20x20"]),
+        "does not match the model's 784 inputs",
+    );
+    assert_fails(
+        &ladder(&["train-plain", "--alpha", "2", "--out", d0, "--quiet"]),
+        "alpha",
+    );
+    assert_fails(&ladder(&["train-plain", "--out", d0, "--quiet"]), "--force");
+}

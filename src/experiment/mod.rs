@@ -8,6 +8,7 @@ pub mod progress;
 pub mod robustness;
 pub mod run;
 pub mod seeds;
+pub mod sweep;
 
 pub use run::{RunOptions, RunSummary, SeedsSummary, evaluate_run, train_run, train_seeds};
 pub use seeds::{mean_std, parse_seeds};

@@ -1,0 +1,372 @@
+//! Hyperparameter grids (thesis 000 Tables 13–16): every combination of the named
+//! configuration fields is trained over the given seeds into its own cell directory, the cell
+//! with the lowest mean validation error is chosen, and the grid is written as a table with
+//! that cell marked. A sweep directory records its grid (`sweep.json`), so `--resume` finishes
+//! it without retraining completed cells.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::TrainTest;
+use crate::error::{LadderError, Result};
+use crate::experiment::run::{RunOptions, SEEDS_FILE, read_json, write_json};
+use crate::experiment::seeds::mean_std;
+use crate::experiment::train_seeds;
+use crate::train::TrainConfig;
+use crate::train::checkpoint::write_atomic;
+
+pub const SWEEP_FILE: &str = "sweep.json";
+
+/// One axis of the grid: a configuration field and the values it takes (TOML literals).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridAxis {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+impl GridAxis {
+    /// `field=v1,v2,…`; dashes in the field name may stand for underscores.
+    pub fn parse(s: &str) -> Result<GridAxis> {
+        let (name, values) = s.split_once('=').ok_or_else(|| {
+            LadderError::Setting(format!(
+                "grid axis '{s}': expected field=value,value,… (e.g. adv_sup_tau=4.5e-5,4.5e-4)"
+            ))
+        })?;
+        let values: Vec<String> = values
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if values.is_empty() {
+            return Err(LadderError::Setting(format!(
+                "grid axis '{s}' has no values"
+            )));
+        }
+        Ok(GridAxis {
+            name: name.trim().replace('-', "_"),
+            values,
+        })
+    }
+}
+
+/// Everything a sweep directory needs to be resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepSpec {
+    pub base: TrainConfig,
+    pub axes: Vec<GridAxis>,
+    pub seeds: Vec<u64>,
+}
+
+/// `config` with `field = value` set for each pair; an unknown field or a value of the wrong
+/// type is an error naming it.
+pub fn apply_settings(config: &TrainConfig, settings: &[(String, String)]) -> Result<TrainConfig> {
+    let mut table = toml::Table::try_from(config).expect("a TrainConfig serialises");
+    for (name, value) in settings {
+        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(mut t) => t.remove("v").expect("the key just written"),
+            // Bare words (kinds, activations) are strings.
+            Err(_) => toml::Value::String(value.clone()),
+        };
+        // `0` for a float field means 0.0.
+        let parsed = match (table.get(name), parsed) {
+            (Some(toml::Value::Float(_)), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+            (_, p) => p,
+        };
+        table.insert(name.clone(), parsed);
+    }
+    let c: TrainConfig = table.try_into().map_err(|e| {
+        LadderError::Setting(format!(
+            "grid settings {settings:?} do not fit the configuration: {e}"
+        ))
+    })?;
+    c.validate()?;
+    Ok(c)
+}
+
+/// Every combination of the axes' values, the first axis varying slowest.
+pub fn cells(axes: &[GridAxis]) -> Vec<Vec<(String, String)>> {
+    axes.iter().fold(vec![vec![]], |acc, axis| {
+        acc.iter()
+            .flat_map(|prefix| {
+                axis.values.iter().map(move |v| {
+                    let mut c = prefix.clone();
+                    c.push((axis.name.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect()
+    })
+}
+
+/// The directory name of a cell: `field=value,field=value`.
+pub fn cell_name(settings: &[(String, String)]) -> String {
+    settings
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        .replace(['/', '\\', ' '], "_")
+}
+
+/// One finished cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub settings: Vec<(String, String)>,
+    pub dir: PathBuf,
+    pub validation_mean: f64,
+    pub validation_std: f64,
+    pub test_mean: f64,
+    pub test_std: f64,
+}
+
+/// The grid's results and the chosen cell (lowest mean validation error).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub axes: Vec<GridAxis>,
+    pub seeds: Vec<u64>,
+    pub cells: Vec<CellResult>,
+    pub chosen: usize,
+}
+
+fn run_dir_error(dir: &Path, reason: impl Into<String>) -> LadderError {
+    LadderError::RunDir {
+        path: dir.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Runs (or, with `opts.resume`, finishes) the sweep `spec` into `out`; `on_cell` is told when
+/// each cell starts.
+pub fn sweep(
+    spec: &SweepSpec,
+    data: &TrainTest,
+    out: &Path,
+    opts: &RunOptions,
+    on_cell: &mut dyn FnMut(usize, usize, &str),
+) -> Result<SweepReport> {
+    if spec.base.validation_samples == 0 {
+        return Err(LadderError::Setting(
+            "a sweep chooses by validation error: set validation-samples > 0".into(),
+        ));
+    }
+    if spec.axes.is_empty() {
+        return Err(LadderError::Setting(
+            "a sweep needs at least one --grid axis".into(),
+        ));
+    }
+    let grid = cells(&spec.axes);
+    // Every cell's configuration is checked before anything is trained.
+    let configs = grid
+        .iter()
+        .map(|s| apply_settings(&spec.base, s))
+        .collect::<Result<Vec<_>>>()?;
+    let spec_path = out.join(SWEEP_FILE);
+    if opts.resume {
+        let stored: SweepSpec = read_json(&spec_path)?;
+        if stored != *spec {
+            return Err(run_dir_error(
+                out,
+                format!("its {SWEEP_FILE} describes another sweep"),
+            ));
+        }
+    } else {
+        if spec_path.exists() && !opts.force {
+            return Err(run_dir_error(
+                out,
+                "already holds a sweep; pass --resume to finish it or --force to replace it",
+            ));
+        }
+        std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
+        write_json(&spec_path, spec)?;
+    }
+    let mut results = Vec::with_capacity(grid.len());
+    for (i, (settings, config)) in grid.iter().zip(&configs).enumerate() {
+        let name = cell_name(settings);
+        on_cell(i + 1, grid.len(), &name);
+        let dir = out.join(&name);
+        let cell_opts = RunOptions {
+            resume: dir.join(SEEDS_FILE).exists() && !opts.force,
+            ..opts.clone()
+        };
+        let summary = match train_seeds(config, &spec.seeds, data, &dir, &cell_opts) {
+            Ok(s) => s,
+            Err(LadderError::Interrupted(_)) => {
+                return Err(LadderError::Interrupted(format!(
+                    "checkpoint saved; continue with: ladder sweep --resume {}",
+                    out.display()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let validation: Vec<f64> = summary
+            .runs
+            .iter()
+            .map(|r| r.validation_error_percent.unwrap_or(f64::NAN))
+            .collect();
+        let test: Vec<f64> = summary.runs.iter().map(|r| r.test_error_percent).collect();
+        let (validation_mean, validation_std) = mean_std(&validation);
+        let (test_mean, test_std) = mean_std(&test);
+        results.push(CellResult {
+            settings: settings.clone(),
+            dir,
+            validation_mean,
+            validation_std,
+            test_mean,
+            test_std,
+        });
+    }
+    let chosen = results
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.validation_mean.total_cmp(&b.1.validation_mean))
+        .map(|(i, _)| i)
+        .expect("at least one cell");
+    let report = SweepReport {
+        axes: spec.axes.clone(),
+        seeds: spec.seeds.clone(),
+        cells: results,
+        chosen,
+    };
+    write_atomic(&out.join("grid.csv"), report.to_csv().as_bytes())?;
+    write_atomic(&out.join("grid.md"), report.to_markdown().as_bytes())?;
+    write_json(&out.join("summary.json"), &report)?;
+    Ok(report)
+}
+
+impl SweepReport {
+    /// One line per cell: the settings, validation and test error (mean, std), chosen flag.
+    pub fn to_csv(&self) -> String {
+        let mut out: String = self.axes.iter().map(|a| format!("{},", a.name)).collect();
+        out.push_str(
+            "validation_error_mean,validation_error_std,test_error_mean,test_error_std,chosen\n",
+        );
+        for (i, c) in self.cells.iter().enumerate() {
+            for (_, v) in &c.settings {
+                out.push_str(&format!("{v},"));
+            }
+            out.push_str(&format!(
+                "{:.4},{:.4},{:.4},{:.4},{}\n",
+                c.validation_mean,
+                c.validation_std,
+                c.test_mean,
+                c.test_std,
+                i == self.chosen
+            ));
+        }
+        out
+    }
+
+    /// A Markdown table, a row per cell, with the chosen cell in bold and marked; for two axes
+    /// also the validation errors as a grid (rows: first axis, columns: second).
+    pub fn to_markdown(&self) -> String {
+        let seeds = self
+            .seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut out = format!(
+            "Validation and test error (%, mean ± std over seeds {seeds}); ✔ marks the cell with \
+             the lowest validation error.\n\n|"
+        );
+        for a in &self.axes {
+            out.push_str(&format!(" {} |", a.name));
+        }
+        out.push_str(" validation error | test error | |\n|");
+        out.push_str(&" --- |".repeat(self.axes.len() + 3));
+        out.push('\n');
+        for (i, c) in self.cells.iter().enumerate() {
+            let mark = |s: String| {
+                if i == self.chosen {
+                    format!("**{s}**")
+                } else {
+                    s
+                }
+            };
+            out.push('|');
+            for (_, v) in &c.settings {
+                out.push_str(&format!(" {} |", mark(v.clone())));
+            }
+            out.push_str(&format!(
+                " {} | {} | {} |\n",
+                mark(format!(
+                    "{:.2} ± {:.2}",
+                    c.validation_mean, c.validation_std
+                )),
+                mark(format!("{:.2} ± {:.2}", c.test_mean, c.test_std)),
+                if i == self.chosen { "✔" } else { "" }
+            ));
+        }
+        if let [rows, cols] = &self.axes[..] {
+            out.push_str(&format!(
+                "\nValidation error (%): {} (rows) × {} (columns)\n\n| |",
+                rows.name, cols.name
+            ));
+            for v in &cols.values {
+                out.push_str(&format!(" {v} |"));
+            }
+            out.push_str("\n| --- |");
+            out.push_str(&" ---: |".repeat(cols.values.len()));
+            out.push('\n');
+            for (r, rv) in rows.values.iter().enumerate() {
+                out.push_str(&format!("| {rv} |"));
+                for c in 0..cols.values.len() {
+                    let i = r * cols.values.len() + c;
+                    let v = format!("{:.2}", self.cells[i].validation_mean);
+                    out.push_str(&if i == self.chosen {
+                        format!(" **{v}** ✔ |")
+                    } else {
+                        format!(" {v} |")
+                    });
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_parse_and_cells_cover_the_grid() {
+        let a = GridAxis::parse("adv-sup-tau=0.1,0.2").unwrap();
+        assert_eq!(a.name, "adv_sup_tau");
+        let b = GridAxis::parse("act=relu, leakyrelu").unwrap();
+        let grid = cells(&[a, b]);
+        assert_eq!(grid.len(), 4);
+        assert_eq!(cell_name(&grid[1]), "adv_sup_tau=0.1,act=leakyrelu");
+        assert!(GridAxis::parse("lr").is_err());
+        assert!(GridAxis::parse("lr=").is_err());
+    }
+
+    #[test]
+    fn settings_apply_with_their_types_and_unknown_fields_are_named() {
+        let base = TrainConfig::default();
+        let s = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let c = apply_settings(&base, &s("adv_sup_tau", "4.5e-4")).unwrap();
+        assert_eq!(c.adv_sup_tau, 4.5e-4);
+        let c = apply_settings(&base, &s("adv_unsup_kind", "sqrtk")).unwrap();
+        assert_eq!(c.adv_unsup_kind, crate::noise::AdvKind::Sqrtk);
+        assert_eq!(
+            apply_settings(&base, &s("adv_sup_tau", "0"))
+                .unwrap()
+                .adv_sup_tau,
+            0.0
+        );
+        let c = apply_settings(&base, &s("epochs", "3")).unwrap();
+        assert_eq!(c.epochs, 3);
+        let err = apply_settings(&base, &s("adv_sup_tua", "1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("adv_sup_tua"), "{err}");
+        let err = apply_settings(&base, &s("epochs", "many"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epochs"), "{err}");
+        assert!(apply_settings(&base, &s("lr", "-1")).is_err());
+    }
+}
