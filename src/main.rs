@@ -10,7 +10,7 @@ use burn::prelude::*;
 use clap::{Args, Parser, Subcommand};
 
 use ladder::LadderError;
-use ladder::data::{TrainTest, load_dir, load_embedded, load_idx_images};
+use ladder::data::{CsvSpec, TrainTest, load_csv, load_dir, load_embedded, load_idx_images};
 use ladder::experiment::bench::bench;
 use ladder::experiment::plain_run::train_plain_run;
 use ladder::experiment::robustness::{
@@ -215,10 +215,26 @@ struct WeightsCmd {
 #[derive(Args, Clone)]
 struct DataArgs {
     /// Directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
-    /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. Default: the embedded
-    /// MNIST-10k (8,000 training, 2,000 test digits).
+    /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; or a .csv file of numeric
+    /// features and an integer class column (standardised with the training part's
+    /// statistics). Default: the embedded MNIST-10k (8,000 training, 2,000 test digits).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// CSV only: a separate test file (default: a seeded --test-fraction of --data's rows).
+    #[arg(long)]
+    test_data: Option<PathBuf>,
+    /// CSV only: the share of rows held out as the test set when there is no --test-data.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// CSV only: 0-based column of the class (default: the last).
+    #[arg(long)]
+    label_column: Option<usize>,
+    /// CSV only: the smallest class value (1 for Covertype's classes 1–7).
+    #[arg(long, default_value_t = 0)]
+    first_label: i64,
+    /// CSV only: the first line is a header.
+    #[arg(long)]
+    csv_header: bool,
 }
 
 /// Flags that mirror the authors' `run.py`; each overrides the preset and the config file.
@@ -365,8 +381,23 @@ fn device(name: &str) -> Result<Device> {
 }
 
 fn load_data(args: &DataArgs, num_classes: usize) -> Result<TrainTest> {
+    let csv = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     Ok(match &args.data {
-        Some(dir) => load_dir(dir, num_classes)?,
+        Some(path) if csv(path) => {
+            let spec = CsvSpec {
+                label_column: args.label_column,
+                has_header: args.csv_header,
+                first_label: args.first_label,
+                num_classes,
+            };
+            load_csv(path, args.test_data.as_deref(), args.test_fraction, &spec)?
+        }
+        Some(dir) => {
+            if args.test_data.is_some() {
+                bail!("--test-data is for CSV files; an IDX directory holds its own test set");
+            }
+            load_dir(dir, num_classes)?
+        }
         None => load_embedded(num_classes)?,
     })
 }

@@ -404,3 +404,59 @@ fn plain_models_train_and_their_robustness_is_tabulated_and_drawn() {
     );
     assert_fails(&ladder(&["train-plain", "--out", d0, "--quiet"]), "--force");
 }
+
+#[test]
+fn tabular_csv_data_trains_plain_and_ladder_models_and_bad_rows_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three classes (1..=3) told apart by the first feature; the second is constant.
+    let rows: String = (0..600)
+        .map(|i| {
+            let c = i % 3 + 1;
+            format!("{},{},{}\n", c as f64 * 2.0 + (i % 7) as f64 * 0.1, 5, c)
+        })
+        .collect();
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, rows).unwrap();
+    let c = csv.to_str().unwrap();
+    let common = [
+        "--data",
+        c,
+        "--num-classes",
+        "3",
+        "--first-label",
+        "1",
+        "--quiet",
+    ];
+    let out = dir.path().join("plain");
+    let mut args = vec!["train-plain", "--hidden-layers", "20", "--max-epochs", "20"];
+    args.extend_from_slice(&["--validation-samples", "60", "--out", out.to_str().unwrap()]);
+    args.extend_from_slice(&common);
+    let o = ladder(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = read(out.join("summary.json"));
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert!(
+        v["test_error_percent"].as_f64().unwrap() < 10.0,
+        "{summary}"
+    );
+
+    let out = dir.path().join("ladder");
+    let mut args = vec![
+        "train",
+        "--encoder-layers",
+        "20-3",
+        "--denoising-cost-x",
+        "10,1,0.1",
+    ];
+    args.extend_from_slice(&["--labeled-samples", "30", "--epochs", "2"]);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    args.extend_from_slice(&common);
+    let o = ladder(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    std::fs::write(&csv, "1,2,1\n1,2,8\n").unwrap();
+    let x = dir.path().join("x");
+    let mut args = vec!["train-plain", "--out", x.to_str().unwrap()];
+    args.extend_from_slice(&common);
+    assert_fails(&ladder(&args), "t.csv, line 2: class 8 is unknown");
+}

@@ -4,12 +4,14 @@
 //! [`DataError`] values that name the offending file, so a bad data directory
 //! produces a message a user can act on instead of a panic.
 
+pub mod csv;
 pub mod dataset;
 pub mod idx;
 pub mod split;
 
 use std::path::PathBuf;
 
+pub use csv::{CsvSpec, load_csv, read_csv};
 pub use dataset::{Dataset, TrainTest, load_dir, load_embedded, load_idx_images};
 pub use idx::{
     IdxArray, MAX_IDX_BYTES, gzip_bytes, parse_idx, read_idx_file, write_idx, write_idx_file,
@@ -147,6 +149,18 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+
+    /// A CSV row that cannot be read, with its line number.
+    #[error("{file}, line {line}: {reason}")]
+    Csv {
+        file: String,
+        line: u64,
+        reason: String,
+    },
+
+    /// A CSV file or setting that cannot give a data set.
+    #[error("{file}: {reason}")]
+    CsvFile { file: String, reason: String },
 
     /// Reading or writing a file failed.
     #[error("{}: I/O error: {source}", .path.display())]
