@@ -144,3 +144,8 @@ with_moments = dict(
 )
 write("checkpoint", "moments.ckpt", checkpoint(with_moments, b"\x01\x02\x03\x04", b"\x09" * 10))
 write("checkpoint", "default-config.ckpt", checkpoint({**base, "config": {}}, b"m", b"o"))
+
+# csv: Covertype-like rows (features, class 1..7 last), a headed file with the class first.
+write("csv", "covertype.csv", "2596,51,3,258,0,510,221,232,148,6279,5\n2590,56,2,212,-6,390,220,235,151,6225,5\n2804,139,9,268,65,3180,234,238,135,6121,2\n")
+write("csv", "header.csv", "class,a,b\n1,0.5,2\n2,1.5,-3e-2\n3,  7 ,1\n")
+write("csv", "quoted.csv", '1,"2",3\n4,5,6\n\n7,8,1\n')
