@@ -192,6 +192,9 @@ struct RobustnessCmd {
     /// Where the table and plots go.
     #[arg(long, default_value = "robustness")]
     out: PathBuf,
+    /// Classes of the test data (labels must lie in 0..N after --first-label).
+    #[arg(long, default_value_t = 10)]
+    num_classes: usize,
     #[command(flatten)]
     data: DataArgs,
     #[arg(long, default_value = "cpu")]
@@ -747,7 +750,7 @@ fn run_robustness(cmd: RobustnessCmd) -> Result<()> {
         seed: cmd.seed,
     };
     let dev = device(&cmd.device)?;
-    let data = load_data(&cmd.data, 10)?;
+    let data = load_data(&cmd.data, cmd.num_classes)?;
     let table = robustness(&runs, &data.test, &opts, &cmd.out, &dev)?;
     print!("{}", table.to_markdown());
     println!("written to {}", cmd.out.display());
