@@ -229,18 +229,12 @@ impl Trainer {
     }
 
     pub(crate) fn batch(&self, data: &PreparedData, unl: &[usize], lab: &[usize]) -> LadderBatch {
-        let x = |ds: &Dataset, idx: &[usize]| {
-            let mut v = Vec::with_capacity(idx.len() * ds.dim);
-            for &i in idx {
-                v.extend_from_slice(ds.row(i));
-            }
-            Tensor::<2>::from_data(TensorData::new(v, [idx.len(), ds.dim]), &self.device)
-        };
-        let y: Vec<i64> = lab.iter().map(|&i| data.labeled.labels[i] as i64).collect();
+        let (x_labeled, y_labeled) = eval::batch_tensors(&data.labeled, lab, &self.device);
+        let (x_unlabeled, _) = eval::batch_tensors(&data.unlabeled, unl, &self.device);
         LadderBatch {
-            x_labeled: x(&data.labeled, lab),
-            y_labeled: Tensor::from_data(TensorData::new(y, [lab.len()]), &self.device),
-            x_unlabeled: x(&data.unlabeled, unl),
+            x_labeled,
+            y_labeled,
+            x_unlabeled,
         }
     }
 
