@@ -19,7 +19,7 @@ fn main() -> ladder::Result<()> {
         ..TrainConfig::default()
     };
     let prepared = PreparedData::new(&data, &config)?;
-    let mut trainer = Trainer::new(config, data.train.dim, &Device::flex().autodiff())?;
+    let mut trainer = Trainer::new(config, &data.train.image_shape, &Device::flex().autodiff())?;
     while !trainer.is_finished() {
         let m = trainer
             .train_epoch(&prepared, &mut Silent)?

@@ -10,7 +10,10 @@ use burn::prelude::*;
 use clap::{Args, Parser, Subcommand};
 
 use ladder::LadderError;
-use ladder::data::{CsvSpec, TrainTest, load_csv, load_dir, load_embedded, load_idx_images};
+use ladder::data::{
+    CsvSpec, Dataset, TrainTest, is_cifar_dir, load_cifar_dir, load_csv, load_dir, load_embedded,
+    load_idx_images,
+};
 use ladder::experiment::bench::bench;
 use ladder::experiment::plain_run::train_plain_run;
 use ladder::experiment::robustness::{
@@ -218,7 +221,8 @@ struct WeightsCmd {
 #[derive(Args, Clone)]
 struct DataArgs {
     /// Directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
-    /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; or a .csv file of numeric
+    /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; or a CIFAR-10 binary
+    /// directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin); or a .csv file of numeric
     /// features and an integer class column (standardised with the training part's
     /// statistics). Default: the embedded MNIST-10k (8,000 training, 2,000 test digits).
     #[arg(long)]
@@ -315,6 +319,24 @@ struct ConfigArgs {
     /// Keep the Gaussian input noise on unlabelled examples too.
     #[arg(long)]
     adv_unsup_gaussian: Option<bool>,
+    /// Convert colour images to grey first.
+    #[arg(long)]
+    grey: Option<bool>,
+    /// Global contrast normalisation to this L2 norm per example (55 for CIFAR-10; 0 = off).
+    #[arg(long)]
+    contrast_norm: Option<f64>,
+    /// ZCA whitening fitted on the training data.
+    #[arg(long)]
+    zca: Option<bool>,
+    /// ZCA regulariser added to the covariance's eigenvalues.
+    #[arg(long)]
+    zca_bias: Option<f64>,
+    /// Train on random SIDE×SIDE crops, test on the centre crop (0 = off).
+    #[arg(long)]
+    crop: Option<usize>,
+    /// Random horizontal flips of the training images.
+    #[arg(long)]
+    flip: Option<bool>,
 }
 
 #[derive(Args)]
@@ -397,9 +419,16 @@ fn load_data(args: &DataArgs, num_classes: usize) -> Result<TrainTest> {
         }
         Some(dir) => {
             if args.test_data.is_some() {
-                bail!("--test-data is for CSV files; an IDX directory holds its own test set");
+                bail!(
+                    "--test-data is for CSV files; an IDX or CIFAR-10 directory holds its own \
+                     test set"
+                );
             }
-            load_dir(dir, num_classes)?
+            if is_cifar_dir(dir) {
+                load_cifar_dir(dir, num_classes)?
+            } else {
+                load_dir(dir, num_classes)?
+            }
         }
         None => load_embedded(num_classes)?,
     })
@@ -450,7 +479,13 @@ fn resolve_config(a: &ConfigArgs) -> Result<TrainConfig> {
         adv_sup_gaussian,
         adv_unsup_kind,
         adv_unsup_tau,
-        adv_unsup_gaussian
+        adv_unsup_gaussian,
+        grey,
+        contrast_norm,
+        zca,
+        zca_bias,
+        crop,
+        flip
     );
     if a.unlabeled_samples.is_some() {
         c.unlabeled_samples = a.unlabeled_samples;
@@ -546,17 +581,26 @@ fn predict(run_dir: &Path, images: &Path, out: Option<&Path>, device_name: &str)
     let dev = device(device_name)?;
     let run = load_run(run_dir, &dev)?;
     let (pixels, n, shape) = load_idx_images(images)?;
+    let raw = Dataset {
+        images: pixels,
+        labels: vec![0; n],
+        n,
+        dim: shape.iter().product(),
+        image_shape: shape.clone(),
+        num_classes: run.trainer.config.num_classes,
+    };
+    let ds = run.trainer.config.preprocessing().apply_to_new(raw)?;
     let dim = run.trainer.spec.dims[0];
-    if shape.iter().product::<usize>() != dim {
+    if ds.dim != dim {
         bail!(
             "{}: images of shape {:?} have {} values but the model expects {dim}",
             images.display(),
             shape,
-            shape.iter().product::<usize>()
+            ds.dim
         );
     }
     let model = run.trainer.model().valid();
-    let labels = ladder::eval::predict(&model, &run.moments, &pixels, dim);
+    let labels = ladder::eval::predict(&model, &run.moments, &ds.images, dim);
     debug_assert_eq!(labels.len(), n);
     let text: String = labels.iter().map(|l| format!("{l}\n")).collect();
     match out {

@@ -98,7 +98,7 @@ fn the_ladder_trains_with_adversarial_noise() {
     };
     let run = |c: &TrainConfig| {
         let prepared = PreparedData::new(&data, c).unwrap();
-        let mut t = Trainer::new(c.clone(), data.train.dim, &device()).unwrap();
+        let mut t = Trainer::new(c.clone(), &data.train.image_shape, &device()).unwrap();
         (0..c.epochs)
             .map(|_| t.train_epoch(&prepared, &mut Silent).unwrap().unwrap())
             .collect::<Vec<_>>()

@@ -198,3 +198,46 @@ fn a_failed_write_is_an_error_and_keeps_the_last_checkpoint() {
     let o = run(&["--out", file.join("run").to_str().unwrap()]);
     assert_exits(&o, 1, &["plain"]);
 }
+
+/// A disk that fills up mid-write: the kernel's file-size limit (`prlimit --fsize`, with
+/// SIGXFSZ ignored as a shell `trap` leaves it) makes the checkpoint's write fail partway, as
+/// a full disk does. The run stops with an error naming the file, the previous checkpoint is
+/// intact and still resumes, and no temporary file is left behind.
+#[test]
+fn a_disk_that_fills_up_mid_write_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    killed_run(&dir, &[]);
+    let ck = dir.join("checkpoint.bin");
+    let before = std::fs::read(&ck).unwrap();
+    // Room for the small files (config, metrics lines), not for a whole checkpoint.
+    let limit = before.len() / 2;
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"",
+            &limit.to_string(),
+            env!("CARGO_BIN_EXE_ladder"),
+        ])
+        .args(ARGS)
+        .args(["--resume", dir.to_str().unwrap()])
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_exits(&o, 1, &["checkpoint.bin", "too large"]);
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        before,
+        "the last checkpoint changed"
+    );
+    assert!(
+        !dir.join("checkpoint.bin.tmp").exists(),
+        "a partial file was left behind"
+    );
+    assert!(!dir.join("summary.json").exists());
+    // With room again, the run resumes from that checkpoint and finishes.
+    resume(&dir);
+    assert!(dir.join("summary.json").exists());
+}

@@ -12,7 +12,7 @@ fn device() -> Device {
 fn run(config: &TrainConfig) -> Vec<EpochMetrics> {
     let data = load_embedded(10).unwrap();
     let prepared = PreparedData::new(&data, config).unwrap();
-    let mut trainer = Trainer::new(config.clone(), data.train.dim, &device()).unwrap();
+    let mut trainer = Trainer::new(config.clone(), &data.train.image_shape, &device()).unwrap();
     (0..config.epochs)
         .map(|_| {
             trainer

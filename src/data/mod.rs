@@ -1,16 +1,20 @@
-//! Data pipeline: IDX parsing, datasets in memory, and semi-supervised splits.
+//! Data pipeline: IDX, CIFAR-10 and CSV parsing, datasets in memory, preprocessing (grey,
+//! contrast normalisation, ZCA, crops) and semi-supervised splits.
 //!
 //! Everything here validates untrusted input and reports problems as
 //! [`DataError`] values that name the offending file, so a bad data directory
 //! produces a message a user can act on instead of a panic.
 
+pub mod cifar;
 pub mod csv;
 pub mod dataset;
 pub mod idx;
+pub mod preprocess;
 pub mod split;
 
 use std::path::PathBuf;
 
+pub use cifar::{is_cifar_dir, load_cifar_dir, parse_cifar};
 pub use csv::{CsvSpec, load_csv, read_csv};
 pub use dataset::{Dataset, TrainTest, load_dir, load_embedded, load_idx_images};
 pub use idx::{
@@ -161,6 +165,14 @@ pub enum DataError {
     /// A CSV file or setting that cannot give a data set.
     #[error("{file}: {reason}")]
     CsvFile { file: String, reason: String },
+
+    /// A CIFAR-10 batch file or directory that cannot give a data set.
+    #[error("{file}: {reason}")]
+    Cifar { file: String, reason: String },
+
+    /// Preprocessing that does not fit the data (e.g. a crop larger than the images).
+    #[error("{0}")]
+    Preprocess(String),
 
     /// Reading or writing a file failed.
     #[error("{}: I/O error: {source}", .path.display())]

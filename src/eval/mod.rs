@@ -20,7 +20,7 @@ fn chunks(rows: &[f32], dim: usize, device: &Device) -> Vec<Tensor<2>> {
 }
 
 fn device_of(model: &LadderNetwork) -> Device {
-    model.encoder.weights[0].val().device()
+    model.encoder.betas[0].val().device()
 }
 
 /// Per-layer moments of the clean encoder over all of `train`.

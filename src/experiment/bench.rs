@@ -7,13 +7,15 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::data::TrainTest;
+use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
 use crate::train::{PreparedData, TrainConfig, Trainer};
 
 /// What a benchmark measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
-    /// Labelled plus unlabelled examples in one step's batch.
+    /// Labelled plus unlabelled examples in one step's batch (labelled only without a
+    /// decoder).
     pub examples_per_step: usize,
     /// Examples per second of each timed block.
     pub blocks: Vec<f64>,
@@ -45,7 +47,8 @@ pub fn bench(
             "bench needs at least one timed step and one repeat".into(),
         ));
     }
-    let mut trainer = Trainer::new(config.clone(), data.train.dim, device)?;
+    let data = &*preprocessed(data, &config.preprocessing())?;
+    let mut trainer = Trainer::new(config.clone(), &data.train.image_shape, device)?;
     let prepared = PreparedData::new(data, config)?;
     let b = config.batch_size;
     let per_epoch = trainer.steps_per_epoch(&prepared);
@@ -58,7 +61,8 @@ pub fn bench(
                 &prepared,
                 &unl[s * b..(s + 1) * b],
                 &lab[s * b..(s + 1) * b],
-            );
+                (0, offset + i),
+            )?;
             trainer.step(&batch, 0, offset + i, config.lr)?;
         }
         device
@@ -67,7 +71,8 @@ pub fn bench(
         Ok(start.elapsed().as_secs_f64())
     };
     run(&mut trainer, warmup, 0)?;
-    let examples_per_step = 2 * b;
+    // The supervised baseline's step sees the labelled rows only.
+    let examples_per_step = trainer.model().corrupted_rows(b, b);
     let mut blocks = Vec::with_capacity(repeats);
     for r in 0..repeats {
         let secs = run(&mut trainer, steps, warmup + r * steps)?;

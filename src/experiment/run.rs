@@ -12,6 +12,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::TrainTest;
+use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
 use crate::eval;
 use crate::experiment::progress::ProgressObserver;
@@ -242,6 +243,10 @@ pub fn train_run(
         Some(dir) => prepare_dir(dir, opts)?,
         None => Start::Fresh,
     };
+    if let Start::Finished(summary) = start {
+        return Ok(summary);
+    }
+    let data = &*preprocessed(data, &config.preprocessing())?;
     let mut trainer = match start {
         Start::Finished(summary) => return Ok(summary),
         Start::Resume(ck) => {
@@ -259,7 +264,7 @@ pub fn train_run(
             t
         }
         Start::Fresh => {
-            let t = Trainer::new(config.clone(), data.train.dim, &opts.device)?;
+            let t = Trainer::new(config.clone(), &data.train.image_shape, &opts.device)?;
             if let Some(dir) = out {
                 write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
             }
@@ -450,6 +455,7 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
 /// Test error (percent) of a finished run on `data`'s test set.
 pub fn evaluate_run(dir: &Path, data: &TrainTest, device: &Device) -> Result<f64> {
     let run = load_run(dir, device)?;
+    let data = &*preprocessed(data, &run.trainer.config.preprocessing())?;
     if data.test.dim != run.trainer.spec.dims[0] {
         return Err(LadderError::Setting(format!(
             "the test images have {} values each but the model expects {}",

@@ -5,6 +5,8 @@
 
 use burn::prelude::*;
 
+use crate::model::layers::Shape;
+
 /// The ε of the authors' code, added to the variance before the square root.
 pub const BN_EPSILON: f64 = 1e-10;
 
@@ -18,6 +20,71 @@ pub struct Moments {
 /// (x − mean) / √(var + ε).
 pub fn normalize_with(x: Tensor<2>, m: &Moments) -> Tensor<2> {
     (x - m.mean.clone()) / (m.var.clone() + BN_EPSILON).sqrt()
+}
+
+/// [`normalize_with`] for a layer of `shape`: moments are per channel, `[1, channels]`,
+/// shared by every position of the map.
+pub fn normalize_with_shaped(x: Tensor<2>, m: &Moments, shape: Shape) -> Tensor<2> {
+    if shape.spatial() == 1 {
+        return normalize_with(x, m);
+    }
+    let [n, units] = x.dims();
+    let c = shape.channels;
+    let x3 = x.reshape([n, c, shape.spatial()]);
+    let mean = m.mean.clone().reshape([1, c, 1]);
+    let var = m.var.clone().reshape([1, c, 1]);
+    ((x3 - mean) / (var + BN_EPSILON).sqrt()).reshape([n, units])
+}
+
+/// [`normalize_groups`] for a layer of `shape`: per-channel statistics over the rows of a
+/// group and every position of the map (Ioffe and Szegedy's convolutional batch
+/// normalisation, paper 001 Sec. 4.2).
+pub fn normalize_groups_shaped(
+    x: Tensor<2>,
+    groups: &[usize],
+    shape: Shape,
+) -> (Tensor<2>, Vec<Moments>) {
+    if shape.spatial() == 1 {
+        return normalize_groups(x, groups);
+    }
+    let [rows, units] = x.dims();
+    let (c, s) = (shape.channels, shape.spatial());
+    let per_group = |x4: Tensor<4>| {
+        let mean = x4.clone().mean_dim(1).mean_dim(3);
+        let centred = x4 - mean.clone();
+        let var = centred.clone().square().mean_dim(1).mean_dim(3);
+        let y = centred / (var.clone() + BN_EPSILON).sqrt();
+        let g = mean.dims()[0];
+        let moments = (0..g)
+            .map(|i| Moments {
+                mean: mean.clone().slice(i..i + 1).reshape([1, c]),
+                var: var.clone().slice(i..i + 1).reshape([1, c]),
+            })
+            .collect::<Vec<_>>();
+        (y, moments)
+    };
+    match groups {
+        [first, ..] if groups.iter().all(|g| g == first) => {
+            let (y, m) = per_group(x.reshape([groups.len(), *first, c, s]));
+            (y.reshape([rows, units]), m)
+        }
+        _ => {
+            let mut start = 0;
+            let (parts, moments): (Vec<_>, Vec<_>) = groups
+                .iter()
+                .map(|&n| {
+                    let part = x.clone().narrow(0, start, n).reshape([1, n, c, s]);
+                    start += n;
+                    let (y, m) = per_group(part);
+                    (
+                        y.reshape([n, units]),
+                        m.into_iter().next().expect("one group"),
+                    )
+                })
+                .unzip();
+            (Tensor::cat(parts, 0), moments)
+        }
+    }
 }
 
 /// Normalises one group of rows with its own statistics.
@@ -68,6 +135,29 @@ pub fn normalize_groups(x: Tensor<2>, groups: &[usize]) -> (Tensor<2>, Vec<Momen
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_are_normalised_over_rows_and_positions() {
+        let device = Device::flex();
+        // Two rows, two channels of two positions: channel 0 holds 1,3 | 5,7; channel 1 0,0 | 0,4.
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 3., 0., 0., 5., 7., 0., 4.], [2, 4]),
+            &device,
+        );
+        let shape = Shape {
+            channels: 2,
+            height: 1,
+            width: 2,
+        };
+        let (y, m) = normalize_groups_shaped(x.clone(), &[2], shape);
+        assert_eq!(values(m[0].mean.clone()), vec![4.0, 1.0]);
+        assert_eq!(values(m[0].var.clone()), vec![5.0, 3.0]);
+        let y = values(y);
+        let expected = (1.0 - 4.0) / 5.0f32.sqrt();
+        assert!((y[0] - expected).abs() < 1e-6, "{y:?}");
+        let again = values(normalize_with_shaped(x, &m[0], shape));
+        assert_eq!(again, y);
+    }
 
     fn values(x: Tensor<2>) -> Vec<f32> {
         x.into_data().try_to_vec::<f32>().unwrap()

@@ -11,6 +11,7 @@ use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
+use crate::model::layers::Shape;
 
 /// Which denoising function a decoder layer uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +83,8 @@ impl CombinatorKind {
     }
 }
 
-/// One layer's denoising function with its per-unit parameters, each of shape `[1, units]`.
+/// One layer's denoising function with its parameters, each of shape `[1, units]` (one per
+/// channel in convolutional layers).
 #[derive(Module, Debug)]
 pub struct Combinator {
     #[module(skip)]
@@ -101,12 +103,33 @@ impl Combinator {
         Combinator { kind, a }
     }
 
-    fn p(&self, i: usize) -> Tensor<2> {
-        self.a[i].val()
+    /// Parameter i shaped to broadcast over a rank-D activation: `[1, channels]` for a
+    /// `[batch, units]` matrix, `[1, channels, 1]` for `[batch, channels, positions]`.
+    fn p<const D: usize>(&self, i: usize) -> Tensor<D> {
+        let v = self.a[i].val();
+        let mut dims = [1usize; D];
+        dims[1] = v.dims()[1];
+        v.reshape(dims)
     }
 
     /// ẑ = g(z̃, u) for a batch: `z_tilde` and `u` are `[batch, units]`.
     pub fn forward(&self, z_tilde: Tensor<2>, u: Tensor<2>) -> Tensor<2> {
+        self.apply(z_tilde, u)
+    }
+
+    /// ẑ = g(z̃, u) for a layer of `shape`, the parameters shared by every position of a
+    /// channel (paper 001 Sec. 3.4): `[batch, C·H·W]` in and out.
+    pub fn forward_shaped(&self, z_tilde: Tensor<2>, u: Tensor<2>, shape: Shape) -> Tensor<2> {
+        if shape.spatial() == 1 {
+            return self.apply(z_tilde, u);
+        }
+        let [n, units] = z_tilde.dims();
+        let s = [n, shape.channels, shape.spatial()];
+        self.apply(z_tilde.reshape(s), u.reshape(s))
+            .reshape([n, units])
+    }
+
+    fn apply<const D: usize>(&self, z_tilde: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
         match self.kind {
             CombinatorKind::Gauss => self.gauss(z_tilde, u),
             CombinatorKind::G1 => self.mlp(z_tilde.clone(), u.clone(), Some(z_tilde * u)),
@@ -122,7 +145,7 @@ impl Combinator {
 
     /// Eq. (2): μ(u) = a1·σ(a2·u + a3) + a4·u + a5, υ(u) = a6·σ(a7·u + a8) + a9·u + a10,
     /// ẑ = (z̃ − μ)·υ + μ.
-    fn gauss(&self, z_tilde: Tensor<2>, u: Tensor<2>) -> Tensor<2> {
+    fn gauss<const D: usize>(&self, z_tilde: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
         let mu = self.p(0) * sigmoid(self.p(1) * u.clone() + self.p(2))
             + self.p(3) * u.clone()
             + self.p(4);
@@ -131,13 +154,13 @@ impl Combinator {
     }
 
     /// Σ_k a_k ξ_k for ξ = [1, z̃, u(, z̃u)], the parameters starting at index `first`.
-    fn affine(
+    fn affine<const D: usize>(
         &self,
         first: usize,
-        z_tilde: Tensor<2>,
-        u: Tensor<2>,
-        zu: Option<Tensor<2>>,
-    ) -> Tensor<2> {
+        z_tilde: Tensor<D>,
+        u: Tensor<D>,
+        zu: Option<Tensor<D>>,
+    ) -> Tensor<D> {
         let lin = self.p(first) + self.p(first + 1) * z_tilde + self.p(first + 2) * u;
         match zu {
             Some(zu) => lin + self.p(first + 3) * zu,
@@ -146,7 +169,12 @@ impl Combinator {
     }
 
     /// Eq. (5)/(6): ẑ = a·ξ + b·σ(c·ξ).
-    fn mlp(&self, z_tilde: Tensor<2>, u: Tensor<2>, zu: Option<Tensor<2>>) -> Tensor<2> {
+    fn mlp<const D: usize>(
+        &self,
+        z_tilde: Tensor<D>,
+        u: Tensor<D>,
+        zu: Option<Tensor<D>>,
+    ) -> Tensor<D> {
         let k = if zu.is_some() { 4 } else { 3 };
         let outer = self.affine(0, z_tilde.clone(), u.clone(), zu.clone());
         let inner = self.affine(k + 1, z_tilde, u, zu);
@@ -154,7 +182,7 @@ impl Combinator {
     }
 
     /// Eq. (8): ẑ = a1·u + a2·σ(a3·u + a4) + a5·z̃ + a6·σ(a7·z̃ + a8) + a9.
-    fn mean_only(&self, z_tilde: Tensor<2>, u: Tensor<2>) -> Tensor<2> {
+    fn mean_only<const D: usize>(&self, z_tilde: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
         self.p(0) * u.clone()
             + self.p(1) * sigmoid(self.p(2) * u + self.p(3))
             + self.p(4) * z_tilde.clone()
@@ -266,6 +294,23 @@ mod tests {
             // G4's sigmoid terms have zero outer weight; every other term is zero too.
             assert!(out.iter().all(|v| v.abs() < 1e-7), "{kind:?}: {out:?}");
         }
+    }
+
+    /// Per-channel parameters act on every position of their channel.
+    #[test]
+    fn shaped_combinator_shares_parameters_per_channel() {
+        let device = Device::flex();
+        let mut c = Combinator::new(CombinatorKind::Linear, 2, &device);
+        c.a[0] = Param::from_tensor(t(&[2.0, -1.0], &device));
+        c.a[1] = Param::from_tensor(t(&[0.5, 3.0], &device));
+        let shape = Shape {
+            channels: 2,
+            height: 1,
+            width: 2,
+        };
+        let z = t(&[1.0, 2.0, 3.0, 4.0], &device);
+        let out = values(c.forward_shaped(z.clone(), z, shape));
+        assert_eq!(out, vec![2.5, 4.5, 0.0, -1.0]);
     }
 
     #[test]

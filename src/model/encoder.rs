@@ -1,29 +1,44 @@
 //! The encoder f of Algorithm 1, used twice per step: clean and corrupted, sharing weights.
 //!
 //! z_pre^(l) = W^(l) h^(l−1) (no bias), z^(l) = N_B(z_pre^(l)) (+ noise in the corrupted pass),
-//! h^(l) = φ(γ^(l) ⊙ (z^(l) + β^(l))). β is learnt at every layer, γ only at the softmax top and
-//! only with `top_c`: for ReLU a scale is redundant with the next layer's weights.
+//! h^(l) = φ(γ^(l) ⊙ (z^(l) + β^(l))). β is learnt at every layer but pooling ones (linear, as
+//! the thesis 000 Sec. 5.3.4 notes), γ only at the softmax top and only with `top_c`: for ReLU a
+//! scale is redundant with the next layer's weights. W^(l) h is a matrix product, a convolution
+//! or a pooling (see [`crate::model::layers`]); convolutional layers are normalised per channel.
 
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu};
 use rand::Rng;
 
-use crate::model::batch_norm::{Moments, normalize_groups, normalize_with};
+use crate::model::batch_norm::{Moments, normalize_groups_shaped, normalize_with_shaped};
+use crate::model::layers::{LayerGeom, LayerKind, Shape};
 use crate::model::spec::{Activation, LadderSpec};
 use crate::noise::{CorruptionNoise, gaussian_vec};
 
 /// Weights W^(l), biases β^(l) and the optional top scale γ^(L).
 #[derive(Module, Debug)]
 pub struct Encoder {
-    /// W^(l) for l = 1..=L, shape `[d_{l−1}, d_l]`.
+    /// W^(l) of the layers that have weights (fully connected and convolution), bottom first:
+    /// `[d_{l−1}, d_l]` or `[filters, channels·K·K]`.
     pub weights: Vec<Param<Tensor<2>>>,
-    /// β^(l) for l = 1..=L, shape `[1, d_l]`.
+    /// β^(l) of the layers that have one (all but pooling), bottom first: `[1, channels_l]`.
     pub betas: Vec<Param<Tensor<2>>>,
     /// γ^(L), shape `[1, d_L]`.
     pub gamma: Option<Param<Tensor<2>>>,
     #[module(skip)]
     pub activation: Activation,
+    /// Layers 1..=L with where their weight and β sit in `weights` and `betas`.
+    #[module(skip)]
+    pub plan: Vec<PlannedLayer>,
+}
+
+/// One encoder layer's geometry and the indices of its parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct PlannedLayer {
+    pub geom: LayerGeom,
+    pub weight: Option<usize>,
+    pub beta: Option<usize>,
 }
 
 /// What one encoder pass leaves for the decoder and the costs.
@@ -43,17 +58,53 @@ pub fn scaled_normal(rows: usize, cols: usize, rng: &mut impl Rng, device: &Devi
     Tensor::from_data(TensorData::new(data, [rows, cols]), device)
 }
 
+/// U(−√(3/fan_in), √(3/fan_in)), the authors' initialisation of convolution filters (unit
+/// variance of the output for unit-variance inputs).
+pub fn scaled_uniform(
+    shape: [usize; 2],
+    fan_in: usize,
+    rng: &mut impl Rng,
+    device: &Device,
+) -> Tensor<2> {
+    let bound = (3.0 / fan_in as f32).sqrt();
+    let data: Vec<f32> = (0..shape[0] * shape[1])
+        .map(|_| rng.random_range(-bound..bound))
+        .collect();
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+/// Layer l's initial weights: fully connected maps as [`scaled_normal`], filters as
+/// [`scaled_uniform`]; `None` for pooling.
+fn initial_weights(geom: &LayerGeom, rng: &mut impl Rng, device: &Device) -> Option<Tensor<2>> {
+    let [rows, cols] = geom.kind.weight_shape(geom.input)?;
+    Some(match geom.kind {
+        LayerKind::Fc { .. } => scaled_normal(rows, cols, rng, device),
+        _ => scaled_uniform([rows, cols], geom.kind.fan_in(geom.input), rng, device),
+    })
+}
+
 impl Encoder {
     pub fn new(spec: &LadderSpec, rng: &mut impl Rng, device: &Device) -> Self {
-        let weights = spec
-            .dims
-            .windows(2)
-            .map(|w| Param::from_tensor(scaled_normal(w[0], w[1], rng, device)))
-            .collect();
-        let betas = spec.dims[1..]
-            .iter()
-            .map(|&d| Param::from_tensor(Tensor::zeros([1, d], device)))
-            .collect();
+        let top = spec.depth();
+        let mut weights = Vec::new();
+        let mut betas = Vec::new();
+        let mut plan = Vec::with_capacity(top);
+        for (i, geom) in spec.layers.iter().enumerate() {
+            let weight = initial_weights(geom, rng, device).map(|w| {
+                weights.push(Param::from_tensor(w));
+                weights.len() - 1
+            });
+            let beta = (i + 1 == top || !geom.kind.is_linear()).then(|| {
+                let c = geom.output.channels;
+                betas.push(Param::from_tensor(Tensor::zeros([1, c], device)));
+                betas.len() - 1
+            });
+            plan.push(PlannedLayer {
+                geom: *geom,
+                weight,
+                beta,
+            });
+        }
         let gamma = spec
             .top_c
             .then(|| Param::from_tensor(Tensor::ones([1, spec.num_classes()], device)));
@@ -62,16 +113,35 @@ impl Encoder {
             betas,
             gamma,
             activation: spec.activation,
+            plan,
         }
     }
 
     pub fn depth(&self) -> usize {
-        self.weights.len()
+        self.plan.len()
     }
 
-    /// h^(l) from z^(l): the hidden activation, or at the top the softmax's input.
+    /// Shape of layer l's output (l ≥ 1).
+    fn shape(&self, l: usize) -> Shape {
+        self.plan[l - 1].geom.output
+    }
+
+    /// z_pre^(l) from h^(l−1).
+    fn pre_activation(&self, l: usize, h: Tensor<2>) -> Tensor<2> {
+        let layer = &self.plan[l - 1];
+        layer
+            .geom
+            .encode(h, layer.weight.map(|i| self.weights[i].val()))
+    }
+
+    /// h^(l) from z^(l): the hidden activation, or at the top the softmax's input. Pooling
+    /// layers are linear and have no β.
     fn activate(&self, l: usize, z: Tensor<2>) -> Tensor<2> {
-        let shifted = z + self.betas[l - 1].val();
+        let layer = &self.plan[l - 1];
+        let shifted = match layer.beta {
+            Some(i) => add_per_channel(z, self.betas[i].val(), layer.geom.output),
+            None => return z,
+        };
         if l < self.depth() {
             match self.activation {
                 Activation::Relu => relu(shifted),
@@ -96,8 +166,8 @@ impl Encoder {
         let mut z = vec![z0];
         let mut moments = Vec::with_capacity(self.depth());
         for l in 1..=self.depth() {
-            let pre = h.matmul(self.weights[l - 1].val());
-            let (mut zl, m) = normalize_groups(pre, groups);
+            let pre = self.pre_activation(l, h);
+            let (mut zl, m) = normalize_groups_shaped(pre, groups, self.shape(l));
             if let Some(n) = &noise.layers[l - 1] {
                 zl = zl + n.clone();
             }
@@ -116,7 +186,8 @@ impl Encoder {
     pub fn forward_with_moments(&self, x: Tensor<2>, moments: &[Moments]) -> Tensor<2> {
         let mut h = x;
         for l in 1..=self.depth() {
-            let z = normalize_with(h.matmul(self.weights[l - 1].val()), &moments[l - 1]);
+            let pre = self.pre_activation(l, h);
+            let z = normalize_with_shaped(pre, &moments[l - 1], self.shape(l));
             h = self.activate(l, z);
         }
         h
@@ -130,31 +201,49 @@ impl Encoder {
         let mut h: Vec<Tensor<2>> = chunks.to_vec();
         let mut out = Vec::with_capacity(self.depth());
         for l in 1..=self.depth() {
-            let pre: Vec<Tensor<2>> = h
-                .into_iter()
-                .map(|c| c.matmul(self.weights[l - 1].val()))
-                .collect();
+            let shape = self.shape(l);
+            let (c, s) = (shape.channels, shape.spatial());
+            let count = (total * s) as f64;
+            let per_channel = |x: Tensor<2>| {
+                let n = x.dims()[0];
+                x.reshape([n, c, s]).sum_dim(0).sum_dim(2).reshape([1, c])
+            };
+            let pre: Vec<Tensor<2>> = h.into_iter().map(|c| self.pre_activation(l, c)).collect();
             let sum = pre
                 .iter()
-                .map(|p| p.clone().sum_dim(0))
+                .map(|p| per_channel(p.clone()))
                 .reduce(|a, b| a + b)
                 .expect("at least one chunk");
-            let mean = sum / total as f64;
+            let mean = sum / count;
+            let centred = |p: Tensor<2>| {
+                let n = p.dims()[0];
+                (p.reshape([n, c, s]) - mean.clone().reshape([1, c, 1])).reshape([n, c * s])
+            };
             let sq = pre
                 .iter()
-                .map(|p| (p.clone() - mean.clone()).square().sum_dim(0))
+                .map(|p| per_channel(centred(p.clone()).square()))
                 .reduce(|a, b| a + b)
                 .expect("at least one chunk");
             let m = Moments {
-                mean,
-                var: sq / total as f64,
+                mean: mean.clone(),
+                var: sq / count,
             };
             h = pre
                 .into_iter()
-                .map(|p| self.activate(l, normalize_with(p, &m)))
+                .map(|p| self.activate(l, normalize_with_shaped(p, &m, shape)))
                 .collect();
             out.push(m);
         }
         out
     }
+}
+
+/// x + b with b `[1, channels]` repeated over every position of its channel.
+fn add_per_channel(x: Tensor<2>, b: Tensor<2>, shape: Shape) -> Tensor<2> {
+    if shape.spatial() == 1 {
+        return x + b;
+    }
+    let [n, units] = x.dims();
+    let c = shape.channels;
+    (x.reshape([n, c, shape.spatial()]) + b.reshape([1, c, 1])).reshape([n, units])
 }

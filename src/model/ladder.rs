@@ -13,9 +13,10 @@
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 
-use crate::model::batch_norm::{Moments, normalize_with};
+use crate::model::batch_norm::{Moments, normalize_with_shaped};
 use crate::model::decoder::Decoder;
 use crate::model::encoder::Encoder;
+use crate::model::layers::Shape;
 use crate::model::spec::LadderSpec;
 use crate::noise::{
     Adversarial, CorruptionNoise, InputPerturbation, RngStream, input_gradient, stream_rng,
@@ -124,7 +125,7 @@ impl LadderNetwork {
                 continue;
             }
             let moments = (l > 0).then(|| &clean.moments[l - 1][0]);
-            let cost = denoising_cost(z_hat, clean.z[l].clone(), moments);
+            let cost = denoising_cost(z_hat, clean.z[l].clone(), moments, spec.shape(l));
             total = total + cost.clone() * lambda;
             denoising[l] = Some(cost);
         }
@@ -227,14 +228,15 @@ impl LadderNetwork {
 
 /// Eq. (3) for one layer: ‖z − (ẑ − μ)/σ‖² summed over units, averaged over the batch and
 /// divided by the layer's width, μ and σ being the clean pass's batch moments (`None` for the
-/// input layer, which is not normalised).
+/// input layer, which is not normalised); per channel in convolutional layers of `shape`.
 pub fn denoising_cost(
     z_hat: Tensor<2>,
     z_clean: Tensor<2>,
     clean_moments: Option<&Moments>,
+    shape: Shape,
 ) -> Tensor<1> {
     let z_hat_bn = match clean_moments {
-        Some(m) => normalize_with(z_hat, m),
+        Some(m) => normalize_with_shaped(z_hat, m, shape),
         None => z_hat,
     };
     // The mean over batch × units is (1/N) Σ_n (1/d) Σ_i.
@@ -252,6 +254,7 @@ mod tests {
 
     fn tiny_spec() -> LadderSpec {
         LadderSpec {
+            layers: LadderSpec::dense_layers(&[5, 4, 3]),
             dims: vec![5, 4, 3],
             combinators: vec![Some(CombinatorKind::Gauss); 3],
             lambdas: vec![2.0, 0.7, 0.3],
@@ -298,10 +301,14 @@ mod tests {
     }
 
     fn batch(device: &Device, rng: &mut impl Rng) -> LadderBatch {
+        batch_of(5, device, rng)
+    }
+
+    fn batch_of(dim: usize, device: &Device, rng: &mut impl Rng) -> LadderBatch {
         LadderBatch {
-            x_labeled: random(6, 5, rng, device),
+            x_labeled: random(6, dim, rng, device),
             y_labeled: Tensor::from_data(TensorData::new(vec![0i64, 1, 2, 1, 0, 2], [6]), device),
-            x_unlabeled: random(6, 5, rng, device),
+            x_unlabeled: random(6, dim, rng, device),
         }
     }
 
@@ -314,24 +321,22 @@ mod tests {
         model.cost(spec, b, n).total.into_scalar::<f32>() as f64
     }
 
-    /// Finite-difference check of ∂C/∂θ for every parameter tensor of a tiny full Ladder:
+    /// Finite-difference check of ∂C/∂θ for every parameter tensor of `spec`'s network:
     /// the directional derivative along a random direction must match the analytic gradient.
-    #[test]
-    fn full_ladder_cost_gradient_matches_finite_differences() {
+    /// A central difference straddling a ReLU or max-pooling kink is off by O(1); `steps`
+    /// lists step sizes of which the best must agree (a wrong gradient agrees at none).
+    fn check_cost_gradient(spec: &LadderSpec, expected_params: usize, steps: &[f32]) {
         let device = Device::flex().autodiff();
         let mut rng = stream_rng(11, RngStream::Init, 0, 0);
-        let spec = tiny_spec();
-        let mut model = randomized(&spec, &device, &mut rng);
-        let b = batch(&device, &mut rng);
-        let noise = CorruptionNoise::draw(&spec, 12, &mut rng, &device);
+        let mut model = randomized(spec, &device, &mut rng);
+        let b = batch_of(spec.dims[0], &device, &mut rng);
+        let noise = CorruptionNoise::draw(spec, 12, &mut rng, &device);
 
-        let terms = model.cost(&spec, &b, &noise);
+        let terms = model.cost(spec, &b, &noise);
         assert!(terms.denoising.iter().all(Option::is_some));
         let grads = terms.total.backward();
         let count = params(&mut model).len();
-        // W, β (2 layers each), γ, two vertical maps, ten gauss parameters per layer.
-        assert_eq!(count, 2 + 2 + 1 + 2 + 10 * 3);
-        let h = 1e-2f32;
+        assert_eq!(count, expected_params);
         for i in 0..count {
             let p = params(&mut model)[i].val();
             let [r, c] = p.dims();
@@ -340,19 +345,80 @@ mod tests {
             let analytic = (analytic_grad * dir.clone().inner())
                 .sum()
                 .into_scalar::<f32>() as f64;
-            let at = |sign: f32| {
+            let at = |sign: f32, h: f32| {
                 let mut m = model.clone();
                 let slot = &mut params(&mut m)[i];
                 **slot = Param::from_tensor((p.clone() + dir.clone() * (sign * h)).detach());
-                total(&m, &spec, &b, &noise)
+                total(&m, spec, &b, &noise)
             };
-            let numeric = (at(1.0) - at(-1.0)) / (2.0 * h as f64);
-            let scale = analytic.abs().max(numeric.abs()).max(1e-2);
+            let cost = total(&model, spec, &b, &noise).abs();
+            let relative_error = |h: f32| {
+                let numeric = (at(1.0, h) - at(-1.0, h)) / (2.0 * h as f64);
+                // The cost's f32 round-off (sums of thousands of terms: ~1e-5 relative),
+                // divided by the step, bounds what a difference can resolve.
+                let resolution = cost * 1e-5 / h as f64;
+                let scale = analytic.abs().max(numeric.abs()).max(1e-2).max(resolution);
+                ((analytic - numeric).abs() / scale, numeric)
+            };
+            let (error, numeric) = steps
+                .iter()
+                .map(|&h| relative_error(h))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .expect("at least one step");
             assert!(
-                (analytic - numeric).abs() / scale < 2e-2,
+                error < 2e-2,
                 "parameter {i}: analytic {analytic} vs numeric {numeric}"
             );
         }
+    }
+
+    #[test]
+    fn full_ladder_cost_gradient_matches_finite_differences() {
+        // W, β (2 layers each), γ, two vertical maps, ten gauss parameters per layer.
+        check_cost_gradient(&tiny_spec(), 2 + 2 + 1 + 2 + 10 * 3, &[1e-2]);
+    }
+
+    /// A tiny conv Ladder with every kind of layer ('full' and 'valid' convolutions, max- and
+    /// global mean pooling, a fully connected top) and a denoising cost on each.
+    fn tiny_conv_spec() -> LadderSpec {
+        let config = crate::train::TrainConfig {
+            encoder_layers: "convf:2:2:1:1-maxpool:2:2-convv:3:2:1:1-globalmeanpool:0-fc:3".into(),
+            decoder_spec: "gauss".into(),
+            denoising_cost_x: "2,0.7,0.5,0.4,0.3,0.2".into(),
+            num_classes: 3,
+            ..Default::default()
+        };
+        config.ladder_spec(&[5, 5]).unwrap()
+    }
+
+    #[test]
+    fn conv_ladder_cost_gradient_matches_finite_differences() {
+        let spec = tiny_conv_spec();
+        assert_eq!(spec.dims, vec![25, 72, 18, 12, 3, 3]);
+        // Weights of the two convolutions and the fc top; β of the same three (pooling has
+        // none); γ; vertical maps under the three weighted layers; g on six layers.
+        // Max-pooling and ReLU kinks lie closer together here.
+        check_cost_gradient(&spec, 3 + 3 + 1 + 3 + 10 * 6, &[3e-3, 1e-3, 3e-4]);
+    }
+
+    /// The decoder's reconstruction of every layer has that layer's shape.
+    #[test]
+    fn conv_decoder_reconstructs_every_layer_shape() {
+        let device = Device::flex();
+        let spec = tiny_conv_spec();
+        let model = LadderNetwork::new(&spec, 1, &device);
+        let mut rng = stream_rng(2, RngStream::Init, 0, 0);
+        let b = batch_of(25, &device, &mut rng);
+        let trace = model.encoder.forward(
+            b.x_unlabeled.clone(),
+            &[6],
+            &CorruptionNoise::none(spec.depth()),
+        );
+        let y = softmax(trace.logits.clone(), 1);
+        let estimates = model.decoder.as_ref().unwrap().forward(&trace.z, y);
+        let dims: Vec<[usize; 2]> = estimates.iter().map(|e| e.dims()).collect();
+        let expected: Vec<[usize; 2]> = spec.dims.iter().map(|&d| [6, d]).collect();
+        assert_eq!(dims, expected);
     }
 
     #[test]
@@ -370,10 +436,11 @@ mod tests {
         };
         // ẑ_BN = [(3−1)/2, (2−2)/1; (1−1)/2, (4−2)/1] = [1, 0; 0, 2];
         // squared errors [0, 0; 0, 1]: summed over units (0, 1), batch mean 0.5, / 2 units.
-        let c = denoising_cost(z_hat.clone(), z_clean.clone(), Some(&m)).into_scalar::<f32>();
+        let c = denoising_cost(z_hat.clone(), z_clean.clone(), Some(&m), Shape::vector(2))
+            .into_scalar::<f32>();
         assert!((c - 0.25).abs() < 1e-6, "{c}");
         // The input layer is not normalised: errors [4, 4; 1, 9] → (8 + 10)/2/2.
-        let c0 = denoising_cost(z_hat, z_clean, None).into_scalar::<f32>();
+        let c0 = denoising_cost(z_hat, z_clean, None, Shape::vector(2)).into_scalar::<f32>();
         assert!((c0 - 4.5).abs() < 1e-6, "{c0}");
     }
 

@@ -5,6 +5,7 @@ pub mod combinator;
 pub mod decoder;
 pub mod encoder;
 pub mod ladder;
+pub mod layers;
 pub mod mlp;
 pub mod spec;
 
@@ -12,4 +13,5 @@ pub use combinator::{Combinator, CombinatorKind};
 pub use decoder::Decoder;
 pub use encoder::Encoder;
 pub use ladder::{CostTerms, LadderBatch, LadderNetwork};
+pub use layers::{LayerGeom, LayerKind, Shape};
 pub use spec::{Activation, LadderSpec};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 use crate::model::combinator::CombinatorKind;
+use crate::model::layers::{LayerGeom, LayerKind, Shape, dense_plan, parse_layer_kinds};
 use crate::noise::Adversarial;
 
 /// Activation of the hidden layers (the top is always softmax).
@@ -41,8 +42,10 @@ impl std::str::FromStr for Activation {
 /// Layer 0 is the input; layers 1..=L are the encoder's linear layers, L being the softmax top.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LadderSpec {
-    /// Widths of layers 0..=L (input first).
+    /// Widths of layers 0..=L (input first): C·H·W of each layer's activation.
     pub dims: Vec<usize>,
+    /// Layers 1..=L with their shapes: fully connected, convolution or pooling.
+    pub layers: Vec<LayerGeom>,
     /// Combinator of layer l's decoder, `None` where the layer has no decoder.
     pub combinators: Vec<Option<CombinatorKind>>,
     /// λ_l, the weight of layer l's denoising cost (eq. 3).
@@ -68,6 +71,19 @@ impl LadderSpec {
         self.dims.len() - 1
     }
 
+    /// Shape of layer l's activation (l = 0 is the input).
+    pub fn shape(&self, l: usize) -> Shape {
+        match l {
+            0 => self.layers[0].input,
+            _ => self.layers[l - 1].output,
+        }
+    }
+
+    /// A fully connected network's layers for widths `dims` (input first).
+    pub fn dense_layers(dims: &[usize]) -> Vec<LayerGeom> {
+        dense_plan(dims)
+    }
+
     pub fn num_classes(&self) -> usize {
         *self.dims.last().expect("a spec has at least two layers")
     }
@@ -89,6 +105,15 @@ impl LadderSpec {
         }
         if let Some(i) = self.dims.iter().position(|&d| d == 0) {
             return Err(LadderError::Spec(format!("layer {i} has width 0")));
+        }
+        let shapes_match = self.layers.len() == n - 1
+            && (0..n).all(|l| self.shape(l).units() == self.dims[l])
+            && self.layers.windows(2).all(|w| w[0].output == w[1].input);
+        if !shapes_match {
+            return Err(LadderError::Spec(format!(
+                "layer widths {:?} do not match the layers' shapes",
+                self.dims
+            )));
         }
         if self.num_classes() < 2 {
             return Err(LadderError::Spec(
@@ -145,25 +170,16 @@ impl LadderSpec {
     }
 }
 
-/// Parses `1000-500-250-250-250-10` into widths.
+/// Parses `1000-500-250-250-250-10` into widths: a fully connected network's layers.
 pub fn parse_layers(s: &str) -> Result<Vec<usize>> {
-    let parts: Vec<&str> = s.split('-').map(str::trim).collect();
-    if s.trim().is_empty() {
-        return Err(LadderError::Spec("empty encoder layer spec".into()));
-    }
-    parts
-        .iter()
-        .map(|p| {
-            let p = p.strip_prefix("fc:").unwrap_or(p);
-            match p.parse::<usize>() {
-                Ok(0) => Err(LadderError::Spec(format!(
-                    "layer width 0 in encoder spec '{s}'"
-                ))),
-                Ok(v) => Ok(v),
-                Err(_) => Err(LadderError::Spec(format!(
-                    "cannot parse '{p}' in encoder spec '{s}': expected widths joined by '-', e.g. 1000-500-10"
-                ))),
-            }
+    parse_layer_kinds(s)?
+        .into_iter()
+        .map(|kind| match kind {
+            LayerKind::Fc { units } => Ok(units),
+            _ => Err(LadderError::Spec(format!(
+                "encoder spec '{s}' has convolution or pooling layers, but this network is \
+                 fully connected: give widths such as 1000-500-10"
+            ))),
         })
         .collect()
 }
@@ -257,6 +273,7 @@ mod tests {
 
     fn spec() -> LadderSpec {
         LadderSpec {
+            layers: LadderSpec::dense_layers(&[4, 3, 2]),
             dims: vec![4, 3, 2],
             combinators: vec![Some(CombinatorKind::Gauss); 3],
             lambdas: vec![1.0, 0.0, 0.5],

@@ -18,6 +18,8 @@ pub enum RngStream {
     Adversarial = 5,
     /// Noise of perturbed test sets.
     Evaluation = 6,
+    /// Random crops and flips of training images.
+    Augmentation = 7,
 }
 
 /// SplitMix64 finaliser: spreads nearby integers over the whole 64-bit range.

@@ -95,6 +95,10 @@ pub struct CheckpointHeader {
     pub config: TrainConfig,
     /// Layer widths, input first: the model's shape.
     pub dims: Vec<usize>,
+    /// Shape of one input example (`[d]`, `[H, W]` or `[C, H, W]`); absent in checkpoints of
+    /// fully connected networks written before convolutional ones existed.
+    #[serde(default)]
+    pub input_shape: Vec<usize>,
     /// Epochs completed.
     pub epochs_done: usize,
     /// Steps completed in the epoch under way (a checkpoint taken mid-epoch).
@@ -243,6 +247,7 @@ mod tests {
             header: CheckpointHeader {
                 config: TrainConfig::default(),
                 dims: vec![784, 10],
+                input_shape: vec![28, 28],
                 epochs_done: 3,
                 steps_done: 7,
                 partial_cost: None,

@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::preprocess::Preprocessing;
 use crate::error::{LadderError, Result};
-use crate::model::spec::{Activation, LadderSpec, parse_decoder, parse_float_list, parse_layers};
+use crate::model::layers::{LayerKind, Shape, parse_layer_kinds, plan};
+use crate::model::spec::{Activation, LadderSpec, parse_decoder, parse_float_list};
 use crate::noise::{AdvKind, Adversarial};
 
 /// Everything that decides a training run. Field names follow `run.py`'s flags.
@@ -60,6 +62,22 @@ pub struct TrainConfig {
     pub adv_unsup_tau: f64,
     /// Keep the Gaussian input noise on the unlabelled rows as well.
     pub adv_unsup_gaussian: bool,
+    /// Convert colour images to grey (luminance) before anything else (paper 004's grey
+    /// CIFAR-10).
+    pub grey: bool,
+    /// Global contrast normalisation: each example centred and scaled to this L2 norm
+    /// (55 for CIFAR-10 in paper 001); 0 turns it off.
+    pub contrast_norm: f64,
+    /// ZCA whitening fitted on the training data.
+    pub zca: bool,
+    /// Regulariser added to the covariance's eigenvalues before whitening (the original's
+    /// `filter_bias`).
+    pub zca_bias: f64,
+    /// Random crops of this side and the same centre crop at test time (24 in paper 003);
+    /// 0 turns it off.
+    pub crop: usize,
+    /// Random horizontal flips of the training images (paper 003).
+    pub flip: bool,
 }
 
 impl Default for TrainConfig {
@@ -89,13 +107,91 @@ impl Default for TrainConfig {
             adv_unsup_kind: AdvKind::Unit,
             adv_unsup_tau: 0.0,
             adv_unsup_gaussian: true,
+            grey: false,
+            contrast_norm: 0.0,
+            zca: false,
+            zca_bias: 0.1,
+            crop: 0,
+            flip: false,
         }
     }
 }
 
-/// The names of the presets: the MNIST settings of Rasmus et al. 2015 (Tables 1 and 2), and
-/// the full Ladder with the adversarial noise the thesis 000 chose per task (Tables 18–24).
-pub const PRESETS: [&str; 19] = [
+/// Conv-Small of paper 001 Table 4 (MNIST).
+pub const CONV_SMALL: &str = "convf:32:5:1:1-maxpool:2:2-convv:64:3:1:1-convf:64:3:1:1-\
+                              maxpool:2:2-convv:128:3:1:1-convv:10:1:1:1-globalmeanpool:6:6-fc:10";
+
+/// Conv-Large of paper 001 Table 4 (CIFAR-10).
+pub const CONV_LARGE: &str = "convv:96:3:1:1-convf:96:3:1:1-convf:96:3:1:1-maxpool:2:2-\
+                              convv:192:3:1:1-convf:192:3:1:1-convv:192:3:1:1-maxpool:2:2-\
+                              convv:192:3:1:1-convv:192:1:1:1-convv:10:1:1:1-globalmeanpool:0";
+
+/// Conv-FC of paper 001 Sec. 4.1.2: the fully connected network as convolutions.
+pub const CONV_FC: &str = "convv:1000:26:1:1-convv:500:1:1:1-convv:250:1:1:1-convv:250:1:1:1-\
+                           convv:250:1:1:1-convv:10:1:1:1-globalmeanpool:0";
+
+/// λ = `value` on the top of an `n`-layer network (input included), 0 below: the Γ-model.
+fn top_lambda(n: usize, value: &str) -> String {
+    let mut v = vec!["0"; n];
+    v[n - 1] = value;
+    v.join(",")
+}
+
+/// The convolutional presets of paper 001 (Table 4, Sec. 4.1.2 and 4.2) with the thesis 000's
+/// settings (Sec. 5.3.4).
+fn conv_preset(name: &str) -> Option<TrainConfig> {
+    let mnist = TrainConfig {
+        labeled_samples: 100,
+        ..TrainConfig::default()
+    };
+    let cifar = TrainConfig {
+        encoder_layers: CONV_LARGE.into(),
+        labeled_samples: 4000,
+        act: Activation::Leakyrelu,
+        contrast_norm: 55.0,
+        zca: true,
+        top_c: false,
+        ..TrainConfig::default()
+    };
+    Some(match name {
+        "mnist-100-conv-fc" => TrainConfig {
+            encoder_layers: CONV_FC.into(),
+            denoising_cost_x: "1000,10,0.1,0.1,0.1,0.1,0.1,0.1".into(),
+            ..mnist
+        },
+        "mnist-100-conv-gamma" => TrainConfig {
+            encoder_layers: CONV_SMALL.into(),
+            denoising_cost_x: top_lambda(10, "1"),
+            ..mnist
+        },
+        "mnist-100-conv-baseline" => TrainConfig {
+            encoder_layers: CONV_SMALL.into(),
+            denoising_cost_x: "0".into(),
+            epochs: 20,
+            lrate_decay: 0.5,
+            f_local_noise_std: "0.45".into(),
+            ..mnist
+        },
+        "cifar-4000-conv-gamma" => TrainConfig {
+            denoising_cost_x: top_lambda(13, "4"),
+            epochs: 70,
+            lrate_decay: 60.0 / 70.0,
+            ..cifar
+        },
+        "cifar-4000-conv-baseline" => TrainConfig {
+            denoising_cost_x: "0".into(),
+            epochs: 20,
+            lrate_decay: 0.5,
+            ..cifar
+        },
+        _ => return None,
+    })
+}
+
+/// The names of the presets: the MNIST settings of Rasmus et al. 2015 (Tables 1 and 2), the
+/// full Ladder with the adversarial noise the thesis 000 chose per task (Tables 18–24), and the
+/// convolutional networks of Rasmus et al. (Table 4) on MNIST and CIFAR-10.
+pub const PRESETS: [&str; 24] = [
     "mnist-100-full",
     "mnist-100-bottom",
     "mnist-100-gamma",
@@ -115,6 +211,11 @@ pub const PRESETS: [&str; 19] = [
     "mnist-1000-adv-sup",
     "mnist-all-adv",
     "mnist-all-adv-sup",
+    "mnist-100-conv-fc",
+    "mnist-100-conv-gamma",
+    "mnist-100-conv-baseline",
+    "cifar-4000-conv-gamma",
+    "cifar-4000-conv-baseline",
 ];
 
 /// λ with `value` at layer `at` and 0 elsewhere, for the 7 layers of the MNIST network.
@@ -135,6 +236,9 @@ impl TrainConfig {
                 PRESETS.join(", ")
             ))
         };
+        if let Some(c) = conv_preset(name) {
+            return Ok(c);
+        }
         let rest = name.strip_prefix("mnist-").ok_or_else(unknown)?;
         let (labels, variant) = rest.split_once('-').ok_or_else(unknown)?;
         let labeled_samples = match labels {
@@ -196,10 +300,19 @@ impl TrainConfig {
         toml::to_string(self).expect("a TrainConfig always serialises")
     }
 
-    /// The network this configuration describes, for `input_dim`-dimensional inputs.
-    pub fn ladder_spec(&self, input_dim: usize) -> Result<LadderSpec> {
-        let mut dims = vec![input_dim];
-        dims.extend(parse_layers(&self.encoder_layers)?);
+    /// The network this configuration describes, for inputs of `image_shape` (`[d]`,
+    /// `[H, W]` or `[C, H, W]`; a fully connected network flattens images).
+    pub fn ladder_spec(&self, image_shape: &[usize]) -> Result<LadderSpec> {
+        let kinds = parse_layer_kinds(&self.encoder_layers)?;
+        let input = Shape::of_input(image_shape)?;
+        let input = if kinds.iter().any(LayerKind::is_spatial) {
+            input
+        } else {
+            Shape::vector(input.units())
+        };
+        let layers = plan(input, &kinds)?;
+        let mut dims = vec![input.units()];
+        dims.extend(layers.iter().map(|g| g.output.units()));
         let n = dims.len();
         if dims[n - 1] != self.num_classes {
             return Err(LadderError::Spec(format!(
@@ -209,6 +322,7 @@ impl TrainConfig {
             )));
         }
         let spec = LadderSpec {
+            layers,
             combinators: parse_decoder(&self.decoder_spec, n)?,
             lambdas: parse_float_list(&self.denoising_cost_x, n, "denoising costs")?,
             input_noise_std: self.super_noise_std,
@@ -227,6 +341,16 @@ impl TrainConfig {
         Ok(spec)
     }
 
+    /// The input preprocessing this configuration asks for.
+    pub fn preprocessing(&self) -> Preprocessing {
+        Preprocessing {
+            grey: self.grey,
+            contrast_norm: self.contrast_norm,
+            zca_bias: self.zca.then_some(self.zca_bias),
+            crop: self.crop,
+        }
+    }
+
     /// Checks the settings that do not depend on the data.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(LadderError::Setting(m));
@@ -235,6 +359,18 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             return bad("epochs must be positive".into());
+        }
+        if !(self.contrast_norm.is_finite() && self.contrast_norm >= 0.0) {
+            return bad(format!(
+                "contrast-norm {} must be ≥ 0 (0 turns it off)",
+                self.contrast_norm
+            ));
+        }
+        if self.zca && !(self.zca_bias.is_finite() && self.zca_bias > 0.0) {
+            return bad(format!(
+                "zca-bias {} must be positive: it keeps the whitening finite",
+                self.zca_bias
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("learning rate {} must be positive", self.lr));
@@ -265,9 +401,19 @@ impl TrainConfig {
                 return bad(format!("{name} {tau} must be ≥ 0"));
             }
         }
-        // The network shape is checked against an arbitrary input width here; the real one
-        // comes with the data.
-        self.ladder_spec(1).map(|_| ())
+        // The network shape is checked against an arbitrary input here (a vector, or an image
+        // for convolutional networks); the real one comes with the data, so only the lists'
+        // lengths and values count.
+        let kinds = parse_layer_kinds(&self.encoder_layers)?;
+        if kinds.iter().any(LayerKind::is_spatial) {
+            let n = kinds.len() + 1;
+            parse_decoder(&self.decoder_spec, n)?;
+            parse_float_list(&self.denoising_cost_x, n, "denoising costs")?;
+            parse_float_list(&self.f_local_noise_std, n - 1, "layer noise std")?;
+            Ok(())
+        } else {
+            self.ladder_spec(&[1]).map(|_| ())
+        }
     }
 }
 
@@ -301,11 +447,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_preset_resolves_to_a_valid_network() {
-        for name in PRESETS {
+    fn conv_presets_build_the_papers_networks() {
+        let build = |name: &str, shape: &[usize]| {
             let c = TrainConfig::preset(name).unwrap();
             c.validate().unwrap();
-            let spec = c.ladder_spec(784).unwrap();
+            (c.ladder_spec(shape).unwrap(), c)
+        };
+        let (fc, _) = build("mnist-100-conv-fc", &[28, 28]);
+        assert_eq!(fc.dims, vec![784, 9000, 4500, 2250, 2250, 2250, 90, 10]);
+        assert!(fc.lambdas.iter().all(|&l| l > 0.0));
+        let (gamma, c) = build("mnist-100-conv-gamma", &[28, 28]);
+        assert_eq!((gamma.depth(), gamma.lowest_decoded_layer()), (9, Some(9)));
+        assert_eq!((c.epochs, c.lrate_decay, c.top_c), (150, 0.67, true));
+        let (base, c) = build("mnist-100-conv-baseline", &[28, 28]);
+        assert_eq!(base.lowest_decoded_layer(), None);
+        assert_eq!(
+            (c.epochs, c.lrate_decay, base.layer_noise_std[0]),
+            (20, 0.5, 0.45)
+        );
+        let (large, c) = build("cifar-4000-conv-gamma", &[3, 32, 32]);
+        assert_eq!((large.depth(), large.lambdas[12]), (12, 4.0));
+        assert_eq!(large.activation, Activation::Leakyrelu);
+        assert!(!large.top_c && c.zca && c.contrast_norm == 55.0 && c.labeled_samples == 4000);
+        assert_eq!((c.epochs, (c.lrate_decay * 70.0).round()), (70, 60.0));
+        let (_, c) = build("cifar-4000-conv-baseline", &[3, 32, 32]);
+        assert_eq!((c.epochs, c.lrate_decay), (20, 0.5));
+        // A convolutional network refuses vector inputs.
+        let c = TrainConfig::preset("mnist-100-conv-gamma").unwrap();
+        assert!(c.ladder_spec(&[784]).is_err());
+    }
+
+    #[test]
+    fn every_preset_resolves_to_a_valid_network() {
+        for name in PRESETS.iter().filter(|n| !n.contains("conv")) {
+            let c = TrainConfig::preset(name).unwrap();
+            c.validate().unwrap();
+            let spec = c.ladder_spec(&[784]).unwrap();
             assert_eq!(spec.dims, vec![784, 1000, 500, 250, 250, 250, 10], "{name}");
             assert_eq!(spec.adv_sup.is_some(), name.contains("-adv"), "{name}");
             assert_eq!(c.epochs, 150);
@@ -314,7 +491,7 @@ mod tests {
 
     #[test]
     fn presets_follow_the_paper_table() {
-        let spec = |n: &str| TrainConfig::preset(n).unwrap().ladder_spec(784).unwrap();
+        let spec = |n: &str| TrainConfig::preset(n).unwrap().ladder_spec(&[784]).unwrap();
         assert_eq!(
             spec("mnist-100-bottom").lambdas,
             vec![5000., 0., 0., 0., 0., 0., 0.]
@@ -345,7 +522,7 @@ mod tests {
 
     #[test]
     fn adversarial_presets_follow_the_thesis_tables() {
-        let spec = |n: &str| TrainConfig::preset(n).unwrap().ladder_spec(784).unwrap();
+        let spec = |n: &str| TrainConfig::preset(n).unwrap().ladder_spec(&[784]).unwrap();
         let adv = spec("mnist-100-adv");
         let sup = adv.adv_sup.unwrap();
         let unsup = adv.adv_unsup.unwrap();

@@ -11,9 +11,11 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
+use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::data::preprocess::{centre_crop, crop_into, crop_shape, cropped_shape, image_chw};
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval;
@@ -27,10 +29,15 @@ use crate::train::schedule::learning_rate;
 /// The data of one run, split as the configuration asks.
 #[derive(Debug, Clone)]
 pub struct PreparedData {
+    /// Full-size images: training batches take their random crops from them.
     pub labeled: Dataset,
     pub unlabeled: Dataset,
+    /// Shaped as the network's input (centre crops when the run crops).
     pub validation: Option<Dataset>,
     pub test: Dataset,
+    /// The unlabelled set as the network sees it at test time (centre crops), for the
+    /// population moments; `None` when it is `unlabeled` itself.
+    pub unlabeled_centre: Option<Dataset>,
 }
 
 impl PreparedData {
@@ -51,13 +58,45 @@ impl PreparedData {
                 config.batch_size
             )));
         }
+        let crop = |d: Dataset| match config.crop {
+            0 => Ok(d),
+            side => centre_crop(&d, side),
+        };
+        let validation = (!split.validation.is_empty())
+            .then(|| crop(data.train.subset(&split.validation)))
+            .transpose()?;
+        let unlabeled = data.train.subset(&split.unlabeled);
+        let unlabeled_centre = (config.crop > 0)
+            .then(|| crop(unlabeled.clone()))
+            .transpose()?;
+        let input = network_input_shape(&data.train.image_shape, config);
+        if data.test.image_shape != input {
+            return Err(LadderError::Setting(format!(
+                "the test images have shape {:?} but the network takes {input:?}{}",
+                data.test.image_shape,
+                if config.crop > 0 {
+                    " (the test set must be centre-cropped as the preprocessing does)"
+                } else {
+                    ""
+                }
+            )));
+        }
         Ok(PreparedData {
             labeled: data.train.subset(&split.labeled),
-            unlabeled: data.train.subset(&split.unlabeled),
-            validation: (!split.validation.is_empty())
-                .then(|| data.train.subset(&split.validation)),
+            unlabeled,
+            validation,
             test: data.test.clone(),
+            unlabeled_centre,
         })
+    }
+}
+
+/// The input shape the network sees for training images of `image_shape`: the crop's when the
+/// run crops.
+pub fn network_input_shape(image_shape: &[usize], config: &TrainConfig) -> Vec<usize> {
+    match config.crop {
+        0 => image_shape.to_vec(),
+        side => cropped_shape(image_shape, side),
     }
 }
 
@@ -108,6 +147,8 @@ impl Observer for Silent {}
 pub struct Trainer {
     pub config: TrainConfig,
     pub spec: LadderSpec,
+    /// Shape of one input example, as the data set gives it.
+    pub input_shape: Vec<usize>,
     pub device: Device,
     model: Option<LadderNetwork>,
     optimizer: ModuleOptimizer,
@@ -127,14 +168,16 @@ fn new_optimizer() -> ModuleOptimizer {
 }
 
 impl Trainer {
-    /// A fresh network for `input_dim`-dimensional data; `device` must have autodiff.
-    pub fn new(config: TrainConfig, input_dim: usize, device: &Device) -> Result<Self> {
+    /// A fresh network for inputs of `input_shape` (a data set's `image_shape`); `device`
+    /// must have autodiff.
+    pub fn new(config: TrainConfig, input_shape: &[usize], device: &Device) -> Result<Self> {
         config.validate()?;
-        let spec = config.ladder_spec(input_dim)?;
+        let spec = config.ladder_spec(&network_input_shape(input_shape, &config))?;
         let model = LadderNetwork::new(&spec, config.seed, device);
         Ok(Trainer {
             config,
             spec,
+            input_shape: input_shape.to_vec(),
             device: device.clone(),
             model: Some(model),
             optimizer: new_optimizer(),
@@ -156,7 +199,11 @@ impl Trainer {
             reason,
         };
         let h = ck.header;
-        let mut trainer = Trainer::new(h.config, h.dims[0], device)?;
+        let input_shape = match h.input_shape.as_slice() {
+            [] => vec![h.dims[0]],
+            shape => shape.to_vec(),
+        };
+        let mut trainer = Trainer::new(h.config, &input_shape, device)?;
         if trainer.spec.dims != h.dims {
             return Err(bad(format!(
                 "model shape {:?} does not match its configuration {:?}",
@@ -228,14 +275,53 @@ impl Trainer {
         (unlabeled, labeled)
     }
 
-    pub(crate) fn batch(&self, data: &PreparedData, unl: &[usize], lab: &[usize]) -> LadderBatch {
-        let (x_labeled, y_labeled) = eval::batch_tensors(&data.labeled, lab, &self.device);
-        let (x_unlabeled, _) = eval::batch_tensors(&data.unlabeled, unl, &self.device);
-        LadderBatch {
-            x_labeled,
-            y_labeled,
-            x_unlabeled,
+    /// The batch of step `step` of `epoch`: rows `lab` and `unl`, randomly cropped and flipped
+    /// (from that step's own random stream) when the run augments.
+    pub(crate) fn batch(
+        &self,
+        data: &PreparedData,
+        unl: &[usize],
+        lab: &[usize],
+        (epoch, step): (usize, usize),
+    ) -> Result<LadderBatch> {
+        let c = &self.config;
+        if c.crop == 0 && !c.flip {
+            let (x_labeled, y_labeled) = eval::batch_tensors(&data.labeled, lab, &self.device);
+            let (x_unlabeled, _) = eval::batch_tensors(&data.unlabeled, unl, &self.device);
+            return Ok(LadderBatch {
+                x_labeled,
+                y_labeled,
+                x_unlabeled,
+            });
         }
+        let mut rng = stream_rng(c.seed, RngStream::Augmentation, epoch as u64, step as u64);
+        let mut augmented = |ds: &Dataset, idx: &[usize]| -> Result<Tensor<2>> {
+            let [ch, h, w] = image_chw(ds)?;
+            let side = if c.crop > 0 { c.crop } else { h.min(w) };
+            crop_shape(ds, side)?;
+            let mut v = Vec::with_capacity(idx.len() * ch * side * side);
+            for &i in idx {
+                let at = (
+                    rng.random_range(0..=h - side),
+                    rng.random_range(0..=w - side),
+                );
+                let flip = c.flip && rng.random_bool(0.5);
+                crop_into(ds.row(i), [ch, h, w], side, at, flip, &mut v);
+            }
+            let dim = ch * side * side;
+            Ok(Tensor::from_data(
+                TensorData::new(v, [idx.len(), dim]),
+                &self.device,
+            ))
+        };
+        let x_labeled = augmented(&data.labeled, lab)?;
+        let x_unlabeled = augmented(&data.unlabeled, unl)?;
+        let labels: Vec<i64> = lab.iter().map(|&i| data.labeled.labels[i] as i64).collect();
+        Ok(LadderBatch {
+            x_labeled,
+            y_labeled: Tensor::from_data(TensorData::new(labels, [lab.len()]), &self.device),
+            x_unlabeled,
+        })
     }
 
     /// One optimisation step on `batch` with the noise of (`epoch`, `step`).
@@ -292,7 +378,8 @@ impl Trainer {
         while self.steps_done < steps {
             let started = Instant::now();
             let s = self.steps_done;
-            let batch = self.batch(data, &unl[s * b..(s + 1) * b], &lab[s * b..(s + 1) * b]);
+            let rows = s * b..(s + 1) * b;
+            let batch = self.batch(data, &unl[rows.clone()], &lab[rows], (epoch, s))?;
             let c = self.step(&batch, epoch, s, lr)?;
             self.partial = Some(match self.partial.take() {
                 None => c.clone(),
@@ -335,7 +422,8 @@ impl Trainer {
 
     /// Batch-norm moments of the whole unlabelled (= training) set, for inference.
     pub fn population_moments(&self, data: &PreparedData) -> Vec<Moments> {
-        eval::population_moments(&self.model().valid(), &data.unlabeled)
+        let train = data.unlabeled_centre.as_ref().unwrap_or(&data.unlabeled);
+        eval::population_moments(&self.model().valid(), train)
     }
 
     /// Everything needed to continue this run, or with `moments`, to evaluate it.
@@ -346,6 +434,7 @@ impl Trainer {
             header: CheckpointHeader {
                 config: self.config.clone(),
                 dims: self.spec.dims.clone(),
+                input_shape: self.input_shape.clone(),
                 epochs_done: self.epochs_done,
                 steps_done: self.steps_done,
                 partial_cost: self.partial.as_ref().map(ExactCost::from),
