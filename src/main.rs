@@ -102,15 +102,8 @@ struct SweepCmd {
     /// Finish the sweep in this directory; completed cells are not retrained.
     #[arg(long, value_name = "SWEEP_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// Replace an existing sweep.
-    #[arg(long)]
-    force: bool,
-    #[arg(long, short)]
-    quiet: bool,
-    #[arg(long, default_value_t = 10.0)]
-    checkpoint_minutes: f64,
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Args)]
@@ -354,7 +347,14 @@ struct TrainCmd {
     /// Continue the unfinished run in this directory.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// Replace an existing run directory.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// How a training run (or each cell of a sweep) writes and where it computes.
+#[derive(Args)]
+struct RunArgs {
+    /// Replace an existing run or sweep directory.
     #[arg(long)]
     force: bool,
     /// No progress output.
@@ -367,6 +367,23 @@ struct TrainCmd {
     /// cpu (Flex), cuda or wgpu (when built with those features).
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+impl RunArgs {
+    fn options(&self, resume: bool, preset: Option<String>) -> Result<RunOptions> {
+        let minutes = self.checkpoint_minutes;
+        if !(minutes.is_finite() && minutes >= 0.0) {
+            bail!("--checkpoint-minutes must be a number of minutes ≥ 0");
+        }
+        Ok(RunOptions {
+            force: self.force,
+            resume,
+            quiet: self.quiet,
+            device: device(&self.device)?,
+            preset,
+            checkpoint_every: (minutes > 0.0).then(|| Duration::from_secs_f64(minutes * 60.0)),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -495,18 +512,9 @@ fn resolve_config(a: &ConfigArgs) -> Result<TrainConfig> {
 }
 
 fn train(cmd: TrainCmd) -> Result<()> {
-    if !(cmd.checkpoint_minutes.is_finite() && cmd.checkpoint_minutes >= 0.0) {
-        bail!("--checkpoint-minutes must be a number of minutes ≥ 0");
-    }
-    let opts = RunOptions {
-        force: cmd.force,
-        resume: cmd.resume.is_some(),
-        quiet: cmd.quiet,
-        device: device(&cmd.device)?,
-        preset: cmd.config.preset.clone(),
-        checkpoint_every: (cmd.checkpoint_minutes > 0.0)
-            .then(|| Duration::from_secs_f64(cmd.checkpoint_minutes * 60.0)),
-    };
+    let opts = cmd
+        .run
+        .options(cmd.resume.is_some(), cmd.config.preset.clone())?;
     // A resumed run takes its configuration (and seed list) from its own directory.
     let (config, seeds, out) = match &cmd.resume {
         Some(dir) => {
@@ -538,7 +546,7 @@ fn train(cmd: TrainCmd) -> Result<()> {
         }
     };
     let data = load_data(&cmd.data, config.num_classes)?;
-    if !cmd.quiet {
+    if !cmd.run.quiet {
         eprintln!("writing to {}", out.display());
     }
     match seeds {
@@ -631,9 +639,6 @@ fn run_bench(cmd: BenchCmd) -> Result<()> {
 }
 
 fn run_sweep(cmd: SweepCmd) -> Result<()> {
-    if !(cmd.checkpoint_minutes.is_finite() && cmd.checkpoint_minutes >= 0.0) {
-        bail!("--checkpoint-minutes must be a number of minutes ≥ 0");
-    }
     let (spec, out) = match &cmd.resume {
         Some(dir) => {
             let path = dir.join(SWEEP_FILE);
@@ -663,17 +668,11 @@ fn run_sweep(cmd: SweepCmd) -> Result<()> {
             (spec, out)
         }
     };
-    let opts = RunOptions {
-        force: cmd.force,
-        resume: cmd.resume.is_some(),
-        quiet: cmd.quiet,
-        device: device(&cmd.device)?,
-        preset: cmd.config.preset.clone(),
-        checkpoint_every: (cmd.checkpoint_minutes > 0.0)
-            .then(|| Duration::from_secs_f64(cmd.checkpoint_minutes * 60.0)),
-    };
+    let opts = cmd
+        .run
+        .options(cmd.resume.is_some(), cmd.config.preset.clone())?;
     let data = load_data(&cmd.data, spec.base.num_classes)?;
-    let quiet = cmd.quiet;
+    let quiet = cmd.run.quiet;
     let report = sweep(&spec, &data, &out, &opts, &mut |i, n, name| {
         if !quiet {
             eprintln!("cell {i}/{n}: {name}");
