@@ -581,6 +581,37 @@ mod tests {
         }
     }
 
+    /// Adversarial noise works on a conv Ladder as on an MLP: u has the sign kind's norm and
+    /// raises the clean supervised cost, and the noisy cost is finite.
+    #[test]
+    fn adversarial_noise_applies_to_conv_ladders() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(8, RngStream::Init, 0, 0);
+        let mut spec = tiny_conv_spec();
+        let model = randomized(&spec, &device, &mut rng);
+        let b = batch_of(25, &device, &mut rng);
+        let depth = spec.depth();
+        let clean = |x: Tensor<2>| {
+            let logits = model
+                .encoder
+                .forward(x, &[6], &CorruptionNoise::none(depth))
+                .logits;
+            cross_entropy(logits, b.y_labeled.clone()).into_scalar::<f32>() as f64
+        };
+        let c0 = clean(b.x_labeled.clone());
+        spec.adv_sup = adversarial(AdvKind::Sign, 1e-2, false);
+        spec.adv_unsup = adversarial(AdvKind::Unit, 1e-2, true);
+        let noise = model.with_adversarial_noise(&spec, &b, CorruptionNoise::none(depth));
+        let u = noise.input.clone().unwrap().narrow(0, 0, 6);
+        for row in values(&u).chunks(25) {
+            let linf = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!((linf - 1e-2).abs() < 1e-7, "{linf}");
+        }
+        assert!(clean(b.x_labeled.clone() + u) > c0);
+        let cost = total(&model, &spec, &b, &noise);
+        assert!(cost.is_finite(), "{cost}");
+    }
+
     /// The Gaussian input noise stays or goes per group; the unlabelled rows get their own u.
     #[test]
     fn gaussian_noise_is_kept_or_dropped_per_group() {
