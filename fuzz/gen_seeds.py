@@ -48,6 +48,8 @@ write("idx", "empty-idx3-ubyte.gz", gz(empty))
 for name, text in {
     "layers-mnist": "1000-500-250-250-250-10",
     "layers-fc": "fc:784-fc:100-10",
+    "layers-conv-small": "convf:32:5:1:1-maxpool:2:2-convv:64:3:1:1-convf:64:3:1:1-maxpool:2:2-convv:128:3:1:1-convv:10:1:1:1-globalmeanpool:6:6-fc:10",
+    "layers-conv-fc": "convv:1000:26:1:1-convv:10:1:1:1-globalmeanpool:0",
     "decoder-one": "gauss",
     "decoder-per-layer": "gauss-g1-g2-g3-g4-linear-0",
     "lambdas": "1000,10,0.1,0.1,0.1,0.1,0.1",
@@ -149,3 +151,12 @@ write("checkpoint", "default-config.ckpt", checkpoint({**base, "config": {}}, b"
 write("csv", "covertype.csv", "2596,51,3,258,0,510,221,232,148,6279,5\n2590,56,2,212,-6,390,220,235,151,6225,5\n2804,139,9,268,65,3180,234,238,135,6121,2\n")
 write("csv", "header.csv", "class,a,b\n1,0.5,2\n2,1.5,-3e-2\n3,  7 ,1\n")
 write("csv", "quoted.csv", '1,"2",3\n4,5,6\n\n7,8,1\n')
+
+# cifar: 3,073-byte records (label byte, then 3,072 pixel bytes), a cut-short one, a bad label.
+def cifar_record(label, salt):
+    return bytes([label]) + bytes((i * 7 + salt) % 256 for i in range(3072))
+
+
+write("cifar", "two-records", cifar_record(3, 1) + cifar_record(9, 2))
+write("cifar", "truncated", cifar_record(1, 0)[:-5])
+write("cifar", "bad-label", cifar_record(10, 0))
