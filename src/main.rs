@@ -154,6 +154,9 @@ struct PlainCmd {
     seed: Option<u64>,
     #[arg(long)]
     num_classes: Option<usize>,
+    /// Convert colour images to grey first (grey CIFAR-10 of 004).
+    #[arg(long)]
+    grey: Option<bool>,
     #[command(flatten)]
     data: DataArgs,
     /// Output directory (default: a fresh one under runs/).
@@ -712,7 +715,8 @@ fn resolve_plain(cmd: &PlainCmd) -> Result<PlainConfig> {
         labeled_samples,
         sparse_init,
         seed,
-        num_classes
+        num_classes,
+        grey
     );
     c.validate()?;
     Ok(c)
@@ -803,7 +807,7 @@ fn run_robustness(cmd: RobustnessCmd) -> Result<()> {
 fn run_weights(cmd: WeightsCmd) -> Result<()> {
     let dev = device("cpu")?;
     let model = TrainedModel::load(&cmd.run_dir, &dev)?;
-    let input = model.weights()[0].dims()[0];
+    let input = model.weights()?[0].dims()[0];
     let shape = match &cmd.image_shape {
         Some(s) => {
             let (h, w) = s

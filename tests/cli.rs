@@ -551,6 +551,62 @@ fn a_conv_ladder_trains_on_cifar_files_with_preprocessing_and_augmentation() {
         String::from_utf8_lossy(&o.stdout)
     );
 
+    // Weight pictures are for fully connected networks: a conv run is refused clearly.
+    assert_fails(
+        &ladder(&[
+            "weights",
+            a.to_str().unwrap(),
+            "--out",
+            tmp.path().join("w").to_str().unwrap(),
+        ]),
+        "fully connected",
+    );
+    // A plain network on grey CIFAR-10 (004), and its robustness on grey test images.
+    let plain = tmp.path().join("plain");
+    let o = ladder(&[
+        "train-plain",
+        "--data",
+        data.to_str().unwrap(),
+        "--grey",
+        "true",
+        "--hidden-layers",
+        "20",
+        "--max-epochs",
+        "2",
+        "--validation-samples",
+        "20",
+        "--out",
+        plain.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(read(plain.join("plain.toml")).contains("grey = true"));
+    let rob = tmp.path().join("rob");
+    let o = ladder(&[
+        "robustness",
+        plain.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--epsilons",
+        "0,0.1",
+        "--sigmas",
+        "0",
+        "--out",
+        rob.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // With a model that preprocesses differently, the shared test set is refused.
+    let o = ladder(&[
+        "robustness",
+        plain.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        rob.to_str().unwrap(),
+    ]);
+    assert_fails(&o, "preprocess their inputs differently");
+
     // A batch file cut short is an error naming it.
     let f = data.join("data_batch_3.bin");
     let bytes = std::fs::read(&f).unwrap();

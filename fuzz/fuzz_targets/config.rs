@@ -23,10 +23,15 @@ fuzz_target!(|data: &[u8]| {
     };
     let valid = config.validate();
     common::report("validate", &valid);
-    let spec = config.ladder_spec(784);
-    common::report("ladder_spec(784)", &spec);
-    if let Ok(spec) = &spec {
-        assert_eq!(spec.dims.first(), Some(&784));
+    // A vector and a grey image of 784 values: fully connected networks flatten either,
+    // convolutional ones need the image.
+    for shape in [&[784][..], &[28, 28][..]] {
+        let spec = config.ladder_spec(shape);
+        common::report(&format!("ladder_spec({shape:?})"), &spec);
+        if let Ok(spec) = &spec {
+            assert_eq!(spec.dims.first(), Some(&784));
+            assert_eq!(spec.dims.last(), Some(&config.num_classes));
+        }
     }
 
     let written = config.to_toml();

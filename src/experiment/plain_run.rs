@@ -11,6 +11,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::data::TrainTest;
+use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
@@ -122,6 +123,7 @@ pub fn train_plain_run(
     report: &mut dyn FnMut(&str),
 ) -> Result<PlainSummary> {
     config.validate()?;
+    let data = &*preprocessed(data, &config.preprocessing())?;
     let split = PlainData::new(data, config)?;
     prepare_plain_dir(out, force)?;
     write_atomic(&out.join(PLAIN_CONFIG_FILE), config.to_toml().as_bytes())?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 use crate::data::Dataset;
+use crate::data::preprocess::Preprocessing;
 use crate::error::{LadderError, Result};
 use crate::eval::robustness::RobustnessTable;
 use crate::eval::{Classifier, LadderClassifier};
@@ -18,21 +19,21 @@ use crate::train::checkpoint::write_atomic;
 
 /// A trained classifier of either family, with frozen weights.
 pub enum TrainedModel {
-    Ladder(LadderClassifier),
-    Plain(Mlp),
+    Ladder(LadderClassifier, Preprocessing),
+    Plain(Mlp, Preprocessing),
 }
 
 impl Classifier for TrainedModel {
     fn logits(&self, x: Tensor<2>) -> Tensor<2> {
         match self {
-            TrainedModel::Ladder(l) => l.logits(x),
-            TrainedModel::Plain(m) => m.logits(x),
+            TrainedModel::Ladder(l, _) => l.logits(x),
+            TrainedModel::Plain(m, _) => m.logits(x),
         }
     }
     fn device(&self) -> Device {
         match self {
-            TrainedModel::Ladder(l) => l.device(),
-            TrainedModel::Plain(m) => m.device(),
+            TrainedModel::Ladder(l, _) => l.device(),
+            TrainedModel::Plain(m, _) => m.device(),
         }
     }
 }
@@ -41,8 +42,11 @@ impl TrainedModel {
     /// Reads the model of a finished run directory onto `device` (with autodiff, for FGSM).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         if dir.join(PLAIN_MODEL_FILE).exists() {
-            let (_, mlp) = load_plain_model(&dir.join(PLAIN_MODEL_FILE), device)?;
-            return Ok(TrainedModel::Plain(mlp.no_grad()));
+            let (header, mlp) = load_plain_model(&dir.join(PLAIN_MODEL_FILE), device)?;
+            return Ok(TrainedModel::Plain(
+                mlp.no_grad(),
+                header.config.preprocessing(),
+            ));
         }
         if !dir.join(CHECKPOINT_FILE).exists() {
             let hint = if dir.join("seed-1").is_dir() {
@@ -70,17 +74,46 @@ impl TrainedModel {
                 var: on_device(&m.var),
             })
             .collect();
-        Ok(TrainedModel::Ladder(LadderClassifier {
-            net: run.trainer.model().clone().no_grad(),
-            moments,
-        }))
+        Ok(TrainedModel::Ladder(
+            LadderClassifier {
+                net: run.trainer.model().clone().no_grad(),
+                moments,
+            },
+            run.trainer.config.preprocessing(),
+        ))
     }
 
-    /// W^(1), …, W^(L), each `[d_{l−1}, d_l]`.
-    pub fn weights(&self) -> Vec<Tensor<2>> {
+    /// Values per input example.
+    pub fn input_dim(&self) -> usize {
         match self {
-            TrainedModel::Ladder(l) => l.net.encoder.weights.iter().map(|w| w.val()).collect(),
-            TrainedModel::Plain(m) => m.weights.iter().map(|w| w.val()).collect(),
+            TrainedModel::Ladder(l, _) => l.net.encoder.plan[0].geom.input.units(),
+            TrainedModel::Plain(m, _) => m.weights[0].val().dims()[0],
+        }
+    }
+
+    /// What the model's run did to its inputs.
+    pub fn preprocessing(&self) -> &Preprocessing {
+        match self {
+            TrainedModel::Ladder(_, p) | TrainedModel::Plain(_, p) => p,
+        }
+    }
+
+    /// W^(1), …, W^(L), each `[d_{l−1}, d_l]`; an error for convolutional Ladders, whose
+    /// weights are filters.
+    pub fn weights(&self) -> Result<Vec<Tensor<2>>> {
+        match self {
+            TrainedModel::Ladder(l, _) => {
+                let enc = &l.net.encoder;
+                if enc.plan.iter().any(|p| p.geom.kind.is_spatial()) {
+                    return Err(LadderError::Setting(
+                        "weight pictures are drawn for fully connected networks; this Ladder \
+                         has convolution or pooling layers"
+                            .into(),
+                    ));
+                }
+                Ok(enc.weights.iter().map(|w| w.val()).collect())
+            }
+            TrainedModel::Plain(m, _) => Ok(m.weights.iter().map(|w| w.val()).collect()),
         }
     }
 }
@@ -112,10 +145,24 @@ pub fn robustness(
             "perturbation levels must be finite numbers ≥ 0".into(),
         ));
     }
-    let mut models = Vec::with_capacity(runs.len());
+    let mut models: Vec<(String, TrainedModel)> = Vec::with_capacity(runs.len());
     for (name, dir) in runs {
         let m = TrainedModel::load(dir, device)?;
-        let input = m.weights()[0].dims()[0];
+        if let Some((first, other)) = models.first()
+            && other.preprocessing() != m.preprocessing()
+        {
+            return Err(LadderError::Setting(format!(
+                "{} and {first} preprocess their inputs differently: they cannot share one \
+                 perturbed test set",
+                dir.display()
+            )));
+        }
+        models.push((name.clone(), m));
+    }
+    // The perturbations act on the inputs as the models see them.
+    let test = models[0].1.preprocessing().apply_to_new(test.clone())?;
+    for ((_, m), (_, dir)) in models.iter().zip(runs) {
+        let input = m.input_dim();
         if input != test.dim {
             return Err(LadderError::Setting(format!(
                 "{}: the model takes {input} inputs but the test images have {}",
@@ -123,9 +170,8 @@ pub fn robustness(
                 test.dim
             )));
         }
-        models.push((name.clone(), m));
     }
-    let table = RobustnessTable::measure(&models, test, &opts.epsilons, &opts.sigmas, opts.seed);
+    let table = RobustnessTable::measure(&models, &test, &opts.epsilons, &opts.sigmas, opts.seed);
     std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
     write_atomic(&out.join("robustness.csv"), table.to_csv().as_bytes())?;
     write_atomic(&out.join("robustness.md"), table.to_markdown().as_bytes())?;
@@ -191,7 +237,7 @@ pub fn weight_pictures(
     max_units: usize,
     out: &Path,
 ) -> Result<(PathBuf, PathBuf)> {
-    let weights = model.weights();
+    let weights = model.weights()?;
     let input = weights[0].dims()[0];
     if shape.0 * shape.1 != input {
         return Err(LadderError::Setting(format!(

@@ -14,6 +14,7 @@ use burn::prelude::*;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::data::preprocess::Preprocessing;
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval::{Classifier, batch_tensors, error_percent_of};
@@ -108,6 +109,8 @@ pub struct PlainConfig {
     pub sparse_init: usize,
     pub seed: u64,
     pub num_classes: usize,
+    /// Convert colour images to grey first (004 trained its plain networks on grey CIFAR-10).
+    pub grey: bool,
 }
 
 impl Default for PlainConfig {
@@ -132,11 +135,22 @@ impl Default for PlainConfig {
             sparse_init: 15,
             seed: 1,
             num_classes: 10,
+            grey: false,
         }
     }
 }
 
 impl PlainConfig {
+    /// The input preprocessing of a plain run: grey conversion or nothing.
+    pub fn preprocessing(&self) -> Preprocessing {
+        Preprocessing {
+            grey: self.grey,
+            contrast_norm: 0.0,
+            zca_bias: None,
+            crop: 0,
+        }
+    }
+
     pub fn from_toml_str(text: &str) -> Result<PlainConfig> {
         toml::from_str(text).map_err(|e| LadderError::Setting(format!("bad configuration: {e}")))
     }
