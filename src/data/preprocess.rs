@@ -243,20 +243,21 @@ impl Zca {
     }
 }
 
-/// The `side × side` window at (`top`, `left`) of one `[C, H, W]` image, mirrored left–right
-/// when `flip`, appended to `out`.
+/// The `height × width` window at (`top`, `left`) of one `[C, H, W]` image, mirrored
+/// left–right when `flip`, appended to `out`.
 pub fn crop_into(
     row: &[f32],
     [c, h, w]: [usize; 3],
-    side: usize,
+    [height, width]: [usize; 2],
     (top, left): (usize, usize),
     flip: bool,
     out: &mut Vec<f32>,
 ) {
-    debug_assert!(top + side <= h && left + side <= w);
+    debug_assert!(top + height <= h && left + width <= w);
     for ch in 0..c {
-        for y in top..top + side {
-            let line = &row[ch * h * w + y * w + left..ch * h * w + y * w + left + side];
+        for y in top..top + height {
+            let start = ch * h * w + y * w + left;
+            let line = &row[start..start + width];
             if flip {
                 out.extend(line.iter().rev());
             } else {
@@ -292,7 +293,7 @@ pub fn centre_crop(ds: &Dataset, side: usize) -> Result<Dataset, DataError> {
     let at = ((h - side) / 2, (w - side) / 2);
     let mut images = Vec::with_capacity(ds.n * c * side * side);
     for i in 0..ds.n {
-        crop_into(ds.row(i), [c, h, w], side, at, false, &mut images);
+        crop_into(ds.row(i), [c, h, w], [side, side], at, false, &mut images);
     }
     Ok(Dataset {
         images,
@@ -416,8 +417,13 @@ mod tests {
             (vec![4.0, 13.0], vec![2, 1, 1])
         );
         let mut out = Vec::new();
-        crop_into(ds.row(0), [2, 3, 3], 2, (1, 0), true, &mut out);
+        crop_into(ds.row(0), [2, 3, 3], [2, 2], (1, 0), true, &mut out);
         assert_eq!(out, vec![4.0, 3.0, 7.0, 6.0, 13.0, 12.0, 16.0, 15.0]);
+        // A window that is not square: the whole 2×3 image of one channel, mirrored.
+        let mut out = Vec::new();
+        let wide = dataset((0..6).map(|v| v as f32).collect(), vec![2, 3]);
+        crop_into(wide.row(0), [1, 2, 3], [2, 3], (0, 0), true, &mut out);
+        assert_eq!(out, vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0]);
         assert!(centre_crop(&ds, 4).is_err());
         assert!(centre_crop(&dataset(vec![0.0; 4], vec![4]), 2).is_err());
     }

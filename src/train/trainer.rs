@@ -296,19 +296,25 @@ impl Trainer {
         }
         let mut rng = stream_rng(c.seed, RngStream::Augmentation, epoch as u64, step as u64);
         let mut augmented = |ds: &Dataset, idx: &[usize]| -> Result<Tensor<2>> {
-            let [ch, h, w] = image_chw(ds)?;
-            let side = if c.crop > 0 { c.crop } else { h.min(w) };
-            crop_shape(ds, side)?;
-            let mut v = Vec::with_capacity(idx.len() * ch * side * side);
+            // Flips alone keep the whole image, square or not.
+            let [ch, h, w] = match c.crop {
+                0 => image_chw(ds)?,
+                side => crop_shape(ds, side)?,
+            };
+            let window = match c.crop {
+                0 => [h, w],
+                side => [side, side],
+            };
+            let dim = ch * window[0] * window[1];
+            let mut v = Vec::with_capacity(idx.len() * dim);
             for &i in idx {
                 let at = (
-                    rng.random_range(0..=h - side),
-                    rng.random_range(0..=w - side),
+                    rng.random_range(0..=h - window[0]),
+                    rng.random_range(0..=w - window[1]),
                 );
                 let flip = c.flip && rng.random_bool(0.5);
-                crop_into(ds.row(i), [ch, h, w], side, at, flip, &mut v);
+                crop_into(ds.row(i), [ch, h, w], window, at, flip, &mut v);
             }
-            let dim = ch * side * side;
             Ok(Tensor::from_data(
                 TensorData::new(v, [idx.len(), dim]),
                 &self.device,
