@@ -28,12 +28,21 @@ impl Preprocessing {
     pub fn is_identity(&self) -> bool {
         !self.grey && self.contrast_norm == 0.0 && self.zca_bias.is_none() && self.crop == 0
     }
-}
 
-impl Preprocessing {
+    /// The steps that act on each example alone: grey conversion and contrast normalisation.
+    fn per_example(&self, mut ds: Dataset) -> Result<Dataset, DataError> {
+        if self.grey {
+            ds = to_grey(&ds)?;
+        }
+        if self.contrast_norm > 0.0 {
+            contrast_normalize(&mut ds, self.contrast_norm);
+        }
+        Ok(ds)
+    }
+
     /// `p` applied to new examples on their own (for prediction): everything but ZCA, which
     /// needs the training data it was fitted on.
-    pub fn apply_to_new(&self, mut ds: Dataset) -> Result<Dataset, DataError> {
+    pub fn apply_to_new(&self, ds: Dataset) -> Result<Dataset, DataError> {
         if self.zca_bias.is_some() {
             return Err(DataError::Preprocess(
                 "this run whitens its inputs with ZCA fitted on its training data, which new \
@@ -42,16 +51,11 @@ impl Preprocessing {
                     .into(),
             ));
         }
-        if self.grey {
-            ds = to_grey(&ds)?;
+        let ds = self.per_example(ds)?;
+        match self.crop {
+            0 => Ok(ds),
+            side => centre_crop(&ds, side),
         }
-        if self.contrast_norm > 0.0 {
-            contrast_normalize(&mut ds, self.contrast_norm);
-        }
-        if self.crop > 0 {
-            ds = centre_crop(&ds, self.crop)?;
-        }
-        Ok(ds)
     }
 }
 
@@ -82,15 +86,11 @@ pub fn image_chw(ds: &Dataset) -> Result<[usize; 3], DataError> {
 /// Applies `p` to both sets: grey and contrast normalisation example by example, ZCA fitted on
 /// the training set, and the centre crop to the test set only (training batches take random
 /// crops of the full images).
-pub fn preprocess(mut data: TrainTest, p: &Preprocessing) -> Result<TrainTest, DataError> {
-    if p.grey {
-        data.train = to_grey(&data.train)?;
-        data.test = to_grey(&data.test)?;
-    }
-    if p.contrast_norm > 0.0 {
-        contrast_normalize(&mut data.train, p.contrast_norm);
-        contrast_normalize(&mut data.test, p.contrast_norm);
-    }
+pub fn preprocess(data: TrainTest, p: &Preprocessing) -> Result<TrainTest, DataError> {
+    let mut data = TrainTest {
+        train: p.per_example(data.train)?,
+        test: p.per_example(data.test)?,
+    };
     if let Some(bias) = p.zca_bias {
         let zca = Zca::fit(&data.train, bias)?;
         zca.apply(&mut data.train);

@@ -160,7 +160,10 @@ pub fn robustness(
         models.push((name.clone(), m));
     }
     // The perturbations act on the inputs as the models see them.
-    let test = models[0].1.preprocessing().apply_to_new(test.clone())?;
+    let test = match models.first() {
+        Some((_, m)) => m.preprocessing().apply_to_new(test.clone())?,
+        None => test.clone(),
+    };
     for ((_, m), (_, dir)) in models.iter().zip(runs) {
         let input = m.input_dim();
         if input != test.dim {

@@ -243,13 +243,15 @@ pub fn train_run(
         Some(dir) => prepare_dir(dir, opts)?,
         None => Start::Fresh,
     };
-    if let Start::Finished(summary) = start {
-        return Ok(summary);
-    }
-    let data = &*preprocessed(data, &config.preprocessing())?;
-    let mut trainer = match start {
+    // A finished run returns before its data is preprocessed (ZCA on CIFAR-10 takes a while).
+    let resume_from = match start {
         Start::Finished(summary) => return Ok(summary),
-        Start::Resume(ck) => {
+        Start::Resume(ck) => Some(ck),
+        Start::Fresh => None,
+    };
+    let data = &*preprocessed(data, &config.preprocessing())?;
+    let mut trainer = match resume_from {
+        Some(ck) => {
             let path = out.expect("resume needs a directory").join(CHECKPOINT_FILE);
             if ck.header.config != *config {
                 return Err(LadderError::Checkpoint {
@@ -263,7 +265,7 @@ pub fn train_run(
             truncate_metrics(&out.unwrap().join(METRICS_FILE), t.epochs_done)?;
             t
         }
-        Start::Fresh => {
+        None => {
             let t = Trainer::new(config.clone(), &data.train.image_shape, &opts.device)?;
             if let Some(dir) = out {
                 write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;

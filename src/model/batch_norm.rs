@@ -54,37 +54,52 @@ pub fn normalize_groups_shaped(
         let centred = x4 - mean.clone();
         let var = centred.clone().square().mean_dim(1).mean_dim(3);
         let y = centred / (var.clone() + BN_EPSILON).sqrt();
-        let g = mean.dims()[0];
-        let moments = (0..g)
-            .map(|i| Moments {
-                mean: mean.clone().slice(i..i + 1).reshape([1, c]),
-                var: var.clone().slice(i..i + 1).reshape([1, c]),
-            })
-            .collect::<Vec<_>>();
-        (y, moments)
+        (y, split_moments(mean, var, c))
     };
     match groups {
         [first, ..] if groups.iter().all(|g| g == first) => {
             let (y, m) = per_group(x.reshape([groups.len(), *first, c, s]));
             (y.reshape([rows, units]), m)
         }
-        _ => {
-            let mut start = 0;
-            let (parts, moments): (Vec<_>, Vec<_>) = groups
-                .iter()
-                .map(|&n| {
-                    let part = x.clone().narrow(0, start, n).reshape([1, n, c, s]);
-                    start += n;
-                    let (y, m) = per_group(part);
-                    (
-                        y.reshape([n, units]),
-                        m.into_iter().next().expect("one group"),
-                    )
-                })
-                .unzip();
-            (Tensor::cat(parts, 0), moments)
-        }
+        _ => each_group(x, groups, |part| {
+            let n = part.dims()[0];
+            let (y, m) = per_group(part.reshape([1, n, c, s]));
+            (
+                y.reshape([n, units]),
+                m.into_iter().next().expect("one group"),
+            )
+        }),
     }
+}
+
+/// The moments of `g` stacked groups (`mean` and `var` of shape `[g, 1, …]` holding `width`
+/// values each), one `[1, width]` pair per group.
+fn split_moments<const D: usize>(mean: Tensor<D>, var: Tensor<D>, width: usize) -> Vec<Moments> {
+    (0..mean.dims()[0])
+        .map(|i| Moments {
+            mean: mean.clone().slice(i..i + 1).reshape([1, width]),
+            var: var.clone().slice(i..i + 1).reshape([1, width]),
+        })
+        .collect()
+}
+
+/// `normalize_one` applied to each of the consecutive row groups of `x` (sizes `groups`), the
+/// results joined back in order.
+fn each_group(
+    x: Tensor<2>,
+    groups: &[usize],
+    normalize_one: impl Fn(Tensor<2>) -> (Tensor<2>, Moments),
+) -> (Tensor<2>, Vec<Moments>) {
+    let mut start = 0;
+    let (parts, moments): (Vec<_>, Vec<_>) = groups
+        .iter()
+        .map(|&n| {
+            let part = x.clone().narrow(0, start, n);
+            start += n;
+            normalize_one(part)
+        })
+        .unzip();
+    (Tensor::cat(parts, 0), moments)
 }
 
 /// Normalises one group of rows with its own statistics.
@@ -109,26 +124,9 @@ pub fn normalize_groups(x: Tensor<2>, groups: &[usize]) -> (Tensor<2>, Vec<Momen
             let x3 = x.reshape([g, *first, units]);
             let (var, mean) = x3.clone().var_mean_bias(1);
             let y = (x3 - mean.clone()) / (var.clone() + BN_EPSILON).sqrt();
-            let moments = (0..g)
-                .map(|i| Moments {
-                    mean: mean.clone().slice(i..i + 1).reshape([1, units]),
-                    var: var.clone().slice(i..i + 1).reshape([1, units]),
-                })
-                .collect();
-            (y.reshape([rows, units]), moments)
+            (y.reshape([rows, units]), split_moments(mean, var, units))
         }
-        _ => {
-            let mut start = 0;
-            let (parts, moments): (Vec<_>, Vec<_>) = groups
-                .iter()
-                .map(|&n| {
-                    let part = x.clone().narrow(0, start, n);
-                    start += n;
-                    normalize(part)
-                })
-                .unzip();
-            (Tensor::cat(parts, 0), moments)
-        }
+        _ => each_group(x, groups, normalize),
     }
 }
 

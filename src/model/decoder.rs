@@ -15,7 +15,7 @@ use rand::Rng;
 use crate::model::batch_norm::normalize_groups_shaped;
 use crate::model::combinator::Combinator;
 use crate::model::encoder::{scaled_normal, scaled_uniform};
-use crate::model::layers::{LayerGeom, LayerKind, Shape};
+use crate::model::layers::{LayerGeom, LayerKind, Shape, layer_shape};
 use crate::model::spec::LadderSpec;
 
 /// One decoder layer: the vertical map from the layer above (none at the top, nor under a
@@ -88,10 +88,7 @@ impl Decoder {
     }
 
     fn shape(&self, l: usize) -> Shape {
-        match l {
-            0 => self.encoder_layers[0].input,
-            _ => self.encoder_layers[l - 1].output,
-        }
+        layer_shape(&self.encoder_layers, l)
     }
 }
 

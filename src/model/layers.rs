@@ -501,6 +501,14 @@ pub fn plan(input: Shape, kinds: &[LayerKind]) -> Result<Vec<LayerGeom>> {
         .collect()
 }
 
+/// Shape of layer l's activation in a network of `layers` (1..=L): l = 0 is the input.
+pub fn layer_shape(layers: &[LayerGeom], l: usize) -> Shape {
+    match l {
+        0 => layers[0].input,
+        _ => layers[l - 1].output,
+    }
+}
+
 /// Fully connected layers of the given widths (input first): the MLP Ladder.
 pub fn dense_plan(dims: &[usize]) -> Vec<LayerGeom> {
     dims.windows(2)

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 use crate::model::combinator::CombinatorKind;
-use crate::model::layers::{LayerGeom, LayerKind, Shape, dense_plan, parse_layer_kinds};
+use crate::model::layers::{
+    LayerGeom, LayerKind, Shape, dense_plan, layer_shape, parse_layer_kinds,
+};
 use crate::noise::Adversarial;
 
 /// Activation of the hidden layers (the top is always softmax).
@@ -73,10 +75,7 @@ impl LadderSpec {
 
     /// Shape of layer l's activation (l = 0 is the input).
     pub fn shape(&self, l: usize) -> Shape {
-        match l {
-            0 => self.layers[0].input,
-            _ => self.layers[l - 1].output,
-        }
+        layer_shape(&self.layers, l)
     }
 
     /// A fully connected network's layers for widths `dims` (input first).
