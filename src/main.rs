@@ -30,6 +30,8 @@ use ladder::train::TrainConfig;
 use ladder::train::config::PRESETS;
 use ladder::train::plain::{PlainConfig, PlainModel, PlainOptimizer};
 
+mod semantic_cli;
+
 #[derive(Parser)]
 #[command(
     name = "ladder",
@@ -79,6 +81,17 @@ enum Command {
     /// Train every combination of a grid of settings, choose by validation error, tabulate.
     #[command(args_override_self = true)]
     Sweep(SweepCmd),
+    /// Train semantic-noise-modeling networks (003) and their baselines over a grid of models,
+    /// training-set sizes and seeds; writes Table 1's layout.
+    #[command(name = "train-semantic", args_override_self = true)]
+    TrainSemantic(semantic_cli::SemanticCmd),
+    /// Rewrite and print the table of a train-semantic grid from its finished cells.
+    #[command(name = "semantic-table")]
+    SemanticTable(semantic_cli::SemanticTableCmd),
+    /// Pictures of a semantic run: reconstructions of perturbed latents (003 Fig. 5) and a
+    /// t-SNE of latents with perturbed training examples (Fig. 6).
+    #[command(name = "semantic-figures")]
+    SemanticFigures(semantic_cli::SemanticFiguresCmd),
     /// List the presets.
     Presets,
 }
@@ -867,6 +880,9 @@ fn main() -> ExitCode {
         Command::Sweep(cmd) => run_sweep(cmd),
         Command::Robustness(cmd) => run_robustness(cmd),
         Command::Weights(cmd) => run_weights(cmd),
+        Command::TrainSemantic(cmd) => semantic_cli::train_semantic(cmd),
+        Command::SemanticTable(cmd) => semantic_cli::table(cmd),
+        Command::SemanticFigures(cmd) => semantic_cli::figures(cmd),
         Command::Presets => {
             for p in PRESETS {
                 println!("{p}");

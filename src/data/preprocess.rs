@@ -267,6 +267,38 @@ pub fn crop_into(
     }
 }
 
+/// Rows `idx` of `ds`, each a random `crop × crop` window (the whole image for 0), mirrored
+/// left–right with probability ½ when `flip`: the training-time augmentation of 001 Sec. 4 and
+/// 003 Sec. 4.2. Returns the values and the width of a row.
+pub fn augment_rows(
+    ds: &Dataset,
+    idx: &[usize],
+    crop: usize,
+    flip: bool,
+    rng: &mut impl rand::Rng,
+) -> Result<(Vec<f32>, usize), DataError> {
+    // Flips alone keep the whole image, square or not.
+    let [ch, h, w] = match crop {
+        0 => image_chw(ds)?,
+        side => crop_shape(ds, side)?,
+    };
+    let window = match crop {
+        0 => [h, w],
+        side => [side, side],
+    };
+    let dim = ch * window[0] * window[1];
+    let mut v = Vec::with_capacity(idx.len() * dim);
+    for &i in idx {
+        let at = (
+            rng.random_range(0..=h - window[0]),
+            rng.random_range(0..=w - window[1]),
+        );
+        let flip = flip && rng.random_bool(0.5);
+        crop_into(ds.row(i), [ch, h, w], window, at, flip, &mut v);
+    }
+    Ok((v, dim))
+}
+
 /// Checks that `side` fits the images and returns their `[C, H, W]`.
 pub fn crop_shape(ds: &Dataset, side: usize) -> Result<[usize; 3], DataError> {
     let [c, h, w] = image_chw(ds)?;

@@ -8,6 +8,8 @@ pub mod progress;
 pub mod robustness;
 pub mod run;
 pub mod seeds;
+pub mod semantic_figures;
+pub mod semantic_run;
 pub mod sweep;
 
 pub use run::{RunOptions, RunSummary, SeedsSummary, evaluate_run, train_run, train_seeds};

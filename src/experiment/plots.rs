@@ -12,7 +12,7 @@ use crate::error::{LadderError, Result};
 
 static FONT: Once = Once::new();
 
-fn register_font() {
+pub(crate) fn register_font() {
     FONT.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
         // The font is embedded and known to parse; a failure only costs the labels.

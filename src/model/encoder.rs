@@ -239,7 +239,7 @@ impl Encoder {
 }
 
 /// x + b with b `[1, channels]` repeated over every position of its channel.
-fn add_per_channel(x: Tensor<2>, b: Tensor<2>, shape: Shape) -> Tensor<2> {
+pub(crate) fn add_per_channel(x: Tensor<2>, b: Tensor<2>, shape: Shape) -> Tensor<2> {
     if shape.spatial() == 1 {
         return x + b;
     }

@@ -3,8 +3,9 @@
 //!
 //! Grammar, layers joined by `-`:
 //! - `1000` or `fc:1000`: fully connected;
-//! - `convv:F:K:SY:SX` / `convf:F:K:SY:SX`: F filters of K×K with stride SY×SX, 'valid' or
-//!   'full' border;
+//! - `convv:F:K:SY:SX` / `convf:F:K:SY:SX` / `convs:F:K:SY:SX`: F filters of K×K with stride
+//!   SY×SX, 'valid', 'full' or 'same' border ('same' pads (K − 1)/2 on every side, so a stride
+//!   of 1 keeps the map's size and a stride of 2 halves it, rounding up, as TensorFlow's `SAME`);
 //! - `maxpool:PY:PX`: PY×PX max-pooling with stride PY×PX, a layer of its own with its own batch
 //!   normalisation and a linear activation;
 //! - `globalmeanpool:0` (or `globalmeanpool:H:W`, H×W being the whole map): the mean of each
@@ -28,6 +29,8 @@ pub enum Border {
     Valid,
     /// Every position where filter and map overlap (zero padding K − 1): it grows by K − 1.
     Full,
+    /// Zero padding (K − 1)/2 on every side: the map keeps its size at stride 1 (odd K).
+    Same,
 }
 
 /// One encoder layer above the input.
@@ -278,6 +281,7 @@ fn conv_padding(border: Border, size: usize) -> usize {
     match border {
         Border::Valid => 0,
         Border::Full => size - 1,
+        Border::Same => (size - 1) / 2,
     }
 }
 
@@ -426,18 +430,18 @@ fn parse_kind(p: &str, whole: &str) -> Result<LayerKind> {
             positive(&nums, "the layer width")?;
             Ok(LayerKind::Fc { units: nums[0] })
         }
-        "convv" | "convf" => {
+        "convv" | "convf" | "convs" => {
             if nums.len() != 4 {
-                return Err(bad(
-                    "expected convv:FILTERS:SIZE:STRIDE_Y:STRIDE_X (e.g. convv:96:3:1:1)",
-                ));
+                return Err(bad(&format!(
+                    "expected {head}:FILTERS:SIZE:STRIDE_Y:STRIDE_X (e.g. {head}:96:3:1:1)"
+                )));
             }
             positive(&nums, "filters, size and strides")?;
             Ok(LayerKind::Conv {
-                border: if head == "convv" {
-                    Border::Valid
-                } else {
-                    Border::Full
+                border: match head {
+                    "convv" => Border::Valid,
+                    "convf" => Border::Full,
+                    _ => Border::Same,
                 },
                 filters: nums[0],
                 size: nums[1],
@@ -464,7 +468,7 @@ fn parse_kind(p: &str, whole: &str) -> Result<LayerKind> {
             ))),
             Ok(units) => Ok(LayerKind::Fc { units }),
             Err(_) => Err(bad(
-                "expected a width (1000), fc:N, convv/convf:F:K:SY:SX, maxpool:PY:PX or \
+                "expected a width (1000), fc:N, convv/convf/convs:F:K:SY:SX, maxpool:PY:PX or \
                  globalmeanpool:0, joined by '-'",
             )),
         },
@@ -547,6 +551,25 @@ mod tests {
         assert_eq!(shapes(sq(3, 32), "convv:4:3:2:2"), vec![sq(4, 15)]);
         assert_eq!(shapes(sq(1, 7), "maxpool:2:2"), vec![sq(1, 3)]);
         assert_eq!(shapes(sq(6, 5), "globalmeanpool:0"), vec![Shape::vector(6)]);
+    }
+
+    #[test]
+    fn same_borders_keep_or_halve_the_map_as_the_semantic_noise_networks_need() {
+        // 003 Fig. 4: MNIST 28 → 14 → 7 → 4, CIFAR-10 crops 24 → 24 → 12 → 6 → 3.
+        assert_eq!(
+            shapes(
+                sq(1, 28),
+                "convs:32:3:2:2-convs:64:3:2:2-convs:96:3:2:2-fc:128"
+            ),
+            vec![sq(32, 14), sq(64, 7), sq(96, 4), Shape::vector(128)]
+        );
+        assert_eq!(
+            shapes(
+                sq(3, 24),
+                "convs:64:5:1:1-convs:64:3:2:2-convs:64:3:2:2-convs:96:3:2:2"
+            ),
+            vec![sq(64, 24), sq(64, 12), sq(64, 6), sq(96, 3)]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod encoder;
 pub mod ladder;
 pub mod layers;
 pub mod mlp;
+pub mod semantic;
 pub mod spec;
 
 pub use combinator::{Combinator, CombinatorKind};

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod plain;
 pub mod schedule;
+pub mod semantic;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;

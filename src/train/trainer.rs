@@ -11,11 +11,10 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::data::preprocess::{centre_crop, crop_into, crop_shape, cropped_shape, image_chw};
+use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval;
@@ -296,25 +295,7 @@ impl Trainer {
         }
         let mut rng = stream_rng(c.seed, RngStream::Augmentation, epoch as u64, step as u64);
         let mut augmented = |ds: &Dataset, idx: &[usize]| -> Result<Tensor<2>> {
-            // Flips alone keep the whole image, square or not.
-            let [ch, h, w] = match c.crop {
-                0 => image_chw(ds)?,
-                side => crop_shape(ds, side)?,
-            };
-            let window = match c.crop {
-                0 => [h, w],
-                side => [side, side],
-            };
-            let dim = ch * window[0] * window[1];
-            let mut v = Vec::with_capacity(idx.len() * dim);
-            for &i in idx {
-                let at = (
-                    rng.random_range(0..=h - window[0]),
-                    rng.random_range(0..=w - window[1]),
-                );
-                let flip = c.flip && rng.random_bool(0.5);
-                crop_into(ds.row(i), [ch, h, w], window, at, flip, &mut v);
-            }
+            let (v, dim) = augment_rows(ds, idx, c.crop, c.flip, &mut rng)?;
             Ok(Tensor::from_data(
                 TensorData::new(v, [idx.len(), dim]),
                 &self.device,

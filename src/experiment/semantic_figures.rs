@@ -1,0 +1,414 @@
+//! The pictures of 003 Sec. 4.4: inputs decoded from randomly and class-conditionally perturbed
+//! latents (Fig. 5), and a 2-D t-SNE of latent vectors where training examples and their
+//! perturbed copies are drawn over the examples the network never saw (Fig. 6).
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use plotters::prelude::*;
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use crate::data::preprocess::centre_crop;
+use crate::data::{Dataset, TrainTest};
+use crate::error::{LadderError, Result};
+use crate::experiment::plots::{register_font, tile_grid};
+use crate::experiment::semantic_run::{SEMANTIC_MODEL_FILE, load_semantic_model};
+use crate::model::semantic::{Perturbation, SemanticNet, random_perturbation};
+use crate::noise::{RngStream, gaussian_vec, stream_rng};
+use crate::train::semantic::SemanticData;
+
+/// What the pictures show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FigureOptions {
+    /// Training examples in Fig. 5 (one per class first).
+    pub examples: usize,
+    /// Perturbed reconstructions per example in Fig. 5.
+    pub samples: usize,
+    /// Unseen examples drawn as Fig. 6's background.
+    pub background: usize,
+    /// Classes whose training examples Fig. 6 draws (0, 1 and 9 in the paper).
+    pub classes: Vec<u32>,
+    /// Perturbed copies of each training example in Fig. 6.
+    pub copies: usize,
+    /// t-SNE perplexity and iterations.
+    pub perplexity: f32,
+    pub tsne_epochs: usize,
+    /// Noise std of the perturbations (the run's own when `None`).
+    pub noise_std: Option<f64>,
+    pub seed: u64,
+}
+
+impl Default for FigureOptions {
+    fn default() -> Self {
+        FigureOptions {
+            examples: 8,
+            samples: 5,
+            background: 3000,
+            classes: vec![0, 1, 9],
+            copies: 3,
+            perplexity: 30.0,
+            tsne_epochs: 1000,
+            noise_std: None,
+            seed: 1,
+        }
+    }
+}
+
+/// Draws Fig. 5 and Fig. 6 for the run in `run_dir` trained on `data`; returns the files.
+pub fn semantic_figures(
+    run_dir: &Path,
+    data: &TrainTest,
+    out: &Path,
+    opts: &FigureOptions,
+    device: &Device,
+) -> Result<Vec<PathBuf>> {
+    let (header, net) = load_semantic_model(&run_dir.join(SEMANTIC_MODEL_FILE), device)?;
+    let split = SemanticData::new(data, &header.config)?;
+    let same_data = split.mean.len() == header.mean.len()
+        && split
+            .mean
+            .iter()
+            .zip(&header.mean)
+            .all(|(a, b)| (a - b).abs() <= 1e-6);
+    if !same_data {
+        return Err(LadderError::Setting(format!(
+            "{} was trained on other data: the training set's mean image differs (pass the \
+             run's --data)",
+            run_dir.display()
+        )));
+    }
+    if opts.examples == 0 || opts.samples == 0 || opts.copies == 0 {
+        return Err(LadderError::Setting(
+            "examples, samples and copies must be positive".into(),
+        ));
+    }
+    let noise_std = opts.noise_std.unwrap_or(header.config.noise_std) as f32;
+    let train = match header.config.crop {
+        0 => split.train.clone(),
+        side => centre_crop(&split.train, side)?,
+    };
+    let mean = mean_as_input(&split, header.config.crop)?;
+    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
+    let mut files = Vec::new();
+    for (kind, name) in [
+        (Perturbation::Random, "figure5-random.png"),
+        (
+            Perturbation::ClassConditional,
+            "figure5-class-conditional.png",
+        ),
+    ] {
+        let path = out.join(name);
+        reconstructions(&net, &train, &mean, kind, noise_std, opts, &path)?;
+        files.push(path);
+    }
+    let path = out.join("figure6-tsne.png");
+    tsne_figure(&net, &train, &split.unseen, noise_std, opts, &path)?;
+    files.push(path);
+    Ok(files)
+}
+
+/// The mean image cropped like the network's input.
+fn mean_as_input(split: &SemanticData, crop: usize) -> Result<Vec<f32>> {
+    let ds = Dataset {
+        images: split.mean.clone(),
+        labels: vec![0],
+        n: 1,
+        dim: split.mean.len(),
+        image_shape: split.train.image_shape.clone(),
+        num_classes: split.train.num_classes,
+    };
+    Ok(match crop {
+        0 => ds.images,
+        side => centre_crop(&ds, side)?.images,
+    })
+}
+
+fn rows_tensor(ds: &Dataset, idx: &[usize], device: &Device) -> Tensor<2> {
+    let v: Vec<f32> = idx.iter().flat_map(|&i| ds.row(i).to_vec()).collect();
+    Tensor::from_data(TensorData::new(v, [idx.len(), ds.dim]), device)
+}
+
+fn noise(rows: usize, units: usize, std: f32, key: (u64, u64), device: &Device) -> Tensor<2> {
+    let mut rng = stream_rng(key.0, RngStream::Evaluation, key.1, 0);
+    Tensor::from_data(
+        TensorData::new(gaussian_vec(&mut rng, rows * units, std), [rows, units]),
+        device,
+    )
+}
+
+/// z′ = z + z_e for every row of `x` (eq. 6), with noise of the given std.
+fn perturbed_latents(
+    net: &SemanticNet,
+    x: Tensor<2>,
+    kind: Perturbation,
+    std: f32,
+    key: (u64, u64),
+) -> (Tensor<2>, Tensor<2>) {
+    let device = x.device();
+    let rows = x.dims()[0];
+    let trace = net.forward(x);
+    let z = trace.latent();
+    let e = noise(rows, kind.noise_units(net), std, key, &device);
+    let z_e = match kind {
+        Perturbation::Random => random_perturbation(z.clone(), e),
+        Perturbation::ClassConditional => {
+            net.class_conditional_perturbation(softmax(trace.logits, 1), e)
+        }
+    };
+    (z.clone(), z + z_e)
+}
+
+/// The first training example of each class, then the next ones, up to `n`.
+fn one_per_class_first(train: &Dataset, n: usize) -> Vec<usize> {
+    let mut picked = Vec::new();
+    let mut seen = vec![false; train.num_classes];
+    for (i, &c) in train.labels.iter().enumerate() {
+        if !seen[c as usize] {
+            seen[c as usize] = true;
+            picked.push(i);
+        }
+    }
+    let rest: Vec<usize> = (0..train.n).filter(|i| !picked.contains(i)).collect();
+    picked.extend(rest);
+    picked.truncate(n);
+    picked
+}
+
+/// A picture of one channel per tile: colour images are shown as the mean of their channels.
+fn display_tile(values: &[f32], mean: &[f32], channels: usize) -> Vec<f32> {
+    let plane = values.len() / channels;
+    (0..plane)
+        .map(|p| {
+            (0..channels)
+                .map(|c| values[c * plane + p] + mean[c * plane + p])
+                .sum::<f32>()
+                / channels as f32
+        })
+        .collect()
+}
+
+/// Fig. 5: the originals on top, then `samples` rows decoded from perturbed latents.
+fn reconstructions(
+    net: &SemanticNet,
+    train: &Dataset,
+    mean: &[f32],
+    kind: Perturbation,
+    std: f32,
+    opts: &FigureOptions,
+    path: &Path,
+) -> Result<()> {
+    let device = net.weights[0].val().device();
+    let idx = one_per_class_first(train, opts.examples);
+    let shape = net.input_shape();
+    let mut tiles: Vec<Vec<f32>> = idx
+        .iter()
+        .map(|&i| display_tile(train.row(i), mean, shape.channels))
+        .collect();
+    for s in 0..opts.samples {
+        let x = rows_tensor(train, &idx, &device);
+        let (_, z_p) = perturbed_latents(net, x, kind, std, (opts.seed, s as u64 + 1));
+        let rec = to_rows(net.reconstruct_input(z_p))?;
+        tiles.extend(
+            rec.chunks(shape.units())
+                .map(|r| display_tile(r, mean, shape.channels)),
+        );
+    }
+    tile_grid(path, &tiles, (shape.height, shape.width), idx.len(), 3)
+}
+
+/// Latent vectors of `x` (clean), as rows.
+fn latents(net: &SemanticNet, x: Tensor<2>) -> Result<Vec<f32>> {
+    to_rows(net.forward(x).latent())
+}
+
+/// A tensor's values, row after row.
+fn to_rows(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| LadderError::Setting(format!("cannot read a tensor's values: {e:?}")))
+}
+
+/// Where each group of points sits in the joint t-SNE input.
+struct TsnePoints {
+    vectors: Vec<f32>,
+    dim: usize,
+    background_labels: Vec<u32>,
+    train: std::ops::Range<usize>,
+    random: std::ops::Range<usize>,
+    class: std::ops::Range<usize>,
+}
+
+fn gather_points(
+    net: &SemanticNet,
+    train: &Dataset,
+    unseen: &Dataset,
+    std: f32,
+    opts: &FigureOptions,
+) -> Result<TsnePoints> {
+    let device = net.weights[0].val().device();
+    let mut order: Vec<usize> = (0..unseen.n).collect();
+    order.shuffle(&mut stream_rng(opts.seed, RngStream::Evaluation, 0, 1));
+    order.truncate(opts.background);
+    let chosen: Vec<usize> = (0..train.n)
+        .filter(|&i| opts.classes.contains(&train.labels[i]))
+        .collect();
+    if chosen.is_empty() {
+        return Err(LadderError::Setting(format!(
+            "no training example is of the classes {:?}",
+            opts.classes
+        )));
+    }
+    let mut vectors = Vec::new();
+    for part in order.chunks(1000) {
+        vectors.extend(latents(net, rows_tensor(unseen, part, &device))?);
+    }
+    let dim = net.latent_shape().units();
+    let n_bg = order.len();
+    vectors.extend(latents(net, rows_tensor(train, &chosen, &device))?);
+    let repeated: Vec<usize> = (0..opts.copies).flat_map(|_| chosen.clone()).collect();
+    for (k, kind) in [Perturbation::Random, Perturbation::ClassConditional]
+        .into_iter()
+        .enumerate()
+    {
+        let x = rows_tensor(train, &repeated, &device);
+        let (_, z_p) = perturbed_latents(net, x, kind, std, (opts.seed, 100 + k as u64));
+        vectors.extend(to_rows(z_p)?);
+    }
+    let n = chosen.len();
+    let c = n * opts.copies;
+    Ok(TsnePoints {
+        vectors,
+        dim,
+        background_labels: order.iter().map(|&i| unseen.labels[i]).collect(),
+        train: n_bg..n_bg + n,
+        random: n_bg + n..n_bg + n + c,
+        class: n_bg + n + c..n_bg + n + 2 * c,
+    })
+}
+
+/// Barnes–Hut t-SNE (the `bhtsne` crate) from a seeded random start, so pictures repeat.
+pub fn tsne_2d(
+    vectors: &[f32],
+    dim: usize,
+    perplexity: f32,
+    epochs: usize,
+    seed: u64,
+) -> Result<Vec<f32>> {
+    let n = vectors.len() / dim.max(1);
+    if n < 2 || (n - 1) < (3.0 * perplexity).ceil() as usize {
+        return Err(LadderError::Setting(format!(
+            "t-SNE with perplexity {perplexity} needs more than {} points; it has {n}",
+            (3.0 * perplexity).ceil()
+        )));
+    }
+    if vectors.iter().any(|v| !v.is_finite()) {
+        return Err(LadderError::Setting(
+            "the latent vectors are not finite".into(),
+        ));
+    }
+    let rows: Vec<&[f32]> = vectors.chunks(dim).collect();
+    let mut rng = stream_rng(seed, RngStream::Evaluation, 0, 2);
+    let start: Vec<f32> = (0..2 * n).map(|_| rng.random_range(-1e-2..1e-2)).collect();
+    let mut tsne: bhtsne::tSNE<f32, &[f32]> = bhtsne::tSNE::new(&rows);
+    tsne.perplexity(perplexity)
+        .epochs(epochs)
+        .initial_embedding(start)
+        .barnes_hut(0.5, |a, b| {
+            a.iter()
+                .zip(b.iter())
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum::<f32>()
+                .sqrt()
+        });
+    Ok(tsne.embedding())
+}
+
+/// Fig. 6: (a) training examples over the unseen ones, (b) with random and (c) with
+/// class-conditional perturbed copies.
+fn tsne_figure(
+    net: &SemanticNet,
+    train: &Dataset,
+    unseen: &Dataset,
+    std: f32,
+    opts: &FigureOptions,
+    path: &Path,
+) -> Result<()> {
+    let pts = gather_points(net, train, unseen, std, opts)?;
+    let y = tsne_2d(
+        &pts.vectors,
+        pts.dim,
+        opts.perplexity,
+        opts.tsne_epochs,
+        opts.seed,
+    )?;
+    let xy: Vec<(f64, f64)> = y.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
+    register_font();
+    let tmp = path.with_extension("tmp.png");
+    let drawn = draw_tsne(&tmp, &xy, &pts, opts);
+    drawn.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        LadderError::Format {
+            path: path.into(),
+            reason: format!("cannot draw the figure: {e}"),
+        }
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| LadderError::io(path, e))
+}
+
+fn draw_tsne(
+    path: &Path,
+    xy: &[(f64, f64)],
+    pts: &TsnePoints,
+    opts: &FigureOptions,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let (x0, x1, y0, y1) = xy.iter().fold(
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
+        |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
+    );
+    let pad = |lo: f64, hi: f64| {
+        let m = 0.03 * (hi - lo).max(1e-6);
+        (lo - m)..(hi + m)
+    };
+    let root = BitMapBackend::new(path, (1800, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((1, 3));
+    let classes: Vec<String> = opts.classes.iter().map(u32::to_string).collect();
+    let titles = [
+        format!("(a) training examples of classes {}", classes.join(", ")),
+        format!("(b) + {}× random perturbations", opts.copies),
+        format!("(c) + {}× class-conditional perturbations", opts.copies),
+    ];
+    for (p, (area, title)) in panels.iter().zip(&titles).enumerate() {
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .build_cartesian_2d(pad(x0, x1), pad(y0, y1))?;
+        let bg = &xy[..pts.background_labels.len()];
+        chart.draw_series(bg.iter().zip(&pts.background_labels).map(|(&at, &c)| {
+            let colour = Palette99::pick(c as usize).mix(0.35);
+            Circle::new(at, 2, colour.filled())
+        }))?;
+        let train = &xy[pts.train.clone()];
+        if p == 0 {
+            chart.draw_series(train.iter().map(|&at| Circle::new(at, 4, BLACK.filled())))?;
+            continue;
+        }
+        let copies = if p == 1 { &pts.random } else { &pts.class };
+        chart.draw_series(
+            xy[copies.clone()]
+                .iter()
+                .map(|&at| Cross::new(at, 4, BLUE.stroke_width(2))),
+        )?;
+        let yellow = RGBColor(235, 190, 0);
+        chart.draw_series(train.iter().map(|&at| Circle::new(at, 4, yellow.filled())))?;
+    }
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,471 @@
+//! The network of semantic noise modeling (paper 003): a feed-forward classifier x → z → y
+//! with decoding paths whose weights are tied to the encoder's (Fig. 4), its reconstruction
+//! costs, and the random and class-conditional perturbations of the latent z (eq. 6–9).
+//!
+//! Layers 1..=L map h^(l−1) to h^(l): h^(0) = x, h^(l) = ReLU(W_l ⋆ h^(l−1) + b_l) for l < L,
+//! and the output layer gives the logits W_L h^(L−1) + b_L whose softmax is y. The latent z
+//! is h^(L−1), the last hidden layer. The decoding map of layer l goes back the other way with
+//! the *same* W_l transposed (a transposed convolution for a convolution) and a bias of its
+//! own: g_l(a) = φ(W_lᵀ ⋆ a + b′_l), φ being ReLU except down to the input, which is linear
+//! (the inputs are mean-subtracted, so they are not positive).
+//!
+//! The six models of Table 1 differ only in their cost:
+//! - `feedforward`, eq. (10): NLL(y, t);
+//! - `recon-one`, eq. (11): λ·L2(x, x_R) + NLL(y, t), with x_R decoded from z;
+//! - `recon-all`, eq. (12): λ₀·L2(x, x_R) + Σᵢ λᵢ·L2(hᵢ, hᵢ_R) + NLL(y, t), every hidden layer
+//!   below z reconstructed on the same decoding path from z;
+//! - `proposed-base`, eq. (5): λ₁·L2(x, x_R) + λ₂·L2(z, z_R) + λ₃·NLL(y, t), z_R = g_L(y);
+//! - `perturb-random` and `perturb-class`, eq. (7): eq. (5) + NLL(ŷ, t), ŷ = softmax(f_θ2(z′)),
+//!   z′ = z + z_e, with z_e random (on z) or class-conditional (on y, eq. 9).
+//!
+//! L2(a, b) is the squared error summed over an example's units and averaged over the batch.
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::activation::{relu, softmax};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LadderError, Result};
+use crate::model::encoder::{add_per_channel, scaled_uniform};
+use crate::model::ladder::cross_entropy;
+use crate::model::layers::{LayerGeom, LayerKind, Shape};
+
+/// The models of 003 Table 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SemanticModel {
+    /// Eq. (10): the classifier alone.
+    Feedforward,
+    /// Eq. (11): plus the reconstruction of the input from z.
+    ReconOne,
+    /// Eq. (12): plus the reconstruction of every layer below z.
+    ReconAll,
+    /// Eq. (5): the input reconstructed from z and z from y.
+    ProposedBase,
+    /// Eq. (7) with z_e Gaussian noise on the scaled z.
+    PerturbRandom,
+    /// Eq. (7) with z_e decoded from Gaussian noise on the scaled y (eq. 9).
+    PerturbClass,
+}
+
+impl SemanticModel {
+    /// All six, in the order of Table 1.
+    pub const ALL: [SemanticModel; 6] = [
+        SemanticModel::Feedforward,
+        SemanticModel::ReconOne,
+        SemanticModel::ReconAll,
+        SemanticModel::ProposedBase,
+        SemanticModel::PerturbRandom,
+        SemanticModel::PerturbClass,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SemanticModel::Feedforward => "feedforward",
+            SemanticModel::ReconOne => "recon-one",
+            SemanticModel::ReconAll => "recon-all",
+            SemanticModel::ProposedBase => "proposed-base",
+            SemanticModel::PerturbRandom => "perturb-random",
+            SemanticModel::PerturbClass => "perturb-class",
+        }
+    }
+
+    /// The row label of Table 1.
+    pub fn table_label(self) -> &'static str {
+        match self {
+            SemanticModel::Feedforward => "feed-forward model; Fig. 2(a)",
+            SemanticModel::ReconOne => "joint learning model with recon-one; Fig. 2(b)",
+            SemanticModel::ReconAll => "joint learning model with recon-all; Fig. 2(b)",
+            SemanticModel::ProposedBase => "proposed-base; Fig. 1(b)",
+            SemanticModel::PerturbRandom => "proposed-perturb (random); Fig. 1(c)",
+            SemanticModel::PerturbClass => "proposed-perturb (class-conditional); Fig. 1(c)",
+        }
+    }
+
+    /// Which latent perturbation the model trains with.
+    pub fn perturbation(self) -> Option<Perturbation> {
+        match self {
+            SemanticModel::PerturbRandom => Some(Perturbation::Random),
+            SemanticModel::PerturbClass => Some(Perturbation::ClassConditional),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SemanticModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for SemanticModel {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        SemanticModel::ALL
+            .into_iter()
+            .find(|m| m.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| {
+                let names: Vec<&str> = SemanticModel::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown model '{s}': one of {}", names.join(", "))
+            })
+    }
+}
+
+/// The two ways of drawing z_e (eq. 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Perturbation {
+    /// Gaussian noise on z scaled to [0, 1], de-scaled with z's own range.
+    Random,
+    /// Gaussian noise on y scaled to [0, 1], de-scaled, decoded: g_L(y′) − g_L(y) (eq. 9).
+    ClassConditional,
+}
+
+impl Perturbation {
+    /// Units of the noise this perturbation draws for a network: z's or y's.
+    pub fn noise_units(self, net: &SemanticNet) -> usize {
+        match self {
+            Perturbation::Random => net.latent_shape().units(),
+            Perturbation::ClassConditional => net.num_classes(),
+        }
+    }
+}
+
+/// The weighting factors of eqs. (5), (7), (11) and (12).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostWeights {
+    /// λ₁ of eq. (5)/(7), λ of eq. (11), λ₀ of eq. (12): the input's reconstruction.
+    pub input: f64,
+    /// λ₂ of eq. (5)/(7): z's reconstruction from y.
+    pub latent: f64,
+    /// λᵢ of eq. (12): each hidden layer's reconstruction.
+    pub hidden: f64,
+    /// λ₃ of eq. (5)/(7): the supervised NLL of the clean output.
+    pub supervised: f64,
+}
+
+/// The terms of one batch's cost; the unused ones are `None`.
+#[derive(Debug, Clone)]
+pub struct SemanticCost {
+    pub total: Tensor<1>,
+    /// NLL(y, t) of the unperturbed output.
+    pub supervised: Tensor<1>,
+    /// L2(x, x_R).
+    pub input_reconstruction: Option<Tensor<1>>,
+    /// L2(z, z_R).
+    pub latent_reconstruction: Option<Tensor<1>>,
+    /// Σᵢ L2(hᵢ, hᵢ_R) over the hidden layers below z (recon-all).
+    pub hidden_reconstruction: Option<Tensor<1>>,
+    /// NLL(ŷ, t) of the perturbed output.
+    pub perturbed: Option<Tensor<1>>,
+}
+
+/// Tied weights W_l, encoder biases b_l and decoder biases b′_l.
+#[derive(Module, Debug)]
+pub struct SemanticNet {
+    /// W_l of every layer, bottom first: `[d_{l−1}, d_l]` (fully connected) or
+    /// `[filters, channels·K·K]` (convolution). The decoding path uses the same tensors.
+    pub weights: Vec<Param<Tensor<2>>>,
+    /// b_l: `[1, channels_l]`.
+    pub biases: Vec<Param<Tensor<2>>>,
+    /// b′_l of the decoding map from layer l back to layer l − 1: `[1, channels_{l−1}]`.
+    pub decoder_biases: Vec<Param<Tensor<2>>>,
+    #[module(skip)]
+    pub layers: Vec<LayerGeom>,
+}
+
+/// What one clean pass leaves for the costs.
+#[derive(Debug, Clone)]
+pub struct SemanticTrace {
+    /// h^(0) = x, h^(1), …, h^(L−1) = z.
+    pub hidden: Vec<Tensor<2>>,
+    /// The output layer's pre-softmax values.
+    pub logits: Tensor<2>,
+}
+
+impl SemanticTrace {
+    pub fn latent(&self) -> Tensor<2> {
+        self.hidden.last().expect("a trace holds the input").clone()
+    }
+}
+
+/// Checks that `layers` can form a semantic-noise network: at least a hidden layer and an
+/// output layer, and only layers with weights to tie.
+pub fn check_layers(layers: &[LayerGeom]) -> Result<()> {
+    if layers.len() < 2 {
+        return Err(LadderError::Spec(
+            "a semantic-noise network needs a hidden layer (the latent z) below its output".into(),
+        ));
+    }
+    if let Some((i, _)) = layers
+        .iter()
+        .enumerate()
+        .find(|(_, g)| !g.kind.has_weights())
+    {
+        return Err(LadderError::Spec(format!(
+            "layer {} is a pooling layer: semantic-noise networks tie every decoding map to \
+             an encoder weight, so they take only fc and conv layers",
+            i + 1
+        )));
+    }
+    let top = layers.last().expect("checked above");
+    if top.kind.is_spatial() {
+        return Err(LadderError::Spec(
+            "the output layer of a semantic-noise network must be fully connected".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl SemanticNet {
+    /// He initialisation U(±√(6/fan_in)) for the ReLU layers' weights; zero biases.
+    pub fn new(layers: Vec<LayerGeom>, rng: &mut impl Rng, device: &Device) -> Result<Self> {
+        check_layers(&layers)?;
+        let mut weights = Vec::with_capacity(layers.len());
+        let mut biases = Vec::with_capacity(layers.len());
+        let mut decoder_biases = Vec::with_capacity(layers.len());
+        for g in &layers {
+            let shape = g
+                .kind
+                .weight_shape(g.input)
+                .expect("checked: every layer has weights");
+            let fan_in = g.kind.fan_in(g.input);
+            weights.push(Param::from_tensor(scaled_uniform(
+                shape,
+                fan_in.div_ceil(2).max(1),
+                rng,
+                device,
+            )));
+            biases.push(Param::from_tensor(Tensor::zeros(
+                [1, g.output.channels],
+                device,
+            )));
+            decoder_biases.push(Param::from_tensor(Tensor::zeros(
+                [1, g.input.channels],
+                device,
+            )));
+        }
+        Ok(SemanticNet {
+            weights,
+            biases,
+            decoder_biases,
+            layers,
+        })
+    }
+
+    /// L: the number of layers, the output layer included.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.layers[self.depth() - 1].output.units()
+    }
+
+    pub fn input_shape(&self) -> Shape {
+        self.layers[0].input
+    }
+
+    /// z's shape: the output of layer L − 1.
+    pub fn latent_shape(&self) -> Shape {
+        self.layers[self.depth() - 2].output
+    }
+
+    fn geom(&self, l: usize) -> &LayerGeom {
+        &self.layers[l - 1]
+    }
+
+    /// W_l ⋆ h + b_l for layer l (1-based).
+    fn pre_activation(&self, l: usize, h: Tensor<2>) -> Tensor<2> {
+        let g = self.geom(l);
+        let z = g.encode(h, Some(self.weights[l - 1].val()));
+        add_per_channel(z, self.biases[l - 1].val(), g.output)
+    }
+
+    /// The clean pass x → z → logits.
+    pub fn forward(&self, x: Tensor<2>) -> SemanticTrace {
+        let top = self.depth();
+        let mut hidden = vec![x];
+        for l in 1..top {
+            let h = relu(self.pre_activation(l, hidden[l - 1].clone()));
+            hidden.push(h);
+        }
+        let logits = self.pre_activation(top, hidden[top - 1].clone());
+        SemanticTrace { hidden, logits }
+    }
+
+    /// f_θ2: the output layer's logits for a latent z (eq. 6's ŷ before the softmax).
+    pub fn classify_latent(&self, z: Tensor<2>) -> Tensor<2> {
+        self.pre_activation(self.depth(), z)
+    }
+
+    /// g_l: layer l's decoding map, from an activation of layer l's shape to layer l − 1's,
+    /// with W_l tied (eq. 4's g_θ′).
+    pub fn decode_layer(&self, l: usize, a: Tensor<2>) -> Tensor<2> {
+        let g = self.geom(l);
+        let w = self.weights[l - 1].val();
+        let tied = match g.kind {
+            LayerKind::Fc { .. } => w.transpose(),
+            _ => w,
+        };
+        let pre = add_per_channel(
+            g.decode(a, Some(tied)),
+            self.decoder_biases[l - 1].val(),
+            g.input,
+        );
+        if l == 1 { pre } else { relu(pre) }
+    }
+
+    /// The decoding path from z down to the input: [h^(L−2)_R, …, h^(1)_R, x_R] (eq. 4's
+    /// x_R = g_θ′1(z) and, for recon-all, every hidden layer on the way).
+    pub fn decode_latent(&self, z: Tensor<2>) -> Vec<Tensor<2>> {
+        let mut out: Vec<Tensor<2>> = Vec::with_capacity(self.depth() - 1);
+        let mut a = z;
+        for l in (1..self.depth()).rev() {
+            a = self.decode_layer(l, a);
+            out.push(a.clone());
+        }
+        out
+    }
+
+    /// x_R = g_θ′1(z): the input decoded from a latent z.
+    pub fn reconstruct_input(&self, z: Tensor<2>) -> Tensor<2> {
+        self.decode_latent(z).pop().expect("at least one layer")
+    }
+
+    /// z_R = g_θ′2(y): the latent decoded from the output probabilities y.
+    pub fn reconstruct_latent(&self, y: Tensor<2>) -> Tensor<2> {
+        self.decode_layer(self.depth(), y)
+    }
+
+    /// z_e for the noise `e` (eq. 6), detached: it is noise added to z, not a path for the
+    /// gradient. `e` is N(0, σ²) shaped as z (random) or as y (class-conditional).
+    pub fn latent_noise(
+        &self,
+        kind: Perturbation,
+        trace: &SemanticTrace,
+        e: Tensor<2>,
+    ) -> Tensor<2> {
+        match kind {
+            Perturbation::Random => random_perturbation(trace.latent().detach(), e),
+            Perturbation::ClassConditional => {
+                let y = softmax(trace.logits.clone().detach(), 1);
+                self.class_conditional_perturbation(y, e).detach()
+            }
+        }
+    }
+
+    /// Eq. (9): z_e = g_θ′2(y + y_e) − g_θ′2(y), y_e being the scaled noise `e` on y.
+    pub fn class_conditional_perturbation(&self, y: Tensor<2>, e: Tensor<2>) -> Tensor<2> {
+        let y_perturbed = perturb_scaled(y.clone(), e);
+        self.reconstruct_latent(y_perturbed) - self.reconstruct_latent(y)
+    }
+
+    /// The cost of `model` on a batch (see the module docs); `noise` is the perturbation's
+    /// N(0, σ²) draw, needed only by the perturbing models.
+    pub fn cost(
+        &self,
+        model: SemanticModel,
+        weights: &CostWeights,
+        x: Tensor<2>,
+        t: Tensor<1, Int>,
+        noise: Option<Tensor<2>>,
+    ) -> Result<SemanticCost> {
+        let trace = self.forward(x);
+        let supervised = cross_entropy(trace.logits.clone(), t.clone());
+        let z = trace.latent();
+        let mut cost = SemanticCost {
+            total: supervised.clone(),
+            supervised: supervised.clone(),
+            input_reconstruction: None,
+            latent_reconstruction: None,
+            hidden_reconstruction: None,
+            perturbed: None,
+        };
+        let x = &trace.hidden[0];
+        match model {
+            SemanticModel::Feedforward => {}
+            SemanticModel::ReconOne => {
+                let rec = l2(x.clone(), self.reconstruct_input(z));
+                cost.total = supervised + rec.clone() * weights.input;
+                cost.input_reconstruction = Some(rec);
+            }
+            SemanticModel::ReconAll => {
+                let mut path = self.decode_latent(z);
+                let rec = l2(x.clone(), path.pop().expect("the input's reconstruction"));
+                // path holds h^(L−2)_R … h^(1)_R.
+                let depth = self.depth();
+                let hidden = path
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, h_r)| l2(trace.hidden[depth - 2 - i].clone(), h_r))
+                    .reduce(|a, b| a + b);
+                cost.total = supervised + rec.clone() * weights.input;
+                if let Some(h) = &hidden {
+                    cost.total = cost.total + h.clone() * weights.hidden;
+                }
+                cost.input_reconstruction = Some(rec);
+                cost.hidden_reconstruction = hidden;
+            }
+            SemanticModel::ProposedBase
+            | SemanticModel::PerturbRandom
+            | SemanticModel::PerturbClass => {
+                let rec_x = l2(x.clone(), self.reconstruct_input(z.clone()));
+                let y = softmax(trace.logits.clone(), 1);
+                let rec_z = l2(z.clone(), self.reconstruct_latent(y));
+                cost.total = rec_x.clone() * weights.input
+                    + rec_z.clone() * weights.latent
+                    + supervised * weights.supervised;
+                cost.input_reconstruction = Some(rec_x);
+                cost.latent_reconstruction = Some(rec_z);
+                if let Some(kind) = model.perturbation() {
+                    let e = noise.ok_or_else(|| {
+                        LadderError::Setting(format!("model {model} needs perturbation noise"))
+                    })?;
+                    let z_e = self.latent_noise(kind, &trace, e);
+                    let perturbed = cross_entropy(self.classify_latent(z + z_e), t);
+                    cost.total = cost.total + perturbed.clone();
+                    cost.perturbed = Some(perturbed);
+                }
+            }
+        }
+        Ok(cost)
+    }
+}
+
+/// L2(a, b) = (1/N) Σₙ ‖aₙ − bₙ‖²: summed over an example's units, averaged over the batch.
+pub fn l2(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
+    let n = a.dims()[0] as f64;
+    (a - b).square().sum() / n
+}
+
+/// Each row's minimum and maximum, `[n, 1]` each: the range a perturbation is scaled by.
+pub fn row_range(v: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    (v.clone().min_dim(1), v.clone().max_dim(1))
+}
+
+/// Scales every row to [0, 1] by its own min and max (Sec. 4.2); a constant row becomes 0.
+pub fn scale_unit(v: Tensor<2>) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
+    let (lo, hi) = row_range(&v);
+    let span = (hi.clone() - lo.clone()).clamp_min(f32::MIN_POSITIVE);
+    ((v - lo.clone()) / span, lo, hi)
+}
+
+/// The inverse of [`scale_unit`]: back to the range [`lo`, `hi`] of each row.
+pub fn descale(s: Tensor<2>, lo: Tensor<2>, hi: Tensor<2>) -> Tensor<2> {
+    s * (hi - lo.clone()) + lo
+}
+
+/// descale(scale_unit(v) + e) = v + e ⊙ (max − min) per row: noise `e` added on the
+/// [0, 1]-scaled v and de-scaled with v's own range (Sec. 4.2). Written in the second form
+/// so that zero noise leaves v exactly as it was.
+pub fn perturb_scaled(v: Tensor<2>, e: Tensor<2>) -> Tensor<2> {
+    let (lo, hi) = row_range(&v);
+    v + e * (hi - lo)
+}
+
+/// The random z_e of `perturb-random`: perturb_scaled(z, e) − z = e ⊙ (max z − min z).
+pub fn random_perturbation(z: Tensor<2>, e: Tensor<2>) -> Tensor<2> {
+    let (lo, hi) = row_range(&z);
+    e * (hi - lo)
+}
