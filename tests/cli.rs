@@ -620,3 +620,181 @@ fn a_conv_ladder_trains_on_cifar_files_with_preprocessing_and_augmentation() {
     );
     assert!(!tmp.path().join("c").exists());
 }
+
+fn semantic_grid(root: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train-semantic",
+        "--models",
+        "feedforward,perturb-class",
+        "--per-class",
+        "10",
+        "--seeds",
+        "1-2",
+        "--epochs",
+        "2",
+        "--validation-samples",
+        "300",
+        "--out",
+        root.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ladder(&args)
+}
+
+fn is_png(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| b.len() > 100 && b.starts_with(b"\x89PNG"))
+}
+
+#[test]
+fn a_semantic_grid_tabulates_resumes_and_draws_its_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("grid");
+    let first = semantic_grid(&root, &["--quiet"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let table = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(table.contains("| 10 per class |"), "{table}");
+    assert!(table.contains("proposed-perturb (class-conditional); Fig. 1(c) |"));
+    assert!(table.contains("feed-forward model; Fig. 2(a) |"));
+    assert!(read(root.join("table.md")).contains("±"));
+    let csv = read(root.join("table.csv"));
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let cell: serde_json::Value =
+        serde_json::from_str(&read(root.join("k10/perturb-class/summary.json"))).unwrap();
+    assert_eq!(cell["seeds"], serde_json::json!([1, 2]));
+    assert_eq!(cell["runs"].as_array().unwrap().len(), 2);
+    let run = root.join("k10/perturb-class/seed-1");
+    assert_eq!(read(run.join("metrics.jsonl")).lines().count(), 2);
+    assert!(read(run.join("semantic.toml")).contains("model = \"perturb-class\""));
+
+    // Finished runs are read back, not retrained: the same table.
+    let again = semantic_grid(&root, &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("finished earlier"));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), table);
+    let rewritten = ladder(&["semantic-table", root.to_str().unwrap()]);
+    assert!(rewritten.status.success(), "{}", stderr(&rewritten));
+    assert!(table.starts_with(&*String::from_utf8_lossy(&rewritten.stdout)));
+    // Other settings would mix with the finished runs: refused.
+    assert_fails(
+        &semantic_grid(&root, &["--epochs", "3"]),
+        "different configuration",
+    );
+
+    let figures = dir.path().join("figures");
+    let drawn = ladder(&[
+        "semantic-figures",
+        run.to_str().unwrap(),
+        "--out",
+        figures.to_str().unwrap(),
+        "--background",
+        "200",
+        "--perplexity",
+        "5",
+        "--tsne-epochs",
+        "250",
+    ]);
+    assert!(drawn.status.success(), "{}", stderr(&drawn));
+    for f in [
+        "figure5-random.png",
+        "figure5-class-conditional.png",
+        "figure6-tsne.png",
+    ] {
+        assert!(is_png(&figures.join(f)), "{f}");
+    }
+    let out = figures.to_str().unwrap();
+    assert_fails(
+        &ladder(&[
+            "semantic-figures",
+            run.to_str().unwrap(),
+            "--out",
+            out,
+            "--classes",
+            "12",
+        ]),
+        "out of range",
+    );
+    assert_fails(
+        &ladder(&[
+            "semantic-figures",
+            dir.path().to_str().unwrap(),
+            "--out",
+            out,
+        ]),
+        "model.bin",
+    );
+}
+
+#[test]
+fn bad_semantic_settings_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("grid");
+    for (extra, needle) in [
+        (&["--models", "perturb"][..], "unknown model 'perturb'"),
+        (&["--per-class", "10,10"][..], "listed twice"),
+        (
+            &["--layers", "convs:8:3:1:1-maxpool:2:2-fc:16"][..],
+            "layer 2 is a pooling layer",
+        ),
+        (&["--lr-decay-factor", "0.5"][..], "lr decay factor"),
+        (&["--noise-std=-1"][..], "noise-std -1"),
+        (&["--per-class", "900"][..], "9000 labelled examples"),
+        (&["--preset", "svhn"][..], "unknown semantic preset"),
+    ] {
+        assert_fails(&semantic_grid(&root, extra), needle);
+        // Refused before any training: nothing written.
+        assert!(!root.exists(), "{extra:?}");
+    }
+}
+
+/// The CIFAR-10 preset (Fig. 4's network for 32×32×3 images, 24×24 random crops and flips)
+/// trains on CIFAR-format files and repeats itself exactly.
+#[test]
+fn the_cifar_semantic_preset_trains_on_cifar_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cifar");
+    std::fs::create_dir(&data).unwrap();
+    write_cifar(&data, 20);
+    let train = |root: &Path| {
+        ladder(&[
+            "train-semantic",
+            "--preset",
+            "cifar",
+            "--data",
+            data.to_str().unwrap(),
+            "--models",
+            "perturb-class",
+            "--per-class",
+            "2",
+            "--validation-samples",
+            "20",
+            "--batch-size",
+            "10",
+            "--epochs",
+            "2",
+            "--quiet",
+            "--out",
+            root.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for root in [&a, &b] {
+        let o = train(root);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let metrics = |root: &Path| {
+        read(root.join("k2/perturb-class/seed-1/metrics.jsonl"))
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["seconds"] = serde_json::json!(0);
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(metrics(&a), metrics(&b));
+    let config = read(a.join("k2/perturb-class/seed-1/semantic.toml"));
+    assert!(
+        config.contains("crop = 24") && config.contains("flip = true"),
+        "{config}"
+    );
+}

@@ -26,7 +26,7 @@ use crate::experiment::seeds::mean_std;
 use crate::model::semantic::{SemanticModel, SemanticNet};
 use crate::noise::{RngStream, stream_rng};
 use crate::train::checkpoint::{decode_sections, encode_sections, write_atomic};
-use crate::train::semantic::{SemanticConfig, SemanticData, train_semantic};
+use crate::train::semantic::{SemanticConfig, SemanticData, semantic_split, train_semantic};
 
 pub const SEMANTIC_CONFIG_FILE: &str = "semantic.toml";
 pub const SEMANTIC_MODEL_FILE: &str = "model.bin";
@@ -263,6 +263,9 @@ pub fn train_semantic_grid(
             };
             c.validate()?;
             c.plan(&data.train.image_shape)?;
+            for &seed in &grid.seeds {
+                semantic_split(data, &SemanticConfig { seed, ..c.clone() })?;
+            }
         }
     }
     for &per_class in &grid.per_class {

@@ -469,3 +469,426 @@ pub fn random_perturbation(z: Tensor<2>, e: Tensor<2>) -> Tensor<2> {
     let (lo, hi) = row_range(&z);
     e * (hi - lo)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::layers::{dense_plan, parse_layer_kinds, plan};
+    use crate::noise::{RngStream, gaussian_vec, stream_rng};
+    use burn::optim::{GradientsParams, SgdConfig};
+
+    fn tensor(v: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(v, [rows, cols]), device)
+    }
+
+    fn values(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn random(rows: usize, cols: usize, rng: &mut impl Rng, device: &Device) -> Tensor<2> {
+        tensor(gaussian_vec(rng, rows * cols, 1.0), rows, cols, device)
+    }
+
+    /// A network whose biases are non-zero too, so that every parameter shows in the costs.
+    fn randomized(layers: Vec<LayerGeom>, seed: u64, device: &Device) -> SemanticNet {
+        let mut rng = stream_rng(seed, RngStream::Init, 0, 0);
+        let mut net = SemanticNet::new(layers, &mut rng, device).unwrap();
+        for b in net.biases.iter_mut().chain(net.decoder_biases.iter_mut()) {
+            let [r, c] = b.val().dims();
+            *b = Param::from_tensor(random(r, c, &mut rng, device) * 0.3);
+        }
+        net
+    }
+
+    fn params(net: &mut SemanticNet) -> Vec<&mut Param<Tensor<2>>> {
+        net.weights
+            .iter_mut()
+            .chain(net.biases.iter_mut())
+            .chain(net.decoder_biases.iter_mut())
+            .collect()
+    }
+
+    /// A plain-Rust f64 version of the fully connected network, for hand-checked costs.
+    struct Reference {
+        w: Vec<Vec<Vec<f64>>>,
+        b: Vec<Vec<f64>>,
+        c: Vec<Vec<f64>>,
+    }
+
+    fn rows_of(t: Tensor<2>) -> Vec<Vec<f64>> {
+        let cols = t.dims()[1];
+        values(t)
+            .chunks(cols)
+            .map(|r| r.iter().map(|&v| v as f64).collect())
+            .collect()
+    }
+
+    impl Reference {
+        fn of(net: &SemanticNet) -> Reference {
+            let one = |p: &Param<Tensor<2>>| rows_of(p.val());
+            Reference {
+                w: net.weights.iter().map(one).collect(),
+                b: net.biases.iter().map(|p| one(p)[0].clone()).collect(),
+                c: net
+                    .decoder_biases
+                    .iter()
+                    .map(|p| one(p)[0].clone())
+                    .collect(),
+            }
+        }
+
+        /// a·W + b (W: [in, out]).
+        fn up(&self, l: usize, a: &[f64]) -> Vec<f64> {
+            let w = &self.w[l];
+            (0..w[0].len())
+                .map(|j| self.b[l][j] + a.iter().zip(w).map(|(x, row)| x * row[j]).sum::<f64>())
+                .collect()
+        }
+
+        /// a·Wᵀ + c, ReLU unless down to the input.
+        fn down(&self, l: usize, a: &[f64]) -> Vec<f64> {
+            let w = &self.w[l];
+            let v: Vec<f64> = w
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    self.c[l][i] + a.iter().zip(row).map(|(x, wij)| x * wij).sum::<f64>()
+                })
+                .collect();
+            if l == 0 {
+                v
+            } else {
+                v.into_iter().map(|x| x.max(0.0)).collect()
+            }
+        }
+
+        fn relu(v: Vec<f64>) -> Vec<f64> {
+            v.into_iter().map(|x| x.max(0.0)).collect()
+        }
+
+        fn softmax(v: &[f64]) -> Vec<f64> {
+            let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = v.iter().map(|x| (x - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(|x| x / s).collect()
+        }
+
+        fn nll(logits: &[f64], t: usize) -> f64 {
+            -Reference::softmax(logits)[t].ln()
+        }
+
+        fn sq(a: &[f64], b: &[f64]) -> f64 {
+            a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum()
+        }
+
+        fn range(v: &[f64]) -> f64 {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            hi - lo
+        }
+
+        /// The model's cost on one example, by its equation.
+        fn cost(
+            &self,
+            model: SemanticModel,
+            k: &CostWeights,
+            x: &[f64],
+            t: usize,
+            e: &[f64],
+        ) -> f64 {
+            let top = self.w.len();
+            let mut h = vec![x.to_vec()];
+            for l in 0..top - 1 {
+                h.push(Reference::relu(self.up(l, &h[l])));
+            }
+            let z = h[top - 1].clone();
+            let logits = self.up(top - 1, &z);
+            let nll = Reference::nll(&logits, t);
+            // The decoding path from z: h^(L−2)_R … x_R.
+            let mut path = vec![];
+            let mut a = z.clone();
+            for l in (0..top - 1).rev() {
+                a = self.down(l, &a);
+                path.push(a.clone());
+            }
+            let rec_x = Reference::sq(x, path.last().unwrap());
+            let y = Reference::softmax(&logits);
+            let rec_z = Reference::sq(&z, &self.down(top - 1, &y));
+            let base = k.input * rec_x + k.latent * rec_z + k.supervised * nll;
+            match model {
+                SemanticModel::Feedforward => nll,
+                SemanticModel::ReconOne => nll + k.input * rec_x,
+                SemanticModel::ReconAll => {
+                    let hidden: f64 = (0..top - 2)
+                        .map(|i| Reference::sq(&h[top - 2 - i], &path[i]))
+                        .sum();
+                    nll + k.input * rec_x + k.hidden * hidden
+                }
+                SemanticModel::ProposedBase => base,
+                SemanticModel::PerturbRandom => {
+                    let r = Reference::range(&z);
+                    let z2: Vec<f64> = z.iter().zip(e).map(|(v, n)| v + n * r).collect();
+                    base + Reference::nll(&self.up(top - 1, &z2), t)
+                }
+                SemanticModel::PerturbClass => {
+                    let r = Reference::range(&y);
+                    let y2: Vec<f64> = y.iter().zip(e).map(|(v, n)| v + n * r).collect();
+                    let z_e: Vec<f64> = self
+                        .down(top - 1, &y2)
+                        .iter()
+                        .zip(self.down(top - 1, &y))
+                        .map(|(a, b)| a - b)
+                        .collect();
+                    let z2: Vec<f64> = z.iter().zip(&z_e).map(|(v, n)| v + n).collect();
+                    base + Reference::nll(&self.up(top - 1, &z2), t)
+                }
+            }
+        }
+    }
+
+    const WEIGHTS: CostWeights = CostWeights {
+        input: 0.3,
+        latent: 0.7,
+        hidden: 0.2,
+        supervised: 1.5,
+    };
+
+    /// Every model's cost is its equation (5), (7), (10), (11) or (12), computed by hand in
+    /// f64 on a 4-3-3-2 network and averaged over the batch.
+    #[test]
+    fn each_models_cost_matches_its_equation_by_hand() {
+        let device = Device::flex();
+        let net = randomized(dense_plan(&[4, 3, 3, 2]), 3, &device);
+        let reference = Reference::of(&net);
+        let mut rng = stream_rng(4, RngStream::Init, 0, 0);
+        let x = random(5, 4, &mut rng, &device);
+        let labels = [0usize, 1, 1, 0, 1];
+        let t = Tensor::<1, Int>::from_data(
+            TensorData::new(labels.iter().map(|&c| c as i64).collect::<Vec<_>>(), [5]),
+            &device,
+        );
+        let xs = rows_of(x.clone());
+        for model in SemanticModel::ALL {
+            let units = model.perturbation().map_or(1, |p| p.noise_units(&net));
+            let e = random(5, units, &mut rng, &device) * 0.2;
+            let es = rows_of(e.clone());
+            let got = net
+                .cost(model, &WEIGHTS, x.clone(), t.clone(), Some(e))
+                .unwrap()
+                .total
+                .into_scalar::<f32>() as f64;
+            let expected = (0..5)
+                .map(|i| reference.cost(model, &WEIGHTS, &xs[i], labels[i], &es[i]))
+                .sum::<f64>()
+                / 5.0;
+            assert!(
+                (got - expected).abs() < 1e-4 * expected.abs().max(1.0),
+                "{model}: {got} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn perturbing_models_refuse_to_run_without_noise() {
+        let device = Device::flex();
+        let net = randomized(dense_plan(&[4, 3, 2]), 3, &device);
+        let x = Tensor::<2>::zeros([2, 4], &device);
+        let t = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
+        let err = net
+            .cost(SemanticModel::PerturbClass, &WEIGHTS, x, t, None)
+            .unwrap_err();
+        assert!(err.to_string().contains("noise"), "{err}");
+    }
+
+    /// One tensor per layer serves both directions: a step on a cost of the decoding path
+    /// alone moves the encoder, and the decoder computes with the updated tensor.
+    #[test]
+    fn tied_weights_are_one_parameter_shared_by_both_paths() {
+        let device = Device::flex().autodiff();
+        let layers = plan(
+            Shape {
+                channels: 1,
+                height: 6,
+                width: 6,
+            },
+            &parse_layer_kinds("convs:2:3:2:2-fc:4-fc:3").unwrap(),
+        )
+        .unwrap();
+        let mut net = randomized(layers, 5, &device);
+        let n_params: usize = params(&mut net)
+            .iter()
+            .map(|p| p.val().dims().iter().product::<usize>())
+            .sum();
+        assert_eq!(net.num_params(), n_params, "no decoder weights of its own");
+        let mut rng = stream_rng(6, RngStream::Init, 0, 0);
+        let x = random(3, 36, &mut rng, &device);
+        let z = random(3, 4, &mut rng, &device).abs().detach();
+        let before = values(net.forward(x.clone()).hidden[1].clone().inner());
+        // A cost that only the decoding path from a fixed z sees.
+        let cost = l2(x.clone(), net.reconstruct_input(z.clone()));
+        let grads = GradientsParams::from_grads(cost.backward(), &net);
+        let mut sgd = SgdConfig::new().init();
+        let net = sgd.step(0.1, net, grads);
+        let after = values(net.forward(x).hidden[1].clone().inner());
+        let moved = before
+            .iter()
+            .zip(&after)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(moved > 1e-4, "the encoder did not move: {moved}");
+        // The top decoding map is ReLU(y·W₃ᵀ + b′₃) with the updated W₃.
+        let y = random(3, 3, &mut rng, &device);
+        let w3 = net.weights[2].val();
+        let by_hand = relu(y.clone().matmul(w3.transpose()) + net.decoder_biases[2].val());
+        let decoded = net.decode_layer(3, y);
+        let diff = values((decoded - by_hand).abs().inner());
+        assert!(diff.iter().all(|&d| d < 1e-6), "{diff:?}");
+    }
+
+    #[test]
+    fn zero_noise_gives_zero_perturbations() {
+        let device = Device::flex();
+        let net = randomized(dense_plan(&[4, 3, 3]), 7, &device);
+        let mut rng = stream_rng(8, RngStream::Init, 0, 0);
+        let trace = net.forward(random(4, 4, &mut rng, &device));
+        for kind in [Perturbation::Random, Perturbation::ClassConditional] {
+            let zeros = Tensor::<2>::zeros([4, kind.noise_units(&net)], &device);
+            let z_e = values(net.latent_noise(kind, &trace, zeros));
+            assert!(z_e.iter().all(|&v| v == 0.0), "{kind:?}: {z_e:?}");
+        }
+        // A non-zero noise does perturb.
+        let e = random(4, 3, &mut rng, &device);
+        let z_e = values(net.latent_noise(Perturbation::ClassConditional, &trace, e));
+        assert!(z_e.iter().any(|&v| v != 0.0));
+    }
+
+    #[test]
+    fn descaling_restores_each_rows_range() {
+        let device = Device::flex();
+        let v = tensor(
+            vec![-2.0, 0.5, 3.0, 1.0, 7.0, 7.0, 4.0, 4.0, 4.0],
+            3,
+            3,
+            &device,
+        );
+        let (s, lo, hi) = scale_unit(v.clone());
+        // [0, 1] per row; a constant row scales to zeros.
+        assert_eq!(
+            values(s.clone()),
+            vec![0.0, 0.5, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+        );
+        assert_eq!(values(lo.clone()), vec![-2.0, 1.0, 4.0]);
+        assert_eq!(values(hi.clone()), vec![3.0, 7.0, 4.0]);
+        let back = values(descale(s.clone(), lo.clone(), hi.clone()));
+        for (a, b) in back.iter().zip(values(v.clone())) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        // perturb_scaled is descale(scale + e).
+        let e = tensor(
+            vec![0.1, -0.2, 0.3, 0.0, 0.5, -0.5, 1.0, 1.0, 1.0],
+            3,
+            3,
+            &device,
+        );
+        let literal = values(descale(s + e.clone(), lo, hi));
+        let fused = values(perturb_scaled(v, e));
+        for (a, b) in literal.iter().zip(&fused) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        // [−2, 3] has range 5: 0.1 on the scaled row is 0.5 on the original.
+        assert!((fused[0] - (-1.5)).abs() < 1e-6);
+    }
+
+    /// ∂C/∂θ against central differences for a conv network with tied transposed
+    /// convolutions ('same' and 'valid' borders, strides 2 and 1), for the models whose cost
+    /// has no noise term (the perturbation is detached noise by design).
+    #[test]
+    fn cost_gradient_matches_finite_differences() {
+        let device = Device::flex().autodiff();
+        let input = Shape {
+            channels: 2,
+            height: 7,
+            width: 7,
+        };
+        let kinds = parse_layer_kinds("convs:3:3:2:2-convv:2:2:1:1-fc:4-fc:3").unwrap();
+        let mut rng = stream_rng(9, RngStream::Init, 0, 0);
+        let x = random(4, input.units(), &mut rng, &device);
+        let t = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 1], [4]), &device);
+        for model in [SemanticModel::ReconAll, SemanticModel::ProposedBase] {
+            let mut net = randomized(plan(input, &kinds).unwrap(), 10, &device);
+            let total = |n: &SemanticNet| {
+                n.cost(model, &WEIGHTS, x.clone(), t.clone(), None)
+                    .unwrap()
+                    .total
+                    .into_scalar::<f32>() as f64
+            };
+            let grads = net
+                .cost(model, &WEIGHTS, x.clone(), t.clone(), None)
+                .unwrap()
+                .total
+                .backward();
+            let count = params(&mut net).len();
+            assert_eq!(count, 12);
+            for i in 0..count {
+                let p = params(&mut net)[i].val();
+                let [r, c] = p.dims();
+                let dir = random(r, c, &mut rng, &device);
+                // recon-all never decodes y, so b′ of the top layer gets no gradient (and the
+                // differences must find none).
+                let analytic = p.grad(&grads).map_or(0.0, |g| {
+                    (g * dir.clone().inner()).sum().into_scalar::<f32>() as f64
+                });
+                let best = [3e-3f32, 1e-3, 3e-4]
+                    .iter()
+                    .map(|&h| {
+                        let at = |s: f32| {
+                            let mut m = net.clone();
+                            *params(&mut m)[i] =
+                                Param::from_tensor((p.clone() + dir.clone() * (s * h)).detach());
+                            total(&m)
+                        };
+                        let numeric = (at(1.0) - at(-1.0)) / (2.0 * h as f64);
+                        let resolution = total(&net).abs() * 1e-5 / h as f64;
+                        let scale = analytic.abs().max(numeric.abs()).max(1e-2).max(resolution);
+                        ((analytic - numeric).abs() / scale, numeric)
+                    })
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .unwrap();
+                assert!(
+                    best.0 < 2e-2,
+                    "{model} parameter {i}: {analytic} vs {}",
+                    best.1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn networks_without_tied_weights_or_a_latent_are_refused() {
+        let input = Shape {
+            channels: 1,
+            height: 8,
+            width: 8,
+        };
+        let pooled = plan(
+            input,
+            &parse_layer_kinds("convs:2:3:1:1-maxpool:2:2-fc:3").unwrap(),
+        );
+        let err = check_layers(&pooled.unwrap()).unwrap_err().to_string();
+        assert!(err.contains("layer 2 is a pooling layer"), "{err}");
+        let err = check_layers(&dense_plan(&[4, 3])).unwrap_err().to_string();
+        assert!(err.contains("hidden layer"), "{err}");
+    }
+
+    #[test]
+    fn models_parse_by_their_table_names() {
+        for m in SemanticModel::ALL {
+            assert_eq!(m.name().parse::<SemanticModel>().unwrap(), m);
+        }
+        let err = "perturb".parse::<SemanticModel>().unwrap_err();
+        assert!(err.contains("perturb-class"), "{err}");
+    }
+}

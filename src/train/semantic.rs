@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
-use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
+use crate::data::{Dataset, SemiSupervisedSplit, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval::{Classifier, error_percent_of};
 use crate::model::layers::{LayerGeom, LayerKind, Shape, parse_layer_kinds, plan};
@@ -190,6 +190,13 @@ impl SemanticConfig {
         kinds.push(LayerKind::Fc {
             units: self.num_classes,
         });
+        let full = Shape::of_input(image_shape)?;
+        if self.crop > full.height.min(full.width) || (self.crop > 0 && full.spatial() == 1) {
+            return Err(LadderError::Setting(format!(
+                "a {0}×{0} crop does not fit inputs of shape {image_shape:?}",
+                self.crop
+            )));
+        }
         let input = Shape::of_input(&self.network_input_shape(image_shape))?;
         let layers = plan(input, &kinds)?;
         check_layers(&layers)?;
@@ -212,15 +219,24 @@ pub struct SemanticData {
     pub mean: Vec<f32>,
 }
 
+/// The training (k per class) and validation indices of `config`'s seed in `data.train`.
+pub fn semantic_split(data: &TrainTest, config: &SemanticConfig) -> Result<SemiSupervisedSplit> {
+    let spec = SplitSpec {
+        labeled: config.per_class * config.num_classes,
+        unlabeled: Some(0),
+        validation: config.validation_samples,
+    };
+    Ok(semi_supervised_split(
+        &data.train.labels,
+        config.num_classes,
+        &spec,
+        config.seed,
+    )?)
+}
+
 impl SemanticData {
     pub fn new(data: &TrainTest, config: &SemanticConfig) -> Result<Self> {
-        let spec = SplitSpec {
-            labeled: config.per_class * config.num_classes,
-            unlabeled: Some(0),
-            validation: config.validation_samples,
-        };
-        let split =
-            semi_supervised_split(&data.train.labels, config.num_classes, &spec, config.seed)?;
+        let split = semantic_split(data, config)?;
         let mut taken = vec![false; data.train.n];
         for &i in split.labeled.iter().chain(&split.validation) {
             taken[i] = true;
@@ -492,4 +508,95 @@ fn train_epoch(
         model = optim.step(lr, model, grads);
     }
     Ok((model, mean))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_build_the_networks_of_figure_4() {
+        let mnist = SemanticConfig::preset("mnist").unwrap();
+        let shapes: Vec<usize> = mnist
+            .plan(&[28, 28])
+            .unwrap()
+            .iter()
+            .map(|g| g.output.units())
+            .collect();
+        assert_eq!(shapes, vec![32 * 14 * 14, 64 * 7 * 7, 96 * 4 * 4, 128, 10]);
+        let cifar = SemanticConfig::preset("cifar").unwrap();
+        assert_eq!(
+            (cifar.lr, cifar.lambda_input, cifar.crop),
+            (0.002, 0.01, 24)
+        );
+        let shapes: Vec<usize> = cifar
+            .plan(&[3, 32, 32])
+            .unwrap()
+            .iter()
+            .map(|g| g.output.units())
+            .collect();
+        assert_eq!(
+            shapes,
+            vec![
+                64 * 24 * 24,
+                64 * 12 * 12,
+                64 * 6 * 6,
+                96 * 3 * 3,
+                128,
+                128,
+                10
+            ]
+        );
+        let back = SemanticConfig::from_toml_str(&cifar.to_toml()).unwrap();
+        assert_eq!(back, cifar);
+    }
+
+    #[test]
+    fn impossible_settings_are_refused() {
+        let ok = SemanticConfig::default();
+        let cases = [
+            (
+                SemanticConfig {
+                    validation_samples: 0,
+                    ..ok.clone()
+                },
+                "validation samples",
+            ),
+            (
+                SemanticConfig {
+                    lambda_latent: f64::NAN,
+                    ..ok.clone()
+                },
+                "lambda-latent",
+            ),
+            (
+                SemanticConfig {
+                    batch_size: 0,
+                    ..ok.clone()
+                },
+                "batch size",
+            ),
+            (
+                SemanticConfig {
+                    layers: "convs:8:x:1:1".into(),
+                    ..ok.clone()
+                },
+                "whole numbers",
+            ),
+        ];
+        for (c, needle) in cases {
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        // A crop larger than the images.
+        let big = SemanticConfig { crop: 40, ..ok };
+        let err = big.plan(&[28, 28]).unwrap_err().to_string();
+        assert!(err.contains("a 40×40 crop does not fit"), "{err}");
+        assert!(
+            SemanticConfig::from_toml_str("lr = 0.1\nbogus = 1")
+                .unwrap_err()
+                .to_string()
+                .contains("bogus")
+        );
+    }
 }
