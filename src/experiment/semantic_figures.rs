@@ -357,6 +357,17 @@ fn tsne_figure(
     std::fs::rename(&tmp, path).map_err(|e| LadderError::io(path, e))
 }
 
+/// Per class: the sums of x and y and the count of `points` with that label.
+fn class_centres(points: &[(f64, f64)], labels: &[u32]) -> Vec<(f64, f64, usize)> {
+    let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut sums = vec![(0.0, 0.0, 0usize); classes];
+    for (&(x, y), &c) in points.iter().zip(labels) {
+        let s = &mut sums[c as usize];
+        *s = (s.0 + x, s.1 + y, s.2 + 1);
+    }
+    sums
+}
+
 fn draw_tsne(
     path: &Path,
     xy: &[(f64, f64)],
@@ -395,6 +406,20 @@ fn draw_tsne(
             let colour = Palette99::pick(c as usize).mix(0.35);
             Circle::new(at, 2, colour.filled())
         }))?;
+        // Each class's digit at the centre of its unseen examples.
+        for (c, (sx, sy, n)) in class_centres(bg, &pts.background_labels)
+            .into_iter()
+            .enumerate()
+        {
+            if n > 0 {
+                let at = (sx / n as f64, sy / n as f64);
+                chart.draw_series(std::iter::once(Text::new(
+                    c.to_string(),
+                    at,
+                    ("sans-serif", 22).into_font().color(&BLACK.mix(0.6)),
+                )))?;
+            }
+        }
         let train = &xy[pts.train.clone()];
         if p == 0 {
             chart.draw_series(train.iter().map(|&at| Circle::new(at, 4, BLACK.filled())))?;

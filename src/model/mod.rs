@@ -1,4 +1,5 @@
-//! The model pieces: layer-spec grammar, encoder, decoder, combinators and the Ladder itself.
+//! The model pieces: layer-spec grammar, encoder, decoder, combinators and the Ladder itself,
+//! plain MLPs, and the semantic-noise-modeling network (paper 003).
 
 pub mod batch_norm;
 pub mod combinator;
