@@ -862,7 +862,28 @@ fn install_interrupt_handler() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     install_interrupt_handler();
-    let result = match cli.command {
+    // Run the command on a worker of the thread pool rather than beside it: otherwise, between
+    // parallel operations, the pool's spinning workers and this thread are one more runnable
+    // thread than there are cores.
+    let pool = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build();
+    let result = match pool {
+        Ok(pool) => pool.install(|| run(cli.command)),
+        Err(e) => Err(anyhow::anyhow!("cannot start the thread pool: {e}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            match e.downcast_ref::<LadderError>() {
+                Some(LadderError::Interrupted(_)) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Train(cmd) => train(cmd),
         Command::Evaluate {
             run_dir,
@@ -888,16 +909,6 @@ fn main() -> ExitCode {
                 println!("{p}");
             }
             Ok(())
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            match e.downcast_ref::<LadderError>() {
-                Some(LadderError::Interrupted(_)) => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
         }
     }
 }
