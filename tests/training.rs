@@ -66,3 +66,27 @@ fn full_ladder_beats_the_supervised_baseline_with_100_labels() {
         "ladder {l:.2}% is not clearly better than baseline {b:.2}%"
     );
 }
+
+/// With two worker threads the trainer draws each step's noise ahead, on the other worker;
+/// the numbers must be those of one thread, where it draws them in place.
+#[test]
+fn noise_drawn_ahead_on_another_thread_gives_the_same_run() {
+    let config = TrainConfig {
+        encoder_layers: "50-20-10".into(),
+        denoising_cost_x: "100,1,0.1,0.1".into(),
+        unlabeled_samples: Some(1000),
+        epochs: 2,
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    let in_pool = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| run(&config))
+    };
+    let one = in_pool(1);
+    assert_eq!(one, in_pool(2));
+    assert_eq!(one.len(), 2);
+}

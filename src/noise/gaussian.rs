@@ -60,23 +60,48 @@ pub struct InputPerturbation {
     pub keep_gaussian: bool,
 }
 
+/// The values of a [`CorruptionNoise`] on the host: the input's, then each layer's; `None`
+/// where the std is 0. Drawing them is independent of the device, so it can happen on
+/// another thread ahead of the step that needs them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostNoise {
+    pub rows: usize,
+    /// Each part's width and values.
+    pub parts: Vec<(usize, Option<Vec<f32>>)>,
+}
+
+impl HostNoise {
+    /// Draws the noise for `rows` examples through a network of `spec`'s shape, input first.
+    pub fn draw(spec: &LadderSpec, rows: usize, rng: &mut impl Rng) -> Self {
+        let stds = std::iter::once(&spec.input_noise_std).chain(&spec.layer_noise_std);
+        let parts = stds
+            .zip(&spec.dims)
+            .map(|(&std, &width)| {
+                let values = (std > 0.0).then(|| gaussian_vec(rng, rows * width, std as f32));
+                (width, values)
+            })
+            .collect();
+        HostNoise { rows, parts }
+    }
+}
+
 impl CorruptionNoise {
     /// Draws the noise for `rows` examples through a network of `spec`'s shape.
     pub fn draw(spec: &LadderSpec, rows: usize, rng: &mut impl Rng, device: &Device) -> Self {
-        let mut draw = |std: f64, width: usize| {
-            (std > 0.0).then(|| {
-                let data = gaussian_vec(rng, rows * width, std as f32);
-                Tensor::from_data(TensorData::new(data, [rows, width]), device)
-            })
-        };
-        let input = draw(spec.input_noise_std, spec.dims[0]);
-        let layers = spec
-            .layer_noise_std
-            .iter()
-            .zip(&spec.dims[1..])
-            .map(|(&std, &width)| draw(std, width))
-            .collect();
-        CorruptionNoise { input, layers }
+        CorruptionNoise::from_host(HostNoise::draw(spec, rows, rng), device)
+    }
+
+    /// The tensors of host-drawn noise.
+    pub fn from_host(host: HostNoise, device: &Device) -> Self {
+        let rows = host.rows;
+        let mut tensors = host.parts.into_iter().map(|(width, values)| {
+            values.map(|v| Tensor::from_data(TensorData::new(v, [rows, width]), device))
+        });
+        let input = tensors.next().flatten();
+        CorruptionNoise {
+            input,
+            layers: tensors.collect(),
+        }
     }
 
     /// Adds input perturbations group by group (consecutive rows, e.g. labelled then

@@ -8,4 +8,6 @@ pub mod adversarial;
 pub mod gaussian;
 
 pub use adversarial::{AdvKind, Adversarial, fgsm, input_gradient};
-pub use gaussian::{CorruptionNoise, InputPerturbation, RngStream, gaussian_vec, stream_rng};
+pub use gaussian::{
+    CorruptionNoise, HostNoise, InputPerturbation, RngStream, gaussian_vec, stream_rng,
+};

@@ -20,7 +20,7 @@ use crate::error::{LadderError, Result};
 use crate::eval;
 use crate::model::batch_norm::Moments;
 use crate::model::{LadderBatch, LadderNetwork, LadderSpec};
-use crate::noise::{CorruptionNoise, RngStream, stream_rng};
+use crate::noise::{CorruptionNoise, HostNoise, RngStream, stream_rng};
 use crate::train::checkpoint::{Checkpoint, CheckpointHeader, ExactCost, StoredMoments};
 use crate::train::config::TrainConfig;
 use crate::train::schedule::learning_rate;
@@ -159,6 +159,16 @@ pub struct Trainer {
     partial: Option<CostSummary>,
     /// Training time so far, seconds (evaluation excluded).
     pub train_seconds: f64,
+    /// The next step's corruption noise, being drawn on another worker thread.
+    prefetch: Option<Prefetch>,
+}
+
+/// Noise of the step at `key` = (epoch, step, rows), drawn ahead on the thread pool: drawing
+/// is serial work that the second core can do while this step computes. The values are those
+/// of the step's own random stream, wherever they are drawn.
+struct Prefetch {
+    key: (usize, usize, usize),
+    noise: std::sync::mpsc::Receiver<HostNoise>,
 }
 
 fn new_optimizer() -> ModuleOptimizer {
@@ -184,6 +194,7 @@ impl Trainer {
             steps_done: 0,
             partial: None,
             train_seconds: 0.0,
+            prefetch: None,
         })
     }
 
@@ -321,13 +332,8 @@ impl Trainer {
     ) -> Result<CostSummary> {
         let model = self.take_model();
         let rows = model.corrupted_rows(batch.x_labeled.dims()[0], batch.x_unlabeled.dims()[0]);
-        let mut rng = stream_rng(
-            self.config.seed,
-            RngStream::Corruption,
-            epoch as u64,
-            step as u64,
-        );
-        let noise = CorruptionNoise::draw(&self.spec, rows, &mut rng, &self.device);
+        let host = self.corruption_noise(epoch, step, rows);
+        let noise = CorruptionNoise::from_host(host, &self.device);
         let noise = model.with_adversarial_noise(&self.spec, batch, noise);
         let terms = model.cost(&self.spec, batch, &noise);
         let summary = summarize(&terms);
@@ -343,6 +349,36 @@ impl Trainer {
         let grads = GradientsParams::from_grads(terms.total.backward(), &model);
         self.model = Some(self.optimizer.step(lr, model, grads));
         Ok(summary)
+    }
+
+    /// The corruption noise of (`epoch`, `step`) for `rows` examples: the prefetched draw if
+    /// it is this one, else drawn now. With more than one worker thread, the draw for the
+    /// following step starts in the background.
+    fn corruption_noise(&mut self, epoch: usize, step: usize, rows: usize) -> HostNoise {
+        let draw = |seed: u64, spec: &LadderSpec, (epoch, step, rows): (usize, usize, usize)| {
+            let mut rng = stream_rng(seed, RngStream::Corruption, epoch as u64, step as u64);
+            HostNoise::draw(spec, rows, &mut rng)
+        };
+        let key = (epoch, step, rows);
+        let ready = match self.prefetch.take() {
+            Some(p) if p.key == key => p.noise.recv().ok(),
+            _ => None,
+        };
+        let noise = ready.unwrap_or_else(|| draw(self.config.seed, &self.spec, key));
+        // A lone worker would wait on its own queued job: only prefetch with company.
+        if rayon::current_num_threads() > 1 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (seed, spec) = (self.config.seed, self.spec.clone());
+            let next = (epoch, step + 1, rows);
+            rayon::spawn(move || {
+                let _ = tx.send(draw(seed, &spec, next));
+            });
+            self.prefetch = Some(Prefetch {
+                key: next,
+                noise: rx,
+            });
+        }
+        noise
     }
 
     /// Trains the rest of the current epoch and evaluates if it is due; returns its metrics,
