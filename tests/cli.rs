@@ -797,4 +797,31 @@ fn the_cifar_semantic_preset_trains_on_cifar_files() {
         config.contains("crop = 24") && config.contains("flip = true"),
         "{config}"
     );
+    // Colour pictures of 24×24 centre crops, on the run's own data only.
+    let figures = dir.path().join("figures");
+    let run = a.join("k2/perturb-class/seed-1");
+    let draw = |data: &Path| {
+        ladder(&[
+            "semantic-figures",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            figures.to_str().unwrap(),
+            "--background",
+            "50",
+            "--perplexity",
+            "5",
+            "--tsne-epochs",
+            "250",
+        ])
+    };
+    let drawn = draw(&data);
+    assert!(drawn.status.success(), "{}", stderr(&drawn));
+    assert!(is_png(&figures.join("figure5-class-conditional.png")));
+    assert!(is_png(&figures.join("figure6-tsne.png")));
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    write_cifar(&other, 30);
+    assert_fails(&draw(&other), "trained on other data");
 }
