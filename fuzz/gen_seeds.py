@@ -91,6 +91,20 @@ write(
     "validation_samples = 1000\nepochs = 3\neval_every = 2\ntop_c = false\n",
 )
 write("config", "empty.toml", "")
+# Semantic-noise configurations (003), as `SemanticConfig::to_toml` writes the CIFAR preset,
+# and a partial one.
+write(
+    "config",
+    "semantic-cifar.toml",
+    'model = "perturb-class"\n'
+    'layers = "convs:64:5:1:1-convs:64:3:2:2-convs:64:3:2:2-convs:96:3:2:2-fc:128-fc:128"\n'
+    "num_classes = 10\nlambda_input = 0.01\nlambda_latent = 0.01\nlambda_hidden = 0.01\n"
+    "lambda_supervised = 1.0\nnoise_std = 0.2\nlr = 0.002\nlr_decay_factor = 5.0\n"
+    "lr_decay_every = 40\nlr_decay_until = 120\nepochs = 120\nbatch_size = 100\n"
+    "per_class = 10\nvalidation_samples = 1000\nmean_subtraction = true\ncrop = 24\n"
+    "flip = true\nseed = 1\n",
+)
+write("config", "semantic-recon-all.toml", 'model = "recon-all"\nlayers = "convs:8:3:2:2-fc:16"\n')
 
 
 # --- checkpoint: LADDERCK, version u32, three u64 lengths, CRC-32 of the body, body.
