@@ -232,7 +232,7 @@ pub struct SemanticFiguresCmd {
 
 pub fn figures(cmd: SemanticFiguresCmd) -> Result<()> {
     let dev = device(&cmd.device)?;
-    let (header, _) = load_semantic_model(&cmd.run_dir.join(SEMANTIC_MODEL_FILE), &dev)?;
+    let (header, net) = load_semantic_model(&cmd.run_dir.join(SEMANTIC_MODEL_FILE), &dev)?;
     let classes = cmd
         .classes
         .split(',')
@@ -262,7 +262,7 @@ pub fn figures(cmd: SemanticFiguresCmd) -> Result<()> {
         noise_std: cmd.noise_std,
         seed: cmd.seed,
     };
-    for f in semantic_figures(&cmd.run_dir, &data, &cmd.out, &opts, &dev)? {
+    for f in semantic_figures(&cmd.run_dir, (&header, &net), &data, &cmd.out, &opts)? {
         println!("{}", f.display());
     }
     Ok(())

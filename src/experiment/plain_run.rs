@@ -6,8 +6,6 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::data::TrainTest;
@@ -15,11 +13,12 @@ use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    METRICS_FILE, SUMMARY_FILE, append_line, device_name, interrupted, write_json,
+    METRICS_FILE, SUMMARY_FILE, append_line, device_name, interrupted, prepare_run_files,
+    write_json,
 };
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::noise::{RngStream, stream_rng};
-use crate::train::checkpoint::{decode_sections, encode_sections, write_atomic};
+use crate::train::checkpoint::{load_module, save_module, write_atomic};
 use crate::train::plain::{PlainConfig, PlainData, train_plain};
 
 pub const PLAIN_CONFIG_FILE: &str = "plain.toml";
@@ -52,66 +51,41 @@ pub struct PlainSummary {
 
 /// Writes the network and its header atomically.
 pub fn save_plain_model(path: &Path, header: &PlainModelHeader, mlp: &Mlp) -> Result<()> {
-    let head = serde_json::to_vec(header).expect("header serialises");
-    let record = mlp
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| LadderError::Setting(format!("cannot serialise the network: {e}")))?;
-    write_atomic(path, &encode_sections(PLAIN_MAGIC, &[&head, &record]))
+    save_module(path, PLAIN_MAGIC, header, mlp)
 }
 
 /// Reads `model.bin` of a plain run onto `device`.
 pub fn load_plain_model(path: &Path, device: &Device) -> Result<(PlainModelHeader, Mlp)> {
-    let bad = |reason: String| LadderError::Checkpoint {
-        path: path.into(),
-        reason,
-    };
-    let data = std::fs::read(path).map_err(|e| LadderError::io(path, e))?;
-    let parts = decode_sections(&data, PLAIN_MAGIC, 2, "plain network file").map_err(bad)?;
-    let header: PlainModelHeader =
-        serde_json::from_slice(parts[0]).map_err(|e| bad(format!("unreadable header: {e}")))?;
     // A skeleton of the right shape, then the stored values.
-    let mut rng = stream_rng(0, RngStream::Init, 0, 0);
-    let skeleton = Mlp::new(&header.dims, MlpInit::Scaled, &mut rng, device);
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts[1].to_vec()))
-        .map_err(|e| bad(e.to_string()))?;
-    let mlp = skeleton
-        .try_load_record(record)
-        .map_err(|e| bad(e.to_string()))?;
+    let (header, mlp) = load_module(
+        path,
+        PLAIN_MAGIC,
+        "plain network file",
+        |h: &PlainModelHeader| {
+            let mut rng = stream_rng(0, RngStream::Init, 0, 0);
+            Ok(Mlp::new(&h.dims, MlpInit::Scaled, &mut rng, device))
+        },
+    )?;
     if mlp.dims() != header.dims {
-        return Err(bad(format!(
-            "network shape {:?} does not match its header {:?}",
-            mlp.dims(),
-            header.dims
-        )));
+        return Err(LadderError::Checkpoint {
+            path: path.into(),
+            reason: format!(
+                "network shape {:?} does not match its header {:?}",
+                mlp.dims(),
+                header.dims
+            ),
+        });
     }
     Ok((header, mlp))
 }
 
-fn prepare_plain_dir(dir: &Path, force: bool) -> Result<()> {
-    let files = [
-        PLAIN_CONFIG_FILE,
-        METRICS_FILE,
-        PLAIN_MODEL_FILE,
-        SUMMARY_FILE,
-    ];
-    if files.iter().any(|f| dir.join(f).exists()) {
-        if !force {
-            return Err(LadderError::RunDir {
-                path: dir.into(),
-                reason: "already holds a run; pass --force to replace it".into(),
-            });
-        }
-        for f in files {
-            let p = dir.join(f);
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| LadderError::io(&p, e))?;
-            }
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(|e| LadderError::io(dir, e))
-}
+/// The files of a plain run directory.
+const PLAIN_RUN_FILES: [&str; 4] = [
+    PLAIN_CONFIG_FILE,
+    METRICS_FILE,
+    PLAIN_MODEL_FILE,
+    SUMMARY_FILE,
+];
 
 /// Trains a plain network into `out`; `report` sees every epoch's metrics line.
 pub fn train_plain_run(
@@ -125,7 +99,7 @@ pub fn train_plain_run(
     config.validate()?;
     let data = &*preprocessed(data, &config.preprocessing())?;
     let split = PlainData::new(data, config)?;
-    prepare_plain_dir(out, force)?;
+    prepare_run_files(out, &PLAIN_RUN_FILES, force)?;
     write_atomic(&out.join(PLAIN_CONFIG_FILE), config.to_toml().as_bytes())?;
     let metrics = out.join(METRICS_FILE);
     let outcome = train_plain(config, &split, device, &mut |epoch| {

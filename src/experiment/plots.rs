@@ -12,7 +12,7 @@ use crate::error::{LadderError, Result};
 
 static FONT: Once = Once::new();
 
-pub(crate) fn register_font() {
+fn register_font() {
     FONT.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
         // The font is embedded and known to parse; a failure only costs the labels.
@@ -33,24 +33,27 @@ pub struct Series<'a> {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A line chart of `series` (x: `x_label`, y: accuracy in %), written as a PNG. The file is
-/// drawn into a temporary name and renamed, so a failure leaves no half-written figure.
-pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
+/// The outcome of drawing with plotters.
+pub(crate) type Drawn = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Writes the PNG that `draw` makes of the path it is given: drawn into a temporary name and
+/// renamed, so a failure leaves no half-written figure. The embedded font is registered first.
+pub(crate) fn draw_png(path: &Path, draw: impl FnOnce(&Path) -> Drawn) -> Result<()> {
     register_font();
     let tmp = path.with_extension("tmp.png");
-    draw_line_chart(&tmp, title, x_label, series).map_err(|e| {
+    draw(&tmp).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         plot_error(path, e)
     })?;
     std::fs::rename(&tmp, path).map_err(|e| LadderError::io(path, e))
 }
 
-fn draw_line_chart(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    series: &[Series],
-) -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// A line chart of `series` (x: `x_label`, y: accuracy in %), written as a PNG.
+pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
+    draw_png(path, |tmp| draw_line_chart(tmp, title, x_label, series))
+}
+
+fn draw_line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -> Drawn {
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
@@ -118,9 +121,8 @@ pub fn tile_grid(
         (columns * cell_w + gap) as u32,
         (rows * cell_h + gap) as u32,
     );
-    let tmp = path.with_extension("tmp.png");
-    let result = (|| -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    draw_png(path, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         root.fill(&RGBColor(128, 128, 160))?;
         for (t, tile) in tiles.iter().enumerate() {
             let (lo, hi) = tile
@@ -138,12 +140,7 @@ pub fn tile_grid(
         }
         root.present()?;
         Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        plot_error(path, e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| LadderError::io(path, e))
+    })
 }
 
 trait FillPx {

@@ -216,6 +216,26 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<()> {
     write_atomic(path, out.as_bytes())
 }
 
+/// Makes `dir` ready for a run that writes `files`: refused if any of them is there, unless
+/// `force`, which deletes them first (plain and semantic-noise runs, which do not resume).
+pub(crate) fn prepare_run_files(dir: &Path, files: &[&str], force: bool) -> Result<()> {
+    if files.iter().any(|f| dir.join(f).exists()) {
+        if !force {
+            return Err(LadderError::RunDir {
+                path: dir.into(),
+                reason: "already holds a run; pass --force to replace it".into(),
+            });
+        }
+        for f in files {
+            let p = dir.join(f);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(io(&p))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))
+}
+
 pub(crate) fn append_line(path: &Path, line: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use plotters::prelude::*;
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -13,9 +12,10 @@ use rand::seq::SliceRandom;
 use crate::data::preprocess::centre_crop;
 use crate::data::{Dataset, TrainTest};
 use crate::error::{LadderError, Result};
-use crate::experiment::plots::{register_font, tile_grid};
-use crate::experiment::semantic_run::{SEMANTIC_MODEL_FILE, load_semantic_model};
-use crate::model::semantic::{Perturbation, SemanticNet, random_perturbation};
+use crate::eval::batch_tensors;
+use crate::experiment::plots::{Drawn, draw_png, tile_grid};
+use crate::experiment::semantic_run::SemanticModelHeader;
+use crate::model::semantic::{Perturbation, SemanticNet};
 use crate::noise::{RngStream, gaussian_vec, stream_rng};
 use crate::train::semantic::SemanticData;
 
@@ -56,15 +56,16 @@ impl Default for FigureOptions {
     }
 }
 
-/// Draws Fig. 5 and Fig. 6 for the run in `run_dir` trained on `data`; returns the files.
+/// Draws Fig. 5 and Fig. 6 for the network of the run in `run_dir` (as
+/// [`load_semantic_model`](crate::experiment::semantic_run::load_semantic_model) read it),
+/// trained on `data`; returns the files.
 pub fn semantic_figures(
     run_dir: &Path,
+    (header, net): (&SemanticModelHeader, &SemanticNet),
     data: &TrainTest,
     out: &Path,
     opts: &FigureOptions,
-    device: &Device,
 ) -> Result<Vec<PathBuf>> {
-    let (header, net) = load_semantic_model(&run_dir.join(SEMANTIC_MODEL_FILE), device)?;
     let split = SemanticData::new(data, &header.config)?;
     let same_data = split.mean.len() == header.mean.len()
         && split
@@ -100,11 +101,11 @@ pub fn semantic_figures(
         ),
     ] {
         let path = out.join(name);
-        reconstructions(&net, &train, &mean, kind, noise_std, opts, &path)?;
+        reconstructions(net, &train, &mean, kind, noise_std, opts, &path)?;
         files.push(path);
     }
     let path = out.join("figure6-tsne.png");
-    tsne_figure(&net, &train, &split.unseen, noise_std, opts, &path)?;
+    tsne_figure(net, &train, &split.unseen, noise_std, opts, &path)?;
     files.push(path);
     Ok(files)
 }
@@ -125,9 +126,9 @@ fn mean_as_input(split: &SemanticData, crop: usize) -> Result<Vec<f32>> {
     })
 }
 
+/// Rows `idx` of `ds` as an input batch.
 fn rows_tensor(ds: &Dataset, idx: &[usize], device: &Device) -> Tensor<2> {
-    let v: Vec<f32> = idx.iter().flat_map(|&i| ds.row(i).to_vec()).collect();
-    Tensor::from_data(TensorData::new(v, [idx.len(), ds.dim]), device)
+    batch_tensors(ds, idx, device).0
 }
 
 fn noise(rows: usize, units: usize, std: f32, key: (u64, u64), device: &Device) -> Tensor<2> {
@@ -145,19 +146,12 @@ fn perturbed_latents(
     kind: Perturbation,
     std: f32,
     key: (u64, u64),
-) -> (Tensor<2>, Tensor<2>) {
+) -> Tensor<2> {
     let device = x.device();
     let rows = x.dims()[0];
     let trace = net.forward(x);
-    let z = trace.latent();
     let e = noise(rows, kind.noise_units(net), std, key, &device);
-    let z_e = match kind {
-        Perturbation::Random => random_perturbation(z.clone(), e),
-        Perturbation::ClassConditional => {
-            net.class_conditional_perturbation(softmax(trace.logits, 1), e)
-        }
-    };
-    (z.clone(), z + z_e)
+    trace.latent() + net.latent_noise(kind, &trace, e)
 }
 
 /// The first training example of each class, then the next ones, up to `n`.
@@ -208,7 +202,7 @@ fn reconstructions(
         .collect();
     for s in 0..opts.samples {
         let x = rows_tensor(train, &idx, &device);
-        let (_, z_p) = perturbed_latents(net, x, kind, std, (opts.seed, s as u64 + 1));
+        let z_p = perturbed_latents(net, x, kind, std, (opts.seed, s as u64 + 1));
         let rec = to_rows(net.reconstruct_input(z_p))?;
         tiles.extend(
             rec.chunks(shape.units())
@@ -273,7 +267,7 @@ fn gather_points(
         .enumerate()
     {
         let x = rows_tensor(train, &repeated, &device);
-        let (_, z_p) = perturbed_latents(net, x, kind, std, (opts.seed, 100 + k as u64));
+        let z_p = perturbed_latents(net, x, kind, std, (opts.seed, 100 + k as u64));
         vectors.extend(to_rows(z_p)?);
     }
     let n = chosen.len();
@@ -344,17 +338,7 @@ fn tsne_figure(
         opts.seed,
     )?;
     let xy: Vec<(f64, f64)> = y.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
-    register_font();
-    let tmp = path.with_extension("tmp.png");
-    let drawn = draw_tsne(&tmp, &xy, &pts, opts);
-    drawn.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        LadderError::Format {
-            path: path.into(),
-            reason: format!("cannot draw the figure: {e}"),
-        }
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| LadderError::io(path, e))
+    draw_png(path, |tmp| draw_tsne(tmp, &xy, &pts, opts))
 }
 
 /// Per class: the sums of x and y and the count of `points` with that label.
@@ -368,12 +352,7 @@ fn class_centres(points: &[(f64, f64)], labels: &[u32]) -> Vec<(f64, f64, usize)
     sums
 }
 
-fn draw_tsne(
-    path: &Path,
-    xy: &[(f64, f64)],
-    pts: &TsnePoints,
-    opts: &FigureOptions,
-) -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn draw_tsne(path: &Path, xy: &[(f64, f64)], pts: &TsnePoints, opts: &FigureOptions) -> Drawn {
     let (x0, x1, y0, y1) = xy.iter().fold(
         (
             f64::INFINITY,

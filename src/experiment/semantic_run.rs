@@ -12,20 +12,19 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::data::TrainTest;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    METRICS_FILE, SUMMARY_FILE, append_line, device_name, interrupted, read_json, write_json,
+    METRICS_FILE, SUMMARY_FILE, append_line, device_name, interrupted, prepare_run_files,
+    read_json, write_json,
 };
 use crate::experiment::seeds::mean_std;
 use crate::model::semantic::{SemanticModel, SemanticNet};
 use crate::noise::{RngStream, stream_rng};
-use crate::train::checkpoint::{decode_sections, encode_sections, write_atomic};
+use crate::train::checkpoint::{load_module, save_module, write_atomic};
 use crate::train::semantic::{SemanticConfig, SemanticData, semantic_split, train_semantic};
 
 pub const SEMANTIC_CONFIG_FILE: &str = "semantic.toml";
@@ -80,13 +79,7 @@ pub fn save_semantic_model(
     header: &SemanticModelHeader,
     net: &SemanticNet,
 ) -> Result<()> {
-    let head = serde_json::to_vec(header).expect("header serialises");
-    let record = net
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| LadderError::Setting(format!("cannot serialise the network: {e}")))?;
-    write_atomic(path, &encode_sections(SEMANTIC_MAGIC, &[&head, &record]))
+    save_module(path, SEMANTIC_MAGIC, header, net)
 }
 
 /// Reads `model.bin` of a semantic run onto `device`.
@@ -94,53 +87,25 @@ pub fn load_semantic_model(
     path: &Path,
     device: &Device,
 ) -> Result<(SemanticModelHeader, SemanticNet)> {
-    let bad = |reason: String| LadderError::Checkpoint {
-        path: path.into(),
-        reason,
-    };
-    let data = std::fs::read(path).map_err(|e| LadderError::io(path, e))?;
-    let parts =
-        decode_sections(&data, SEMANTIC_MAGIC, 2, "semantic-noise network file").map_err(bad)?;
-    let header: SemanticModelHeader =
-        serde_json::from_slice(parts[0]).map_err(|e| bad(format!("unreadable header: {e}")))?;
-    let layers = header
-        .config
-        .plan(&header.image_shape)
-        .map_err(|e| bad(e.to_string()))?;
-    let mut rng = stream_rng(0, RngStream::Init, 0, 0);
-    let skeleton = SemanticNet::new(layers, &mut rng, device).map_err(|e| bad(e.to_string()))?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts[1].to_vec()))
-        .map_err(|e| bad(e.to_string()))?;
-    let net = skeleton
-        .try_load_record(record)
-        .map_err(|e| bad(e.to_string()))?;
-    Ok((header, net))
+    load_module(
+        path,
+        SEMANTIC_MAGIC,
+        "semantic-noise network file",
+        |h: &SemanticModelHeader| {
+            let layers = h.config.plan(&h.image_shape)?;
+            let mut rng = stream_rng(0, RngStream::Init, 0, 0);
+            SemanticNet::new(layers, &mut rng, device)
+        },
+    )
 }
 
+/// The files of one semantic run directory.
 const RUN_FILES: [&str; 4] = [
     SEMANTIC_CONFIG_FILE,
     METRICS_FILE,
     SEMANTIC_MODEL_FILE,
     SUMMARY_FILE,
 ];
-
-fn prepare_run_dir(dir: &Path, force: bool) -> Result<()> {
-    if RUN_FILES.iter().any(|f| dir.join(f).exists()) {
-        if !force {
-            return Err(LadderError::RunDir {
-                path: dir.into(),
-                reason: "already holds a run; pass --force to replace it".into(),
-            });
-        }
-        for f in RUN_FILES {
-            let p = dir.join(f);
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| LadderError::io(&p, e))?;
-            }
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(|e| LadderError::io(dir, e))
-}
 
 /// Trains one network into `out`; `report` sees every epoch's metrics line.
 pub fn train_semantic_run(
@@ -154,7 +119,7 @@ pub fn train_semantic_run(
     config.validate()?;
     config.plan(&data.train.image_shape)?;
     let split = SemanticData::new(data, config)?;
-    prepare_run_dir(out, force)?;
+    prepare_run_files(out, &RUN_FILES, force)?;
     write_atomic(&out.join(SEMANTIC_CONFIG_FILE), config.to_toml().as_bytes())?;
     let metrics = out.join(METRICS_FILE);
     let outcome = train_semantic(config, &split, device, &mut |epoch| {

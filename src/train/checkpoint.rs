@@ -149,6 +149,48 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Writes `module` after a JSON `header`, as two [`encode_sections`] sections, atomically: the
+/// trained-network files of plain and semantic-noise runs.
+pub fn save_module<M: burn::module::Module>(
+    path: &Path,
+    magic: &[u8; 8],
+    header: &impl Serialize,
+    module: &M,
+) -> Result<()> {
+    let head = serde_json::to_vec(header).expect("header serialises");
+    let record = module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| LadderError::Setting(format!("cannot serialise the network: {e}")))?;
+    write_atomic(path, &encode_sections(magic, &[&head, &record]))
+}
+
+/// Reads a file of [`save_module`] (a `what`): its header, then the stored values loaded into
+/// the module that `skeleton` builds from the header. Any problem names the file.
+pub fn load_module<H: serde::de::DeserializeOwned, M: burn::module::Module>(
+    path: &Path,
+    magic: &[u8; 8],
+    what: &str,
+    skeleton: impl FnOnce(&H) -> Result<M>,
+) -> Result<(H, M)> {
+    let bad = |reason: String| LadderError::Checkpoint {
+        path: path.into(),
+        reason,
+    };
+    let data = std::fs::read(path).map_err(|e| LadderError::io(path, e))?;
+    let parts = decode_sections(&data, magic, 2, what).map_err(bad)?;
+    let header: H =
+        serde_json::from_slice(parts[0]).map_err(|e| bad(format!("unreadable header: {e}")))?;
+    let skeleton = skeleton(&header).map_err(|e| bad(e.to_string()))?;
+    let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts[1].to_vec()))
+        .map_err(|e| bad(e.to_string()))?;
+    let module = skeleton
+        .try_load_record(record)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok((header, module))
+}
+
 /// Frames `sections` as `magic`, [`FORMAT_VERSION`], one u64 length per section, a CRC-32 of
 /// the body, then the sections.
 pub fn encode_sections(magic: &[u8; 8], sections: &[&[u8]]) -> Vec<u8> {

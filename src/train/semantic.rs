@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
 use crate::data::{Dataset, SemiSupervisedSplit, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
-use crate::eval::{Classifier, error_percent_of};
+use crate::eval::{Classifier, batch_tensors, error_percent_of};
 use crate::model::layers::{LayerGeom, LayerKind, Shape, parse_layer_kinds, plan};
 use crate::model::semantic::{CostWeights, SemanticCost, SemanticModel, SemanticNet, check_layers};
 use crate::noise::{RngStream, gaussian_vec, stream_rng};
@@ -436,21 +436,16 @@ fn batch(
     (epoch, step): (usize, usize),
     device: &Device,
 ) -> Result<(Tensor<2>, Tensor<1, Int>)> {
-    let (x, dim) = if config.crop == 0 && !config.flip {
-        let mut v = Vec::with_capacity(idx.len() * train.dim);
-        for &i in idx {
-            v.extend_from_slice(train.row(i));
-        }
-        (v, train.dim)
-    } else {
-        let mut rng = stream_rng(
-            config.seed,
-            RngStream::Augmentation,
-            epoch as u64,
-            step as u64,
-        );
-        augment_rows(train, idx, config.crop, config.flip, &mut rng)?
-    };
+    if config.crop == 0 && !config.flip {
+        return Ok(batch_tensors(train, idx, device));
+    }
+    let mut rng = stream_rng(
+        config.seed,
+        RngStream::Augmentation,
+        epoch as u64,
+        step as u64,
+    );
+    let (x, dim) = augment_rows(train, idx, config.crop, config.flip, &mut rng)?;
     let t: Vec<i64> = idx.iter().map(|&i| train.labels[i] as i64).collect();
     Ok((
         Tensor::from_data(TensorData::new(x, [idx.len(), dim]), device),
