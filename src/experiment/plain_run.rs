@@ -13,8 +13,7 @@ use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    METRICS_FILE, SUMMARY_FILE, append_line, device_name, interrupted, prepare_run_files,
-    write_json,
+    METRICS_FILE, SUMMARY_FILE, device_name, prepare_run_files, record_epoch, write_json,
 };
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::noise::{RngStream, stream_rng};
@@ -103,15 +102,12 @@ pub fn train_plain_run(
     write_atomic(&out.join(PLAIN_CONFIG_FILE), config.to_toml().as_bytes())?;
     let metrics = out.join(METRICS_FILE);
     let outcome = train_plain(config, &split, device, &mut |epoch| {
-        let line = serde_json::to_string(epoch).expect("metrics serialise");
-        append_line(&metrics, &line)?;
-        report(&line);
-        if interrupted() {
-            return Err(LadderError::Interrupted(
-                "plain runs do not resume: start again with --force".into(),
-            ));
-        }
-        Ok(())
+        record_epoch(
+            &metrics,
+            epoch,
+            report,
+            "plain runs do not resume: start again with --force",
+        )
     })?;
     let header = PlainModelHeader {
         config: config.clone(),

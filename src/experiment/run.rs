@@ -236,6 +236,24 @@ pub(crate) fn prepare_run_files(dir: &Path, files: &[&str], force: bool) -> Resu
     std::fs::create_dir_all(dir).map_err(io(dir))
 }
 
+/// Appends one epoch's metrics to `path` as a JSON line and shows it to `report`; then, if
+/// Ctrl-C was pressed, stops the run with `on_interrupt` as the message (for runs that do not
+/// checkpoint: plain and semantic-noise runs).
+pub(crate) fn record_epoch(
+    path: &Path,
+    epoch: &impl Serialize,
+    report: &mut dyn FnMut(&str),
+    on_interrupt: &str,
+) -> Result<()> {
+    let line = serde_json::to_string(epoch).expect("metrics serialise");
+    append_line(path, &line)?;
+    report(&line);
+    if interrupted() {
+        return Err(LadderError::Interrupted(on_interrupt.into()));
+    }
+    Ok(())
+}
+
 pub(crate) fn append_line(path: &Path, line: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)

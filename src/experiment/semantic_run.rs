@@ -18,8 +18,7 @@ use crate::data::TrainTest;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    METRICS_FILE, SUMMARY_FILE, append_line, device_name, interrupted, prepare_run_files,
-    read_json, write_json,
+    METRICS_FILE, SUMMARY_FILE, device_name, prepare_run_files, read_json, record_epoch, write_json,
 };
 use crate::experiment::seeds::mean_std;
 use crate::model::semantic::{SemanticModel, SemanticNet};
@@ -123,17 +122,13 @@ pub fn train_semantic_run(
     write_atomic(&out.join(SEMANTIC_CONFIG_FILE), config.to_toml().as_bytes())?;
     let metrics = out.join(METRICS_FILE);
     let outcome = train_semantic(config, &split, device, &mut |epoch| {
-        let line = serde_json::to_string(epoch).expect("metrics serialise");
-        append_line(&metrics, &line)?;
-        report(&line);
-        if interrupted() {
-            return Err(LadderError::Interrupted(
-                "semantic-noise runs restart from the beginning: run the same command again \
-                 (finished runs of a grid are kept)"
-                    .into(),
-            ));
-        }
-        Ok(())
+        record_epoch(
+            &metrics,
+            epoch,
+            report,
+            "semantic-noise runs restart from the beginning: run the same command again \
+             (finished runs of a grid are kept)",
+        )
     })?;
     let header = SemanticModelHeader {
         config: config.clone(),
