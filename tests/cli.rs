@@ -825,3 +825,37 @@ fn the_cifar_semantic_preset_trains_on_cifar_files() {
     write_cifar(&other, 30);
     assert_fails(&draw(&other), "trained on other data");
 }
+
+/// A semantic run whose cost turns NaN stops with its epoch and step, writes no summary, no
+/// network and no table, and a finished run beside it is kept.
+#[test]
+fn a_diverging_semantic_run_stops_and_keeps_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("grid");
+    let ok = semantic_grid(
+        &root,
+        &["--models", "feedforward", "--seeds", "1", "--quiet"],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let finished = read(root.join("k10/feedforward/seed-1/summary.json"));
+    let o = semantic_grid(
+        &root,
+        &[
+            "--models",
+            "feedforward",
+            "--seeds",
+            "2",
+            "--lr",
+            "1e30",
+            "--quiet",
+        ],
+    );
+    assert_fails(&o, "training diverged: the cost became NaN");
+    let run = root.join("k10/feedforward/seed-2");
+    assert!(!run.join("summary.json").exists());
+    assert!(!run.join("model.bin").exists());
+    assert_eq!(
+        read(root.join("k10/feedforward/seed-1/summary.json")),
+        finished
+    );
+}
