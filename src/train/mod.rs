@@ -1,5 +1,6 @@
-//! Configuration and presets, the training loop, the learning-rate schedule, checkpoints.
+//! Configuration and presets, the fused Adam optimizer, the training loop, the learning-rate schedule, checkpoints.
 
+pub mod adam;
 pub mod checkpoint;
 pub mod config;
 pub mod plain;

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ use crate::model::ladder::cross_entropy;
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::model::spec::parse_layers;
 use crate::noise::{RngStream, fgsm, gaussian_vec, stream_rng};
+use crate::train::adam::FusedAdam;
 
 /// The three models of 004 Sec. 3.4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,7 +294,7 @@ pub struct PlainOutcome {
 
 fn optimizer(config: &PlainConfig, epoch: usize) -> ModuleOptimizer {
     match config.optimizer {
-        PlainOptimizer::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
+        PlainOptimizer::Adam => FusedAdam::new(0.9, 0.999, 1e-8).init(),
         PlainOptimizer::Sgd => SgdConfig::new()
             .with_momentum(Some(
                 MomentumConfig::new()

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use crate::eval::{Classifier, batch_tensors, error_percent_of};
 use crate::model::layers::{LayerGeom, LayerKind, Shape, parse_layer_kinds, plan};
 use crate::model::semantic::{CostWeights, SemanticCost, SemanticModel, SemanticNet, check_layers};
 use crate::noise::{RngStream, gaussian_vec, stream_rng};
+use crate::train::adam::FusedAdam;
 use crate::train::schedule::step_decay;
 
 /// The encoder below the output layer of 003 Fig. 4 for 28×28 digits.
@@ -383,11 +384,7 @@ pub fn train_semantic(
 ) -> Result<SemanticOutcome> {
     config.validate()?;
     let mut model = new_network(config, &data.train.image_shape, device)?;
-    let mut optim = AdamConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .init();
+    let mut optim = FusedAdam::new(0.9, 0.999, 1e-8).init();
     let mut best: Option<(SemanticNet, usize, f64)> = None;
     let mut history = Vec::with_capacity(config.epochs);
     let started = Instant::now();

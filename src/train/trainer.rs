@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use rand::seq::SliceRandom;
@@ -21,6 +21,7 @@ use crate::eval;
 use crate::model::batch_norm::Moments;
 use crate::model::{LadderBatch, LadderNetwork, LadderSpec};
 use crate::noise::{CorruptionNoise, HostNoise, RngStream, stream_rng};
+use crate::train::adam::FusedAdam;
 use crate::train::checkpoint::{Checkpoint, CheckpointHeader, ExactCost, StoredMoments};
 use crate::train::config::TrainConfig;
 use crate::train::schedule::learning_rate;
@@ -173,7 +174,7 @@ struct Prefetch {
 
 fn new_optimizer() -> ModuleOptimizer {
     // Blocks' (and the authors') Adam: β1 0.9, β2 0.999, ε 1e-8.
-    AdamConfig::new().with_epsilon(1e-8).init()
+    FusedAdam::new(0.9, 0.999, 1e-8).init()
 }
 
 impl Trainer {
