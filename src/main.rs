@@ -426,7 +426,13 @@ fn device(name: &str) -> Result<Device> {
     let base = match name {
         "cpu" | "flex" => Device::flex(),
         #[cfg(feature = "cuda")]
-        "cuda" => Device::cuda(0),
+        "cuda" => {
+            anyhow::ensure!(
+                cuda_driver_present(),
+                "device 'cuda': no CUDA driver on this machine (libcuda.so.1 does not load)"
+            );
+            Device::cuda(0)
+        }
         #[cfg(feature = "wgpu")]
         "wgpu" => Device::wgpu(Default::default()),
         other => bail!(
@@ -436,6 +442,23 @@ fn device(name: &str) -> Result<Device> {
         ),
     };
     Ok(base.autodiff())
+}
+
+/// Whether the CUDA driver library loads; without it cubecl panics on first use.
+#[cfg(feature = "cuda")]
+fn cuda_driver_present() -> bool {
+    ["libcuda.so.1", "libcuda.so"].iter().any(|name| {
+        let name = std::ffi::CString::new(*name).expect("no interior NUL");
+        // SAFETY: dlopen with a valid C string; the handle is closed right away.
+        unsafe {
+            let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+            let found = !handle.is_null();
+            if found {
+                libc::dlclose(handle);
+            }
+            found
+        }
+    })
 }
 
 fn load_data(args: &DataArgs, num_classes: usize) -> Result<TrainTest> {

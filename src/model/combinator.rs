@@ -11,6 +11,7 @@ use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
+use crate::model::gauss_kernel;
 use crate::model::layers::Shape;
 
 /// Which denoising function a decoder layer uses.
@@ -114,14 +115,22 @@ impl Combinator {
 
     /// ẑ = g(z̃, u) for a batch: `z_tilde` and `u` are `[batch, units]`.
     pub fn forward(&self, z_tilde: Tensor<2>, u: Tensor<2>) -> Tensor<2> {
+        if self.kind == CombinatorKind::Gauss && gauss_kernel::fusable(&z_tilde) {
+            return gauss_kernel::gauss(z_tilde, u, self.stacked());
+        }
         self.apply(z_tilde, u)
+    }
+
+    /// The parameters stacked as `[count, units]`, for the fused kernel.
+    fn stacked(&self) -> Tensor<2> {
+        Tensor::cat(self.a.iter().map(|p| p.val()).collect(), 0)
     }
 
     /// ẑ = g(z̃, u) for a layer of `shape`, the parameters shared by every position of a
     /// channel (paper 001 Sec. 3.4): `[batch, C·H·W]` in and out.
     pub fn forward_shaped(&self, z_tilde: Tensor<2>, u: Tensor<2>, shape: Shape) -> Tensor<2> {
         if shape.spatial() == 1 {
-            return self.apply(z_tilde, u);
+            return self.forward(z_tilde, u);
         }
         let [n, units] = z_tilde.dims();
         let s = [n, shape.channels, shape.spatial()];
@@ -129,7 +138,7 @@ impl Combinator {
             .reshape([n, units])
     }
 
-    fn apply<const D: usize>(&self, z_tilde: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
+    pub(crate) fn apply<const D: usize>(&self, z_tilde: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
         match self.kind {
             CombinatorKind::Gauss => self.gauss(z_tilde, u),
             CombinatorKind::G1 => self.mlp(z_tilde.clone(), u.clone(), Some(z_tilde * u)),

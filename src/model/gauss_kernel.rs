@@ -1,0 +1,489 @@
+//! The Gauss combinator (paper 001, eq. 2) as one fused operation on the CPU backend.
+//!
+//! Written with tensor operations, ẑ = g(z̃, u) is seventeen elementwise passes forward and
+//! about forty-five backward, each allocating, and autodiff recomputes both sigmoids in the
+//! backward pass. On the Flex backend this module computes the forward pass in one sweep
+//! (saving the two sigmoids) and the backward pass in another, with the rows split over the
+//! thread pool. It is registered as a backend extension with a hand-written backward step.
+//! Other backends keep the tensor-operation form in [`crate::model::combinator`]; both
+//! compute the same function and the tests hold them to each other.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
+use burn::prelude::*;
+use burn::tensor::DType;
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+/// Parameters of one unit, in the order of [`crate::model::CombinatorKind::Gauss`]:
+/// μ(u) = a0·σ(a1·u + a2) + a3·u + a4 and υ(u) = a5·σ(a6·u + a7) + a8·u + a9.
+pub const GAUSS_PARAMETERS: usize = 10;
+
+/// Elements below which a pass runs on the calling thread alone.
+const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// Rows of one parallel task in larger passes.
+const ROWS_PER_TASK: usize = 16;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait GaussKernel: burn::backend::Backend {
+    /// ẑ for `z_tilde` and `u` of shape `[rows, units]` and the parameters `a` stacked as
+    /// `[10, units]`.
+    fn gauss_combinator(
+        z_tilde: FloatTensor<Self>,
+        u: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// Whether the fused operation serves these tensors: `f32` on the Flex backend.
+pub fn fusable(z_tilde: &Tensor<2>) -> bool {
+    z_tilde.device() == Device::flex() && z_tilde.dtype() == DType::F32
+}
+
+/// ẑ = g(z̃, u) through the fused operation; `a` is `[10, units]`. Only for [`fusable`]
+/// tensors.
+pub fn gauss(z_tilde: Tensor<2>, u: Tensor<2>, a: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as GaussKernel>::gauss_combinator(
+        z_tilde.into_dispatch(),
+        u.into_dispatch(),
+        a.into_dispatch(),
+    ))
+}
+
+impl GaussKernel for Flex {
+    fn gauss_combinator(z_tilde: FlexTensor, u: FlexTensor, a: FlexTensor) -> FlexTensor {
+        forward(&z_tilde, &u, &a).0
+    }
+}
+
+impl<C: CheckpointStrategy> GaussKernel for Autodiff<Flex, C> {
+    fn gauss_combinator(
+        z_tilde: FloatTensor<Self>,
+        u: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match GaussBackward
+            .prepare::<C>([z_tilde.node(), u.node(), a.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (z, u, a) = (
+                    z_tilde.primitive().clone(),
+                    u.primitive().clone(),
+                    a.primitive().clone(),
+                );
+                let (out, s1, s2) = forward(&z, &u, &a);
+                prep.finish(Saved { z, u, a, s1, s2 }, out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(z_tilde.primitive(), u.primitive(), a.primitive()).0)
+            }
+        }
+    }
+}
+
+/// What the backward step needs: the inputs and the two sigmoids of the forward pass.
+#[derive(Debug, Clone)]
+struct Saved {
+    z: FlexTensor,
+    u: FlexTensor,
+    a: FlexTensor,
+    s1: FlexTensor,
+    s2: FlexTensor,
+}
+
+#[derive(Debug)]
+struct GaussBackward;
+
+impl Backward<Flex, 3> for GaussBackward {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let s = ops.state;
+        let (dz, du, da) = backward(&s, &grad);
+        let [node_z, node_u, node_a] = ops.parents;
+        for (node, g) in [(node_z, dz), (node_u, du), (node_a, da)] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, g);
+            }
+        }
+    }
+}
+
+/// A contiguous `f32` copy-free view where the tensor allows it.
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
+    }
+}
+
+fn tensor(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn dims(t: &FlexTensor) -> [usize; 2] {
+    let shape = t.layout().shape();
+    [shape[0], shape[1]]
+}
+
+/// Rows per parallel task: all rows in one task for small passes, else blocks of a fixed
+/// size. The split never depends on the number of threads, so neither do the summed
+/// parameter gradients.
+fn rows_per_task(rows: usize, units: usize) -> usize {
+    if rows * units < PARALLEL_ELEMENTS {
+        rows.max(1)
+    } else {
+        ROWS_PER_TASK
+    }
+}
+
+/// eˣ without branches, so that loops over it vectorise: x = n·ln 2 + r with |r| ≤ ln 2 / 2,
+/// e^r by its degree-6 Taylor polynomial (relative error below 2·10⁻⁷) and 2ⁿ built in the
+/// exponent bits. Inputs are clamped to the range where the result is a normal `f32`.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
+    // n sits in the low mantissa bits of `shifted`; moved into the exponent field it is 2ⁿ.
+    let two_n = (shifted.to_bits().wrapping_sub(ROUND.to_bits()) + 127) << 23;
+    p * f32::from_bits(two_n)
+}
+
+/// σ(x) = 1 / (1 + e⁻ˣ), branch-free.
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// Defines `$name`, which runs `$body` (an `#[inline(always)]` function) compiled for
+/// AVX-512 where the CPU has it (16 lanes instead of SSE2's 4). Both builds do the same IEEE
+/// operations in the same order, so the numbers do not depend on the CPU.
+macro_rules! widest {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn wide($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                return unsafe { wide($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+widest!(forward_row, forward_row_body, (a: &Rows<'_>, inputs: (&[f32], &[f32]), outputs: (&mut [f32], &mut [f32], &mut [f32])));
+widest!(backward_row, backward_row_body, (a: &Rows<'_>, inputs: BackwardInputs<'_>, outputs: (&mut [f32], &mut [f32]), da: &mut [f32]));
+
+/// The ten parameter rows of a layer, one value per unit each.
+type Rows<'a> = [&'a [f32]; GAUSS_PARAMETERS];
+
+/// One row of z̃, u, the two saved sigmoids and the gradient of ẑ.
+type BackwardInputs<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32], &'a [f32]);
+
+fn slice_of(v: &[f32], range: std::ops::Range<usize>) -> &[f32] {
+    &v[range]
+}
+
+/// The stacked parameters `[10, units]` as ten per-unit rows.
+fn parameter_rows(a: &[f32], units: usize) -> Rows<'_> {
+    std::array::from_fn(|i| &a[i * units..(i + 1) * units])
+}
+
+/// Eq. (2) forward for one row: ẑ and the two sigmoids.
+#[inline(always)]
+fn forward_row_body(
+    a: &Rows<'_>,
+    (z, u): (&[f32], &[f32]),
+    (out, s1, s2): (&mut [f32], &mut [f32], &mut [f32]),
+) {
+    // Every slice cut to one length, so the loop runs without bounds checks and vectorises.
+    let n = z.len();
+    let a: Rows<'_> = a.map(|row| &row[..n]);
+    let (u, out, s1, s2) = (&u[..n], &mut out[..n], &mut s1[..n], &mut s2[..n]);
+    for j in 0..n {
+        let x = u[j];
+        let g1 = sigmoid(a[1][j] * x + a[2][j]);
+        let g2 = sigmoid(a[6][j] * x + a[7][j]);
+        let mu = a[0][j] * g1 + a[3][j] * x + a[4][j];
+        let v = a[5][j] * g2 + a[8][j] * x + a[9][j];
+        (out[j], s1[j], s2[j]) = ((z[j] - mu) * v + mu, g1, g2);
+    }
+}
+
+/// Eq. (2) backward for one row, given the gradient `g` of ẑ: writes dz̃ and du and adds
+/// this row's terms to the parameter gradients `da` (`[10, units]`).
+#[inline(always)]
+fn backward_row_body(
+    a: &Rows<'_>,
+    (z, u, s1, s2, g): BackwardInputs<'_>,
+    (dz, du): (&mut [f32], &mut [f32]),
+    da: &mut [f32],
+) {
+    let units = z.len();
+    let a: Rows<'_> = a.map(|row| &row[..units]);
+    let (u, s1, s2, g) = (&u[..units], &s1[..units], &s2[..units], &g[..units]);
+    let (dz, du) = (&mut dz[..units], &mut du[..units]);
+    let (da0, rest) = da.split_at_mut(units);
+    let (da1, rest) = rest.split_at_mut(units);
+    let (da2, rest) = rest.split_at_mut(units);
+    let (da3, rest) = rest.split_at_mut(units);
+    let (da4, rest) = rest.split_at_mut(units);
+    let (da5, rest) = rest.split_at_mut(units);
+    let (da6, rest) = rest.split_at_mut(units);
+    let (da7, rest) = rest.split_at_mut(units);
+    let (da8, da9) = rest.split_at_mut(units);
+    let da9 = &mut da9[..units];
+    for j in 0..units {
+        let x = u[j];
+        let mu = a[0][j] * s1[j] + a[3][j] * x + a[4][j];
+        let v = a[5][j] * s2[j] + a[8][j] * x + a[9][j];
+        // ẑ = (z̃ − μ)·υ + μ
+        let d_mu = g[j] * (1.0 - v);
+        let d_v = g[j] * (z[j] - mu);
+        // through σ: dσ/dx = σ(1 − σ)
+        let d_pre1 = d_mu * a[0][j] * s1[j] * (1.0 - s1[j]);
+        let d_pre2 = d_v * a[5][j] * s2[j] * (1.0 - s2[j]);
+        dz[j] = g[j] * v;
+        du[j] = d_mu * a[3][j] + d_pre1 * a[1][j] + d_v * a[8][j] + d_pre2 * a[6][j];
+        da0[j] += d_mu * s1[j];
+        da1[j] += d_pre1 * x;
+        da2[j] += d_pre1;
+        da3[j] += d_mu * x;
+        da4[j] += d_mu;
+        da5[j] += d_v * s2[j];
+        da6[j] += d_pre2 * x;
+        da7[j] += d_pre2;
+        da8[j] += d_v * x;
+        da9[j] += d_v;
+    }
+}
+
+/// Eq. (2) forward: (ẑ, σ(a1·u + a2), σ(a6·u + a7)), each `[rows, units]`.
+fn forward(z: &FlexTensor, u: &FlexTensor, a: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let [rows, units] = dims(z);
+    let (zv, uv, av) = (values(z), values(u), values(a));
+    let a = parameter_rows(&av, units);
+    let n = rows * units;
+    let (mut out, mut s1, mut s2) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+    let chunk = rows_per_task(rows, units) * units;
+    out.par_chunks_mut(chunk)
+        .zip(s1.par_chunks_mut(chunk))
+        .zip(s2.par_chunks_mut(chunk))
+        .enumerate()
+        .for_each(|(task, ((out, s1), s2))| {
+            let outputs = out
+                .chunks_mut(units)
+                .zip(s1.chunks_mut(units))
+                .zip(s2.chunks_mut(units));
+            for (r, ((out, s1), s2)) in outputs.enumerate() {
+                let row = task * chunk + r * units..task * chunk + (r + 1) * units;
+                let inputs = (&zv[row.clone()], &uv[row]);
+                forward_row(&a, inputs, (out, s1, s2));
+            }
+        });
+    let shape = [rows, units];
+    (tensor(out, shape), tensor(s1, shape), tensor(s2, shape))
+}
+
+/// Eq. (2) backward: the gradients with respect to z̃, u and the stacked parameters, given
+/// the gradient `grad` of ẑ. Parameter gradients are summed over rows, per task and then
+/// across tasks in task order.
+fn backward(s: &Saved, grad: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let [rows, units] = dims(&s.z);
+    let (zv, uv, av) = (values(&s.z), values(&s.u), values(&s.a));
+    let (s1v, s2v, gv) = (values(&s.s1), values(&s.s2), values(grad));
+    let a = parameter_rows(&av, units);
+    let n = rows * units;
+    let (mut dz, mut du) = (vec![0f32; n], vec![0f32; n]);
+    let chunk = rows_per_task(rows, units) * units;
+    let partial: Vec<Vec<f32>> = dz
+        .par_chunks_mut(chunk)
+        .zip(du.par_chunks_mut(chunk))
+        .enumerate()
+        .map(|(task, (dz, du))| {
+            let mut da = vec![0f32; GAUSS_PARAMETERS * units];
+            for (r, (dz, du)) in dz.chunks_mut(units).zip(du.chunks_mut(units)).enumerate() {
+                let row = task * chunk + r * units..task * chunk + (r + 1) * units;
+                let at = |v| slice_of(v, row.clone());
+                let inputs = (at(&zv), at(&uv), at(&s1v), at(&s2v), at(&gv));
+                backward_row(&a, inputs, (dz, du), &mut da);
+            }
+            da
+        })
+        .collect();
+    let mut da = vec![0f32; GAUSS_PARAMETERS * units];
+    for part in partial {
+        da.iter_mut().zip(part).for_each(|(a, p)| *a += p);
+    }
+    let shape = [rows, units];
+    (
+        tensor(dz, shape),
+        tensor(du, shape),
+        tensor(da, [GAUSS_PARAMETERS, units]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Combinator, CombinatorKind};
+    use burn::module::Param;
+    use burn::tensor::Distribution;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// A combinator with random parameters (the initial ones zero most terms).
+    fn random_combinator(units: usize, device: &Device) -> Combinator {
+        let mut c = Combinator::new(CombinatorKind::Gauss, units, device);
+        for p in c.a.iter_mut() {
+            *p = Param::from_tensor(
+                Tensor::random([1, units], Distribution::Normal(0.0, 1.0), device).require_grad(),
+            );
+        }
+        c
+    }
+
+    fn inputs(rows: usize, units: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        let draw = || {
+            Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 2.0), device)
+                .require_grad()
+        };
+        (draw(), draw())
+    }
+
+    /// Agreement to `rel`; parameter gradients are sums over rows in another order, so they
+    /// get a looser bound than the elementwise ones.
+    fn assert_close(got: &[f32], want: &[f32], rel: f32, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let tol = rel * (1.0 + w.abs());
+            assert!(
+                (g - w).abs() <= tol,
+                "{what}[{i}]: fused {g}, tensor form {w}"
+            );
+        }
+    }
+
+    /// The fused forward pass agrees with the tensor form, and its gradients with respect
+    /// to z̃, u and all ten parameters agree with autodiff through the tensor form, on a
+    /// batch small enough for one task and on one split over the pool.
+    #[test]
+    fn fused_gauss_matches_the_tensor_form_and_its_gradients() {
+        let device = Device::flex().autodiff();
+        for (rows, units) in [(3, 5), (96, 700)] {
+            let c = random_combinator(units, &device);
+            let (z, u) = inputs(rows, units, &device);
+            let fused = c.forward(z.clone(), u.clone());
+            let plain = c.apply(z.clone(), u.clone());
+            let (f, p) = (values(fused.clone()), values(plain.clone()));
+            assert_close(&f, &p, 1e-5, &format!("forward {rows}x{units}"));
+            // A cost that weights every output differently.
+            let w = Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 1.0), &device);
+            let gf = (fused * w.clone()).sum().backward();
+            let gp = (plain * w).sum().backward();
+            let grad = |t: &Tensor<2>, g| values(t.grad(g).expect("tracked"));
+            assert_close(&grad(&z, &gf), &grad(&z, &gp), 1e-5, "dz");
+            assert_close(&grad(&u, &gf), &grad(&u, &gp), 1e-5, "du");
+            for (i, p) in c.a.iter().enumerate() {
+                let (f, q) = (grad(&p.val(), &gf), grad(&p.val(), &gp));
+                assert_close(&f, &q, 2e-4, &format!("da{i}"));
+            }
+        }
+    }
+
+    /// The branch-free exponential against f64 across the range it serves, and at its ends.
+    #[test]
+    fn fast_exp_is_accurate_to_a_few_ulps() {
+        let mut worst = 0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
+            let want = (x as f64).exp();
+            worst = worst.max(((exp(x) as f64) - want).abs() / want);
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        assert!((0.0..1e-37).contains(&sigmoid(-1000.0)));
+        assert_eq!(sigmoid(1000.0), 1.0);
+        assert!(sigmoid(f32::NAN).is_nan());
+    }
+
+    /// Central differences in f64 of eq. (2) against the fused backward pass, for z̃, u and
+    /// each of the ten parameters (summed over rows).
+    #[test]
+    fn fused_gauss_gradient_matches_finite_differences() {
+        let device = Device::flex().autodiff();
+        let (rows, units) = (4, 3);
+        let c = random_combinator(units, &device);
+        let (z, u) = inputs(rows, units, &device);
+        let a: Vec<Vec<f32>> = c.a.iter().map(|p| values(p.val())).collect();
+        let (zv, uv) = (values(z.clone()), values(u.clone()));
+        let g = c.forward(z.clone(), u.clone()).sum().backward();
+        let (dz, du) = (values(z.grad(&g).unwrap()), values(u.grad(&g).unwrap()));
+        let f = |z: f64, u: f64, p: &[f64]| {
+            let s = |x: f64| 1.0 / (1.0 + (-x).exp());
+            let mu = p[0] * s(p[1] * u + p[2]) + p[3] * u + p[4];
+            let v = p[5] * s(p[6] * u + p[7]) + p[8] * u + p[9];
+            (z - mu) * v + mu
+        };
+        let unit = |j: usize| a.iter().map(|v| v[j] as f64).collect::<Vec<_>>();
+        let close = |got: f32, fd: f64, what: String| {
+            assert!(
+                (got as f64 - fd).abs() < 1e-3 * (1.0 + fd.abs()),
+                "{what}: {got} vs {fd}"
+            );
+        };
+        let h = 1e-5;
+        for e in 0..rows * units {
+            let p = unit(e % units);
+            let (z, u) = (zv[e] as f64, uv[e] as f64);
+            close(
+                dz[e],
+                (f(z + h, u, &p) - f(z - h, u, &p)) / (2.0 * h),
+                format!("dz[{e}]"),
+            );
+            close(
+                du[e],
+                (f(z, u + h, &p) - f(z, u - h, &p)) / (2.0 * h),
+                format!("du[{e}]"),
+            );
+        }
+        for (k, param) in c.a.iter().enumerate() {
+            let da = values(param.val().grad(&g).unwrap());
+            for (j, &got) in da.iter().enumerate() {
+                let fd: f64 = (0..rows)
+                    .map(|r| {
+                        let e = r * units + j;
+                        let (z, u) = (zv[e] as f64, uv[e] as f64);
+                        let (mut hi, mut lo) = (unit(j), unit(j));
+                        hi[k] += h;
+                        lo[k] -= h;
+                        (f(z, u, &hi) - f(z, u, &lo)) / (2.0 * h)
+                    })
+                    .sum();
+                close(got, fd, format!("da{k}[{j}]"));
+            }
+        }
+    }
+}
