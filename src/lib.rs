@@ -16,6 +16,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod experiment;
+pub mod fused;
 pub mod model;
 pub mod noise;
 pub mod train;

@@ -5,6 +5,7 @@
 
 use burn::prelude::*;
 
+use crate::fused;
 use crate::model::layers::Shape;
 
 /// The ε of the authors' code, added to the variance before the square root.
@@ -34,6 +35,36 @@ pub fn normalize_with_shaped(x: Tensor<2>, m: &Moments, shape: Shape) -> Tensor<
     let mean = m.mean.clone().reshape([1, c, 1]);
     let var = m.var.clone().reshape([1, c, 1]);
     ((x3 - mean) / (var + BN_EPSILON).sqrt()).reshape([n, units])
+}
+
+/// N_B of a training pass: consecutive row groups (sizes `groups`) of a layer of `shape`,
+/// each normalised by its own moments, then `noise` (`[rows, units]`, the corrupted pass's)
+/// added. One fused operation on the CPU for fully connected layers with equal groups, the
+/// tensor form otherwise.
+pub fn normalize_batch(
+    x: Tensor<2>,
+    groups: &[usize],
+    shape: Shape,
+    noise: Option<Tensor<2>>,
+) -> Tensor<2> {
+    let equal = groups.iter().all(|&g| g == groups[0]);
+    if fused::fusable(&x) && shape.spatial() == 1 && equal {
+        return fused::batch_norm::normalize_groups(x, groups[0], noise);
+    }
+    let (y, _) = normalize_groups_shaped(x, groups, shape);
+    match noise {
+        Some(n) => y + n,
+        None => y,
+    }
+}
+
+/// Per-channel mean and biased variance of a layer of `shape` over all rows and positions.
+pub fn moments_shaped(x: Tensor<2>, shape: Shape) -> Moments {
+    let n = x.dims()[0];
+    let (c, s) = (shape.channels, shape.spatial());
+    let x3 = x.reshape([n, c, s]).swap_dims(1, 2).reshape([n * s, c]);
+    let (var, mean) = x3.var_mean_bias(0);
+    Moments { mean, var }
 }
 
 /// [`normalize_groups`] for a layer of `shape`: per-channel statistics over the rows of a

@@ -11,7 +11,7 @@ use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
-use crate::model::gauss_kernel;
+use crate::fused::gauss as gauss_kernel;
 use crate::model::layers::Shape;
 
 /// Which denoising function a decoder layer uses.
@@ -115,7 +115,7 @@ impl Combinator {
 
     /// ẑ = g(z̃, u) for a batch: `z_tilde` and `u` are `[batch, units]`.
     pub fn forward(&self, z_tilde: Tensor<2>, u: Tensor<2>) -> Tensor<2> {
-        if self.kind == CombinatorKind::Gauss && gauss_kernel::fusable(&z_tilde) {
+        if self.kind == CombinatorKind::Gauss && crate::fused::fusable(&z_tilde) {
             return gauss_kernel::gauss(z_tilde, u, self.stacked());
         }
         self.apply(z_tilde, u)

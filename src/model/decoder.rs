@@ -12,7 +12,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use rand::Rng;
 
-use crate::model::batch_norm::normalize_groups_shaped;
+use crate::model::batch_norm::normalize_batch;
 use crate::model::combinator::Combinator;
 use crate::model::encoder::{scaled_normal, scaled_uniform};
 use crate::model::layers::{LayerGeom, LayerKind, Shape, layer_shape};
@@ -76,7 +76,7 @@ impl Decoder {
                 }
                 None => y_tilde.clone(),
             };
-            let (u, _) = normalize_groups_shaped(projected, &[z_tilde[l].dims()[0]], shape);
+            let u = normalize_batch(projected, &[z_tilde[l].dims()[0]], shape, None);
             let z_hat = layer
                 .combinator
                 .forward_shaped(z_tilde[l].clone(), u, shape);

@@ -11,7 +11,8 @@ use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu};
 use rand::Rng;
 
-use crate::model::batch_norm::{Moments, normalize_groups_shaped, normalize_with_shaped};
+use crate::fused;
+use crate::model::batch_norm::{Moments, normalize_batch, normalize_with_shaped};
 use crate::model::layers::{LayerGeom, LayerKind, Shape};
 use crate::model::spec::{Activation, LadderSpec};
 use crate::noise::{CorruptionNoise, gaussian_vec};
@@ -46,8 +47,9 @@ pub struct PlannedLayer {
 pub struct EncoderTrace {
     /// z^(0..=L): the (corrupted) input, then each layer's normalised (corrupted) value.
     pub z: Vec<Tensor<2>>,
-    /// Batch moments of z_pre^(l), l = 1..=L, one entry per row group.
-    pub moments: Vec<Vec<Moments>>,
+    /// z_pre^(l), l = 1..=L: each layer's value before normalisation (the clean pass's
+    /// batch moments of it normalise the denoising cost).
+    pub pre: Vec<Tensor<2>>,
     /// γ ⊙ (z^(L) + β^(L)): the softmax's input.
     pub logits: Tensor<2>,
 }
@@ -138,10 +140,14 @@ impl Encoder {
     /// layers are linear and have no β.
     fn activate(&self, l: usize, z: Tensor<2>) -> Tensor<2> {
         let layer = &self.plan[l - 1];
-        let shifted = match layer.beta {
-            Some(i) => add_per_channel(z, self.betas[i].val(), layer.geom.output),
-            None => return z,
+        let Some(beta) = layer.beta.map(|i| self.betas[i].val()) else {
+            return z;
         };
+        let shape = layer.geom.output;
+        if l < self.depth() && shape.spatial() == 1 && fused::fusable(&z) {
+            return fused::bias_relu::bias_relu(z, beta, self.activation.negative_slope());
+        }
+        let shifted = add_per_channel(z, beta, shape);
         if l < self.depth() {
             match self.activation {
                 Activation::Relu => relu(shifted),
@@ -164,20 +170,22 @@ impl Encoder {
         }
         let mut h = z0.clone();
         let mut z = vec![z0];
-        let mut moments = Vec::with_capacity(self.depth());
+        let mut pres = Vec::with_capacity(self.depth());
         for l in 1..=self.depth() {
             let pre = self.pre_activation(l, h);
-            let (mut zl, m) = normalize_groups_shaped(pre, groups, self.shape(l));
-            if let Some(n) = &noise.layers[l - 1] {
-                zl = zl + n.clone();
-            }
+            let zl = normalize_batch(
+                pre.clone(),
+                groups,
+                self.shape(l),
+                noise.layers[l - 1].clone(),
+            );
             h = self.activate(l, zl.clone());
             z.push(zl);
-            moments.push(m);
+            pres.push(pre);
         }
         EncoderTrace {
             z,
-            moments,
+            pre: pres,
             logits: h,
         }
     }

@@ -13,7 +13,8 @@
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 
-use crate::model::batch_norm::{Moments, normalize_with_shaped};
+use crate::fused;
+use crate::model::batch_norm::{Moments, moments_shaped, normalize_with_shaped};
 use crate::model::decoder::Decoder;
 use crate::model::encoder::Encoder;
 use crate::model::layers::Shape;
@@ -124,8 +125,13 @@ impl LadderNetwork {
             if lambda <= 0.0 {
                 continue;
             }
-            let moments = (l > 0).then(|| &clean.moments[l - 1][0]);
-            let cost = denoising_cost(z_hat, clean.z[l].clone(), moments, spec.shape(l));
+            // The input layer's clean value is the input; above it, z_pre normalises.
+            let clean_value = if l == 0 {
+                &clean.z[0]
+            } else {
+                &clean.pre[l - 1]
+            };
+            let cost = denoising_cost(z_hat, clean_value.clone(), l > 0, spec.shape(l));
             total = total + cost.clone() * lambda;
             denoising[l] = Some(cost);
         }
@@ -227,20 +233,44 @@ impl LadderNetwork {
 }
 
 /// Eq. (3) for one layer: ‖z − (ẑ − μ)/σ‖² summed over units, averaged over the batch and
-/// divided by the layer's width, μ and σ being the clean pass's batch moments (`None` for the
-/// input layer, which is not normalised); per channel in convolutional layers of `shape`.
+/// divided by the layer's width, with z = (z_pre − μ)/σ the clean value and μ, σ² the clean
+/// pass's batch moments of z_pre (per channel in convolutional layers of `shape`). The means
+/// cancel, so this is (ẑ − z_pre)²/σ², computed from `clean` = z_pre when `normalised`. The
+/// input layer is not normalised: `clean` is the clean input and the cost (ẑ − x)². One
+/// fused operation on the CPU for fully connected layers.
 pub fn denoising_cost(
     z_hat: Tensor<2>,
-    z_clean: Tensor<2>,
-    clean_moments: Option<&Moments>,
+    clean: Tensor<2>,
+    normalised: bool,
     shape: Shape,
 ) -> Tensor<1> {
-    let z_hat_bn = match clean_moments {
-        Some(m) => normalize_with_shaped(z_hat, m, shape),
-        None => z_hat,
+    if fused::fusable(&z_hat) && shape.spatial() == 1 {
+        return fused::denoising::denoising_cost(z_hat, clean, normalised);
+    }
+    denoising_cost_tensor_form(z_hat, clean, normalised, shape)
+}
+
+/// [`denoising_cost`] written with tensor operations, for every backend.
+pub(crate) fn denoising_cost_tensor_form(
+    z_hat: Tensor<2>,
+    clean: Tensor<2>,
+    normalised: bool,
+    shape: Shape,
+) -> Tensor<1> {
+    let error = z_hat - clean.clone();
+    let error = if normalised {
+        // (ẑ − z_pre)/σ: normalising with a zero mean divides by σ alone.
+        let m = moments_shaped(clean, shape);
+        let zero = Moments {
+            mean: m.mean.zeros_like(),
+            var: m.var,
+        };
+        normalize_with_shaped(error, &zero, shape)
+    } else {
+        error
     };
     // The mean over batch × units is (1/N) Σ_n (1/d) Σ_i.
-    (z_hat_bn - z_clean).square().mean()
+    error.square().mean()
 }
 
 #[cfg(test)]
@@ -424,24 +454,26 @@ mod tests {
     #[test]
     fn denoising_cost_normalises_with_the_clean_moments() {
         let device = Device::flex();
-        let t = |v: Vec<f32>, r: usize, c: usize| {
-            Tensor::<2>::from_data(TensorData::new(v, [r, c]), &device)
-        };
-        // Two examples, two units; clean moments mean (1, 2), variance (4, 1).
-        let z_hat = t(vec![3.0, 2.0, 1.0, 4.0], 2, 2);
-        let z_clean = t(vec![1.0, 0.0, 0.0, 1.0], 2, 2);
-        let m = Moments {
-            mean: t(vec![1.0, 2.0], 1, 2),
-            var: t(vec![4.0, 1.0], 1, 2),
-        };
-        // ẑ_BN = [(3−1)/2, (2−2)/1; (1−1)/2, (4−2)/1] = [1, 0; 0, 2];
-        // squared errors [0, 0; 0, 1]: summed over units (0, 1), batch mean 0.5, / 2 units.
-        let c = denoising_cost(z_hat.clone(), z_clean.clone(), Some(&m), Shape::vector(2))
-            .into_scalar::<f32>();
-        assert!((c - 0.25).abs() < 1e-6, "{c}");
-        // The input layer is not normalised: errors [4, 4; 1, 9] → (8 + 10)/2/2.
-        let c0 = denoising_cost(z_hat, z_clean, None, Shape::vector(2)).into_scalar::<f32>();
-        assert!((c0 - 4.5).abs() < 1e-6, "{c0}");
+        let t = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [2, 2]), &device);
+        // Clean z_pre with moments mean (1, 2), variance (4, 1), so z = [−1, −1; 1, 1].
+        let z_pre = t(vec![-1.0, 1.0, 3.0, 3.0]);
+        let z_hat = t(vec![3.0, 2.0, 1.0, 4.0]);
+        // ẑ_BN = [(3−1)/2, (2−2)/1; (1−1)/2, (4−2)/1] = [1, 0; 0, 2]; errors against z
+        // [2, 1; −1, 1], squared [4, 1; 1, 1]: 7 over 2 examples × 2 units.
+        let shape = Shape::vector(2);
+        let fused = denoising_cost(z_hat.clone(), z_pre.clone(), true, shape);
+        let tensor = denoising_cost_tensor_form(z_hat.clone(), z_pre.clone(), true, shape);
+        for c in [fused, tensor] {
+            let c = c.into_scalar::<f32>();
+            assert!((c - 1.75).abs() < 1e-6, "{c}");
+        }
+        // The input layer is not normalised: errors [16, 1; 4, 1] → 22 / 4.
+        let fused = denoising_cost(z_hat.clone(), z_pre.clone(), false, shape);
+        let tensor = denoising_cost_tensor_form(z_hat, z_pre, false, shape);
+        for c in [fused, tensor] {
+            let c = c.into_scalar::<f32>();
+            assert!((c - 5.5).abs() < 1e-6, "{c}");
+        }
     }
 
     #[test]

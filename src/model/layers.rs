@@ -20,6 +20,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
+use crate::fused;
 
 /// Border mode of a convolution, as in Theano's `conv2d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,7 +291,9 @@ impl LayerGeom {
     pub fn encode(&self, h: Tensor<2>, weight: Option<Tensor<2>>) -> Tensor<2> {
         let n = h.dims()[0];
         match self.kind {
-            LayerKind::Fc { .. } => h.matmul(weight.expect("fc layers have weights")),
+            LayerKind::Fc { .. } => {
+                fused::linear::matmul(h, weight.expect("fc layers have weights"))
+            }
             LayerKind::Conv {
                 border,
                 size,
@@ -328,7 +331,9 @@ impl LayerGeom {
         let n = z_hat.dims()[0];
         let (inp, out) = (self.input, self.output);
         match self.kind {
-            LayerKind::Fc { .. } => z_hat.matmul(vertical.expect("fc layers have a vertical map")),
+            LayerKind::Fc { .. } => {
+                fused::linear::matmul(z_hat, vertical.expect("fc layers have a vertical map"))
+            }
             LayerKind::Conv {
                 border,
                 size,

@@ -5,7 +5,6 @@ pub mod batch_norm;
 pub mod combinator;
 pub mod decoder;
 pub mod encoder;
-pub mod gauss_kernel;
 pub mod ladder;
 pub mod layers;
 pub mod mlp;

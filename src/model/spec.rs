@@ -26,6 +26,16 @@ pub enum Activation {
     Leakyrelu,
 }
 
+impl Activation {
+    /// The slope for negative inputs: 0 for ReLU, 0.1 for the leaky ReLU.
+    pub fn negative_slope(self) -> f32 {
+        match self {
+            Activation::Relu => 0.0,
+            Activation::Leakyrelu => 0.1,
+        }
+    }
+}
+
 impl std::str::FromStr for Activation {
     type Err = LadderError;
     fn from_str(s: &str) -> Result<Self> {

@@ -15,8 +15,9 @@ use burn::optim::{
     Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
 };
 use burn::prelude::*;
-use burn::tensor::DType;
 use rayon::prelude::*;
+
+use crate::fused::{fusable, widest};
 
 /// Elements per parallel task: large enough that scheduling costs nothing next to the work.
 const CHUNK: usize = 1 << 14;
@@ -61,11 +62,6 @@ impl FusedAdam {
         let combined = bias_correction2_sqrt / (1.0 - self.beta_1.powi(t));
         (combined, self.epsilon * bias_correction2_sqrt)
     }
-}
-
-/// Whether the fused pass applies: an `f32` tensor on the Flex backend.
-fn fusable<const D: usize>(tensor: &Tensor<D>) -> bool {
-    tensor.device() == Device::flex() && tensor.dtype() == DType::F32
 }
 
 /// A tensor's values as host data; without a copy when the tensor owns its buffer alone.
@@ -156,24 +152,29 @@ impl Update {
             .zip(m.par_chunks_mut(CHUNK))
             .zip(v.par_chunks_mut(CHUNK))
             .zip(g.par_chunks(CHUNK))
-            .for_each(|(((theta, m), v), g)| self.apply_serial(theta, m, v, g));
+            .for_each(|(((theta, m), v), g)| update_chunk(self, theta, m, v, g));
     }
+}
 
-    /// The update of one chunk. Each line is one of burn's tensor operations, in its order,
-    /// so the results are bit for bit those of burn's Adam.
-    fn apply_serial(self, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
-        let (f1, f2) = (1.0 - self.beta_1, 1.0 - self.beta_2);
-        for (((theta, m), v), &g) in theta.iter_mut().zip(m).zip(v).zip(g) {
-            let (mg, vg) = (g * f1, (g * g) * f2);
-            if self.first {
-                (*m, *v) = (mg, vg);
-            } else {
-                *m = *m * self.beta_1 + mg;
-                *v = *v * self.beta_2 + vg;
-            }
-            let step = (*m * self.combined) / (v.sqrt() + self.eps);
-            *theta -= step * self.lr;
+widest!(update_chunk, update_chunk_body, (u: Update, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]));
+
+/// The update of one chunk. Each line is one of burn's tensor operations, in its order, so
+/// the results are bit for bit those of burn's Adam (no operation is fused into an FMA).
+#[inline(always)]
+fn update_chunk_body(u: Update, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+    let (f1, f2) = (1.0 - u.beta_1, 1.0 - u.beta_2);
+    let n = theta.len();
+    let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
+    for i in 0..n {
+        let (mg, vg) = (g[i] * f1, (g[i] * g[i]) * f2);
+        if u.first {
+            (m[i], v[i]) = (mg, vg);
+        } else {
+            m[i] = m[i] * u.beta_1 + mg;
+            v[i] = v[i] * u.beta_2 + vg;
         }
+        let step = (m[i] * u.combined) / (v[i].sqrt() + u.eps);
+        theta[i] -= step * u.lr;
     }
 }
 

@@ -16,16 +16,13 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::DType;
 use rayon::prelude::*;
-use std::borrow::Cow;
+
+use crate::fused::{PARALLEL_ELEMENTS, dims, sigmoid, tensor, values, widest};
 
 /// Parameters of one unit, in the order of [`crate::model::CombinatorKind::Gauss`]:
 /// μ(u) = a0·σ(a1·u + a2) + a3·u + a4 and υ(u) = a5·σ(a6·u + a7) + a8·u + a9.
 pub const GAUSS_PARAMETERS: usize = 10;
-
-/// Elements below which a pass runs on the calling thread alone.
-const PARALLEL_ELEMENTS: usize = 1 << 15;
 
 /// Rows of one parallel task in larger passes.
 const ROWS_PER_TASK: usize = 16;
@@ -41,13 +38,8 @@ pub trait GaussKernel: burn::backend::Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Whether the fused operation serves these tensors: `f32` on the Flex backend.
-pub fn fusable(z_tilde: &Tensor<2>) -> bool {
-    z_tilde.device() == Device::flex() && z_tilde.dtype() == DType::F32
-}
-
-/// ẑ = g(z̃, u) through the fused operation; `a` is `[10, units]`. Only for [`fusable`]
-/// tensors.
+/// ẑ = g(z̃, u) through the fused operation; `a` is `[10, units]`. Only for
+/// [`crate::fused::fusable`] tensors.
 pub fn gauss(z_tilde: Tensor<2>, u: Tensor<2>, a: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as GaussKernel>::gauss_combinator(
         z_tilde.into_dispatch(),
@@ -118,23 +110,6 @@ impl Backward<Flex, 3> for GaussBackward {
     }
 }
 
-/// A contiguous `f32` copy-free view where the tensor allows it.
-fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(v) => Cow::Borrowed(v),
-        None => Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
-    }
-}
-
-fn tensor(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
-fn dims(t: &FlexTensor) -> [usize; 2] {
-    let shape = t.layout().shape();
-    [shape[0], shape[1]]
-}
-
 /// Rows per parallel task: all rows in one task for small passes, else blocks of a fixed
 /// size. The split never depends on the number of threads, so neither do the summed
 /// parameter gradients.
@@ -144,52 +119,6 @@ fn rows_per_task(rows: usize, units: usize) -> usize {
     } else {
         ROWS_PER_TASK
     }
-}
-
-/// eˣ without branches, so that loops over it vectorise: x = n·ln 2 + r with |r| ≤ ln 2 / 2,
-/// e^r by its degree-6 Taylor polynomial (relative error below 2·10⁻⁷) and 2ⁿ built in the
-/// exponent bits. Inputs are clamped to the range where the result is a normal `f32`.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
-    // n sits in the low mantissa bits of `shifted`; moved into the exponent field it is 2ⁿ.
-    let two_n = (shifted.to_bits().wrapping_sub(ROUND.to_bits()) + 127) << 23;
-    p * f32::from_bits(two_n)
-}
-
-/// σ(x) = 1 / (1 + e⁻ˣ), branch-free.
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
-/// Defines `$name`, which runs `$body` (an `#[inline(always)]` function) compiled for
-/// AVX-512 where the CPU has it (16 lanes instead of SSE2's 4). Both builds do the same IEEE
-/// operations in the same order, so the numbers do not depend on the CPU.
-macro_rules! widest {
-    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn wide($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU supports AVX-512F, checked just above.
-                return unsafe { wide($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
 }
 
 widest!(forward_row, forward_row_body, (a: &Rows<'_>, inputs: (&[f32], &[f32]), outputs: (&mut [f32], &mut [f32], &mut [f32])));
@@ -347,13 +276,10 @@ fn backward(s: &Saved, grad: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::test_support::{assert_close, vals};
     use crate::model::{Combinator, CombinatorKind};
     use burn::module::Param;
     use burn::tensor::Distribution;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
 
     /// A combinator with random parameters (the initial ones zero most terms).
     fn random_combinator(units: usize, device: &Device) -> Combinator {
@@ -374,19 +300,6 @@ mod tests {
         (draw(), draw())
     }
 
-    /// Agreement to `rel`; parameter gradients are sums over rows in another order, so they
-    /// get a looser bound than the elementwise ones.
-    fn assert_close(got: &[f32], want: &[f32], rel: f32, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}");
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            let tol = rel * (1.0 + w.abs());
-            assert!(
-                (g - w).abs() <= tol,
-                "{what}[{i}]: fused {g}, tensor form {w}"
-            );
-        }
-    }
-
     /// The fused forward pass agrees with the tensor form, and its gradients with respect
     /// to z̃, u and all ten parameters agree with autodiff through the tensor form, on a
     /// batch small enough for one task and on one split over the pool.
@@ -398,13 +311,13 @@ mod tests {
             let (z, u) = inputs(rows, units, &device);
             let fused = c.forward(z.clone(), u.clone());
             let plain = c.apply(z.clone(), u.clone());
-            let (f, p) = (values(fused.clone()), values(plain.clone()));
+            let (f, p) = (vals(fused.clone()), vals(plain.clone()));
             assert_close(&f, &p, 1e-5, &format!("forward {rows}x{units}"));
             // A cost that weights every output differently.
             let w = Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 1.0), &device);
             let gf = (fused * w.clone()).sum().backward();
             let gp = (plain * w).sum().backward();
-            let grad = |t: &Tensor<2>, g| values(t.grad(g).expect("tracked"));
+            let grad = |t: &Tensor<2>, g| vals(t.grad(g).expect("tracked"));
             assert_close(&grad(&z, &gf), &grad(&z, &gp), 1e-5, "dz");
             assert_close(&grad(&u, &gf), &grad(&u, &gp), 1e-5, "du");
             for (i, p) in c.a.iter().enumerate() {
@@ -412,21 +325,6 @@ mod tests {
                 assert_close(&f, &q, 2e-4, &format!("da{i}"));
             }
         }
-    }
-
-    /// The branch-free exponential against f64 across the range it serves, and at its ends.
-    #[test]
-    fn fast_exp_is_accurate_to_a_few_ulps() {
-        let mut worst = 0f64;
-        for i in 0..=200_000 {
-            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
-            let want = (x as f64).exp();
-            worst = worst.max(((exp(x) as f64) - want).abs() / want);
-        }
-        assert!(worst < 5e-7, "relative error {worst}");
-        assert!((0.0..1e-37).contains(&sigmoid(-1000.0)));
-        assert_eq!(sigmoid(1000.0), 1.0);
-        assert!(sigmoid(f32::NAN).is_nan());
     }
 
     /// Central differences in f64 of eq. (2) against the fused backward pass, for z̃, u and
@@ -437,10 +335,10 @@ mod tests {
         let (rows, units) = (4, 3);
         let c = random_combinator(units, &device);
         let (z, u) = inputs(rows, units, &device);
-        let a: Vec<Vec<f32>> = c.a.iter().map(|p| values(p.val())).collect();
-        let (zv, uv) = (values(z.clone()), values(u.clone()));
+        let a: Vec<Vec<f32>> = c.a.iter().map(|p| vals(p.val())).collect();
+        let (zv, uv) = (vals(z.clone()), vals(u.clone()));
         let g = c.forward(z.clone(), u.clone()).sum().backward();
-        let (dz, du) = (values(z.grad(&g).unwrap()), values(u.grad(&g).unwrap()));
+        let (dz, du) = (vals(z.grad(&g).unwrap()), vals(u.grad(&g).unwrap()));
         let f = |z: f64, u: f64, p: &[f64]| {
             let s = |x: f64| 1.0 / (1.0 + (-x).exp());
             let mu = p[0] * s(p[1] * u + p[2]) + p[3] * u + p[4];
@@ -470,7 +368,7 @@ mod tests {
             );
         }
         for (k, param) in c.a.iter().enumerate() {
-            let da = values(param.val().grad(&g).unwrap());
+            let da = vals(param.val().grad(&g).unwrap());
             for (j, &got) in da.iter().enumerate() {
                 let fd: f64 = (0..rows)
                     .map(|r| {

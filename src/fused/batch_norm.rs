@@ -1,0 +1,362 @@
+//! N_B of Algorithm 1 as one fused operation: each group of consecutive rows normalised by
+//! its own per-unit mean and biased variance, with the corrupted pass's noise added in the
+//! same sweep.
+//!
+//! As tensor operations this is a mean, a centring, a square, a second mean, an addition of
+//! ε, a square root and a division forward (seven allocating passes), and about twenty
+//! backward. Here the forward pass reads x three times (mean, variance, output) and the
+//! backward pass reads it twice, using dx = r·(g − mean(g) − y·mean(g·y)) with
+//! y = (x − μ)·r and r = 1/√(σ² + ε), per group and unit.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
+use burn::prelude::*;
+use rayon::prelude::*;
+
+use crate::fused::{PARALLEL_ELEMENTS, column_moments, dims, tensor, values, widest};
+use crate::model::batch_norm::BN_EPSILON;
+
+/// Columns of one parallel task when the moments are taken.
+const COLUMNS_PER_TASK: usize = 128;
+
+/// Rows of one parallel task when the output is written.
+const ROWS_PER_TASK: usize = 16;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait BatchNormKernel: burn::backend::Backend {
+    /// `x` (`[rows, units]`) normalised per group of `group` consecutive rows, plus `noise`
+    /// (`[k, units]`, k ≤ rows) added to the first k rows.
+    fn batch_norm_groups(
+        x: FloatTensor<Self>,
+        noise: FloatTensor<Self>,
+        group: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// Each group of `group` consecutive rows of `x` normalised with its own moments, then
+/// `noise` (if any, `[k, units]` with k ≤ rows) added to the first k rows. Only for
+/// [`crate::fused::fusable`] tensors.
+pub fn normalize_groups(x: Tensor<2>, group: usize, noise: Option<Tensor<2>>) -> Tensor<2> {
+    let [rows, units] = x.dims();
+    assert!(
+        group > 0 && rows % group == 0,
+        "{rows} rows in groups of {group}"
+    );
+    let noise = noise.unwrap_or_else(|| Tensor::zeros([0, units], &x.device()));
+    assert!(noise.dims()[0] <= rows && noise.dims()[1] == units);
+    Tensor::from_dispatch(<Dispatch as BatchNormKernel>::batch_norm_groups(
+        x.into_dispatch(),
+        noise.into_dispatch(),
+        group,
+    ))
+}
+
+impl BatchNormKernel for Flex {
+    fn batch_norm_groups(x: FlexTensor, noise: FlexTensor, group: usize) -> FlexTensor {
+        forward(&x, &noise, group).0
+    }
+}
+
+impl<C: CheckpointStrategy> BatchNormKernel for Autodiff<Flex, C> {
+    fn batch_norm_groups(
+        x: FloatTensor<Self>,
+        noise: FloatTensor<Self>,
+        group: usize,
+    ) -> FloatTensor<Self> {
+        // The noise is a constant: only x has a gradient.
+        match BatchNormBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let xp = x.primitive().clone();
+                let (out, moments) = forward(&xp, noise.primitive(), group);
+                prep.finish((xp, moments, group), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(x.primitive(), noise.primitive(), group).0)
+            }
+        }
+    }
+}
+
+/// Per group, each unit's mean and reciprocal standard deviation: `mean[g·units + j]`.
+#[derive(Debug, Clone)]
+struct GroupMoments {
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 1> for BatchNormBackward {
+    type State = (FlexTensor, GroupMoments, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, moments, group) = ops.state;
+        if let [Some(node)] = ops.parents {
+            grads.register::<Flex>(node.id, backward(&x, &moments, group, &grad));
+        }
+    }
+}
+
+/// The (group, column range) blocks over which moments are taken in parallel. Every unit's
+/// sums run over its rows in order within one block, so the results do not depend on the
+/// split.
+fn column_blocks(groups: usize, rows: usize, units: usize) -> Vec<(usize, usize, usize)> {
+    let width = if rows * units < PARALLEL_ELEMENTS {
+        units.max(1)
+    } else {
+        COLUMNS_PER_TASK
+    };
+    (0..groups)
+        .flat_map(|g| {
+            (0..units)
+                .step_by(width)
+                .map(move |c| (g, c, (c + width).min(units)))
+        })
+        .collect()
+}
+
+/// Runs `block(g, columns)` for every block and writes each result (`k` values per unit of
+/// the block, stacked) into `k` arrays of `[groups, units]`.
+fn per_block<const K: usize>(
+    groups: usize,
+    rows: usize,
+    units: usize,
+    block: impl Fn(usize, std::ops::Range<usize>) -> [Vec<f32>; K] + Sync,
+) -> [Vec<f32>; K] {
+    let blocks = column_blocks(groups, rows, units);
+    let results: Vec<[Vec<f32>; K]> = blocks
+        .par_iter()
+        .map(|&(g, c0, c1)| block(g, c0..c1))
+        .collect();
+    let mut out: [Vec<f32>; K] = std::array::from_fn(|_| vec![0f32; groups * units]);
+    for (&(g, c0, c1), result) in blocks.iter().zip(results) {
+        for (dst, src) in out.iter_mut().zip(result) {
+            dst[g * units + c0..g * units + c1].copy_from_slice(&src);
+        }
+    }
+    out
+}
+
+/// Rows of one output task: the whole matrix for small ones.
+fn rows_per_task(rows: usize, units: usize) -> usize {
+    if rows * units < PARALLEL_ELEMENTS {
+        rows.max(1)
+    } else {
+        ROWS_PER_TASK
+    }
+}
+
+widest!(moments_block, moments_block_body, (x: &[f32], units: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> [Vec<f32>; 2]);
+widest!(gradient_sums_block, gradient_sums_block_body, (x: &[f32], g: &[f32], m: (&[f32], &[f32]), units: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> [Vec<f32>; 2]);
+widest!(normalize_row, normalize_row_body, (x: &[f32], mean: &[f32], inv_std: &[f32], noise: Option<&[f32]>, out: &mut [f32]));
+widest!(gradient_row, gradient_row_body, (x: &[f32], g: &[f32], m: (&[f32], &[f32]), sums: (&[f32], &[f32]), out: &mut [f32]));
+
+/// Mean and 1/√(σ² + ε) of columns `cols` over rows `rows`.
+#[inline(always)]
+fn moments_block_body(
+    x: &[f32],
+    units: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> [Vec<f32>; 2] {
+    let [mean, mut var] = column_moments(x, units, rows, cols);
+    let eps = BN_EPSILON as f32;
+    var.iter_mut().for_each(|v| *v = 1.0 / (*v + eps).sqrt());
+    [mean, var]
+}
+
+/// (x − μ)·r (+ noise) for one row.
+#[inline(always)]
+fn normalize_row_body(
+    x: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    noise: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = out.len();
+    let (x, mean, inv_std) = (&x[..n], &mean[..n], &inv_std[..n]);
+    match noise {
+        Some(noise) => {
+            let noise = &noise[..n];
+            for j in 0..n {
+                out[j] = (x[j] - mean[j]) * inv_std[j] + noise[j];
+            }
+        }
+        None => {
+            for j in 0..n {
+                out[j] = (x[j] - mean[j]) * inv_std[j];
+            }
+        }
+    }
+}
+
+/// Σ g and Σ g·y over rows `rows`, columns `cols`, divided by the row count.
+#[inline(always)]
+fn gradient_sums_block_body(
+    x: &[f32],
+    g: &[f32],
+    (mean, inv_std): (&[f32], &[f32]),
+    units: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> [Vec<f32>; 2] {
+    let width = cols.len();
+    let n = rows.len() as f32;
+    let (mean, inv_std) = (&mean[cols.clone()], &inv_std[cols.clone()]);
+    let (mut sum_g, mut sum_gy) = (vec![0f32; width], vec![0f32; width]);
+    for r in rows {
+        let at = r * units + cols.start;
+        let (xr, gr) = (&x[at..][..width], &g[at..][..width]);
+        for j in 0..width {
+            let y = (xr[j] - mean[j]) * inv_std[j];
+            sum_g[j] += gr[j];
+            sum_gy[j] += gr[j] * y;
+        }
+    }
+    sum_g.iter_mut().for_each(|s| *s /= n);
+    sum_gy.iter_mut().for_each(|s| *s /= n);
+    [sum_g, sum_gy]
+}
+
+/// dx = r·(g − mean(g) − y·mean(g·y)) for one row.
+#[inline(always)]
+fn gradient_row_body(
+    x: &[f32],
+    g: &[f32],
+    (mean, inv_std): (&[f32], &[f32]),
+    (mean_g, mean_gy): (&[f32], &[f32]),
+    out: &mut [f32],
+) {
+    let n = out.len();
+    let (x, g, mean, inv_std) = (&x[..n], &g[..n], &mean[..n], &inv_std[..n]);
+    let (mean_g, mean_gy) = (&mean_g[..n], &mean_gy[..n]);
+    for j in 0..n {
+        let y = (x[j] - mean[j]) * inv_std[j];
+        out[j] = inv_std[j] * (g[j] - mean_g[j] - y * mean_gy[j]);
+    }
+}
+
+/// Writes `row(r, out_row)` for every row, rows split over the thread pool.
+fn write_rows(rows: usize, units: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; rows * units];
+    if units == 0 {
+        return out;
+    }
+    let chunk = rows_per_task(rows, units) * units;
+    out.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(task, block)| {
+            let first = task * chunk / units;
+            for (i, out_row) in block.chunks_mut(units).enumerate() {
+                row(first + i, out_row);
+            }
+        });
+    out
+}
+
+/// Group `g`'s row of a `[groups, units]` array.
+fn group_row(v: &[f32], g: usize, units: usize) -> &[f32] {
+    &v[g * units..(g + 1) * units]
+}
+
+/// The normalised output and the moments it used.
+fn forward(x: &FlexTensor, noise: &FlexTensor, group: usize) -> (FlexTensor, GroupMoments) {
+    let [rows, units] = dims(x);
+    let [noise_rows, _] = dims(noise);
+    let groups = rows / group;
+    let (xv, nv) = (values(x), values(noise));
+    let [mean, inv_std] = per_block(groups, rows, units, |g, cols| {
+        moments_block(&xv, units, g * group..(g + 1) * group, cols)
+    });
+    let out = write_rows(rows, units, |r, out| {
+        let g = r / group;
+        let at = |v| group_row(v, g, units);
+        let noise = (r < noise_rows).then(|| &nv[r * units..(r + 1) * units]);
+        let x = &xv[r * units..(r + 1) * units];
+        normalize_row(x, at(&mean), at(&inv_std), noise, out);
+    });
+    (tensor(out, [rows, units]), GroupMoments { mean, inv_std })
+}
+
+/// dx from the gradient of the output.
+fn backward(x: &FlexTensor, m: &GroupMoments, group: usize, grad: &FlexTensor) -> FlexTensor {
+    let [rows, units] = dims(x);
+    let groups = rows / group;
+    let (xv, gv) = (values(x), values(grad));
+    let [mean_g, mean_gy] = per_block(groups, rows, units, |g, cols| {
+        let moments = (&m.mean[g * units..], &m.inv_std[g * units..]);
+        let rows = g * group..(g + 1) * group;
+        gradient_sums_block(&xv, &gv, moments, units, rows, cols)
+    });
+    let out = write_rows(rows, units, |r, out| {
+        let g = r / group;
+        let at = |v| group_row(v, g, units);
+        let row = r * units..(r + 1) * units;
+        let moments = (at(&m.mean), at(&m.inv_std));
+        let sums = (at(&mean_g), at(&mean_gy));
+        gradient_row(&xv[row.clone()], &gv[row], moments, sums, out);
+    });
+    tensor(out, [rows, units])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fused::test_support::{assert_close, vals};
+    use crate::model::batch_norm::normalize_groups as tensor_form;
+    use burn::tensor::Distribution;
+
+    /// Output and input gradient agree with autodiff through the tensor form, for one and for
+    /// two groups, small (one task) and large (split over the pool), with and without noise.
+    #[test]
+    fn fused_batch_norm_matches_the_tensor_form_and_its_gradient() {
+        let device = Device::flex().autodiff();
+        for (rows, units, group) in [(6, 5, 3), (6, 5, 6), (200, 700, 100)] {
+            let x = Tensor::<2>::random([rows, units], Distribution::Normal(1.0, 3.0), &device)
+                .require_grad();
+            let noise = Tensor::<2>::random([rows / 2, units], Distribution::Default, &device);
+            let groups = vec![group; rows / group];
+            let w = Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 1.0), &device);
+            for with_noise in [false, true] {
+                let fused = normalize_groups(x.clone(), group, with_noise.then(|| noise.clone()));
+                let mut plain = tensor_form(x.clone(), &groups).0;
+                if with_noise {
+                    let pad = Tensor::zeros([rows - rows / 2, units], &device);
+                    plain = plain + Tensor::cat(vec![noise.clone(), pad], 0);
+                }
+                let what = format!("{rows}x{units}/{group} noise {with_noise}");
+                assert_close(&vals(fused.clone()), &vals(plain.clone()), 1e-5, &what);
+                let gf = (fused * w.clone()).sum().backward();
+                let gp = (plain * w.clone()).sum().backward();
+                let (df, dp) = (x.grad(&gf).unwrap(), x.grad(&gp).unwrap());
+                assert_close(&vals(df), &vals(dp), 1e-4, &format!("dx {what}"));
+            }
+        }
+    }
+
+    /// A hand-computed case: the groups [1, 3] and [10, 30] both become [−1, 1]. Σ y is zero
+    /// whatever x is, so its gradient is zero too.
+    #[test]
+    fn fused_batch_norm_by_hand() {
+        let device = Device::flex().autodiff();
+        let x =
+            Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 3., 10., 30.], [4, 1]), &device)
+                .require_grad();
+        let y = normalize_groups(x.clone(), 2, None);
+        assert_close(&vals(y.clone()), &[-1.0, 1.0, -1.0, 1.0], 1e-6, "y");
+        let g = y.sum().backward();
+        assert_close(&vals(x.grad(&g).unwrap()), &[0.0; 4], 1e-6, "dx");
+    }
+}

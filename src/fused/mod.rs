@@ -1,0 +1,179 @@
+//! Fused operations for the CPU (Flex) backend.
+//!
+//! Written with tensor operations, each step of the Ladder's cost is a chain of elementwise
+//! passes, each allocating its result and each recorded by autodiff; on the CPU that chain,
+//! not the matrix products, was half of a training step. Each operation here does one such
+//! chain in one sweep over memory forward and one backward, with a hand-written gradient,
+//! registered as a burn backend extension on Flex. Model code calls them through functions
+//! that fall back to the tensor form on every other backend, so it stays
+//! backend-independent, and the tests hold each fused operation to its tensor form.
+//!
+//! - [`gauss`]: the combinator g of eq. (2);
+//! - [`batch_norm`]: normalisation of row groups by their own moments (N_B of Algorithm 1);
+//! - [`bias_relu`]: φ(z + β), the encoder's activation;
+//! - [`denoising`]: the per-layer denoising cost of eq. (3) with the clean batch moments;
+//! - [`linear`]: the matrix products of fully connected layers.
+
+pub mod batch_norm;
+pub mod bias_relu;
+pub mod denoising;
+pub mod gauss;
+pub mod linear;
+
+use std::borrow::Cow;
+
+use burn::backend::flex::FlexTensor;
+use burn::prelude::*;
+use burn::tensor::DType;
+
+/// Whether the fused operations serve this tensor: `f32` on the Flex backend.
+pub fn fusable<const D: usize>(t: &Tensor<D>) -> bool {
+    t.device() == Device::flex() && t.dtype() == DType::F32
+}
+
+/// Elements below which a pass runs on the calling thread alone.
+pub(crate) const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// A contiguous `f32` view of a tensor, copied only where its layout is not contiguous.
+pub(crate) fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
+    }
+}
+
+/// A tensor owning `values`, without a copy.
+pub(crate) fn tensor(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The two dimensions of a matrix.
+pub(crate) fn dims(t: &FlexTensor) -> [usize; 2] {
+    let shape = t.layout().shape();
+    [shape[0], shape[1]]
+}
+
+/// Mean and biased variance of columns `cols` of a row-major matrix with `units` columns,
+/// over rows `rows`: two passes, so that the variance is that of the centred values. Every
+/// column's sums run over its rows in order, whatever block the columns come in.
+#[inline(always)]
+pub(crate) fn column_moments(
+    x: &[f32],
+    units: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> [Vec<f32>; 2] {
+    let width = cols.len();
+    let n = rows.len() as f32;
+    let row = |r: usize| &x[r * units + cols.start..][..width];
+    let mut mean = vec![0f32; width];
+    for r in rows.clone() {
+        mean.iter_mut().zip(row(r)).for_each(|(s, v)| *s += v);
+    }
+    mean.iter_mut().for_each(|s| *s /= n);
+    let mut var = vec![0f32; width];
+    for r in rows {
+        for ((s, v), m) in var.iter_mut().zip(row(r)).zip(&mean) {
+            let d = v - m;
+            *s += d * d;
+        }
+    }
+    var.iter_mut().for_each(|s| *s /= n);
+    [mean, var]
+}
+
+/// eˣ without branches, so that loops over it vectorise: x = n·ln 2 + r with |r| ≤ ln 2 / 2,
+/// e^r by its degree-6 Taylor polynomial (relative error below 2·10⁻⁷) and 2ⁿ built in the
+/// exponent bits. Inputs are clamped to the range where the result is a normal `f32`.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
+    // n sits in the low mantissa bits of `shifted`; moved into the exponent field it is 2ⁿ.
+    let two_n = (shifted.to_bits().wrapping_sub(ROUND.to_bits()) + 127) << 23;
+    p * f32::from_bits(two_n)
+}
+
+/// σ(x) = 1 / (1 + e⁻ˣ), branch-free.
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// Defines `$name`, which runs `$body` (an `#[inline(always)]` function) compiled for
+/// AVX-512 where the CPU has it (16 lanes instead of SSE2's 4). Both builds do the same IEEE
+/// operations in the same order, so the numbers do not depend on the CPU.
+macro_rules! widest {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn wide($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                return unsafe { wide($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use widest;
+
+/// What the fused operations' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use burn::prelude::*;
+
+    pub fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// Agreement of the fused result with the tensor form to `tol`, relative to 1 + |want|.
+    pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tol * (1.0 + w.abs()),
+                "{what}[{i}]: fused {g}, tensor form {w}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Moments of a block of columns by hand: columns [1, 3] and [2, 2] over two rows.
+    #[test]
+    fn column_moments_by_hand() {
+        let x = [9.0, 1.0, 2.0, 9.0, 3.0, 2.0];
+        let [mean, var] = column_moments(&x, 3, 0..2, 1..3);
+        assert_eq!((mean, var), (vec![2.0, 2.0], vec![1.0, 0.0]));
+    }
+
+    /// The branch-free exponential against f64 across the range it serves, and at its ends.
+    #[test]
+    fn fast_exp_is_accurate_to_a_few_ulps() {
+        let mut worst = 0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
+            let want = (x as f64).exp();
+            worst = worst.max(((exp(x) as f64) - want).abs() / want);
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        assert!((0.0..1e-37).contains(&sigmoid(-1000.0)));
+        assert_eq!(sigmoid(1000.0), 1.0);
+        assert!(sigmoid(f32::NAN).is_nan());
+    }
+}
