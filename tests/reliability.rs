@@ -44,7 +44,9 @@ fn lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Waits until `dir` has finished `epochs` epochs, then a little into the next.
+/// Waits until `dir` has finished `epochs` epochs, then a little into the next: a tenth of
+/// the time the first epochs took (start-up and evaluation included), so that the wait ends
+/// inside the next epoch however fast training runs.
 fn wait_for_epochs(child: &mut Child, dir: &Path, epochs: usize) {
     let start = Instant::now();
     while lines(&dir.join("metrics.jsonl")) < epochs {
@@ -53,9 +55,9 @@ fn wait_for_epochs(child: &mut Child, dir: &Path, epochs: usize) {
             start.elapsed() < Duration::from_secs(300),
             "no epoch finished"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(start.elapsed() / (10 * epochs as u32));
 }
 
 /// The summary without its timing.

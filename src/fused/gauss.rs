@@ -18,7 +18,8 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::fused::{PARALLEL_ELEMENTS, dims, sigmoid, tensor, values, widest};
+use crate::fused::math::sigmoid;
+use crate::fused::{PARALLEL_ELEMENTS, dims, tensor, values, widest};
 
 /// Parameters of one unit, in the order of [`crate::model::CombinatorKind::Gauss`]:
 /// μ(u) = a0·σ(a1·u + a2) + a3·u + a4 and υ(u) = a5·σ(a6·u + a7) + a8·u + a9.

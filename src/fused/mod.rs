@@ -12,13 +12,16 @@
 //! - [`batch_norm`]: normalisation of row groups by their own moments (N_B of Algorithm 1);
 //! - [`bias_relu`]: φ(z + β), the encoder's activation;
 //! - [`denoising`]: the per-layer denoising cost of eq. (3) with the clean batch moments;
-//! - [`linear`]: the matrix products of fully connected layers.
+//! - [`linear`]: the matrix products of fully connected layers;
+//! - [`math`]: branch-free eˣ, ln x, sin and cos that vectorise, for these kernels and the
+//!   noise sampler.
 
 pub mod batch_norm;
 pub mod bias_relu;
 pub mod denoising;
 pub mod gauss;
 pub mod linear;
+pub mod math;
 
 use std::borrow::Cow;
 
@@ -82,32 +85,6 @@ pub(crate) fn column_moments(
     [mean, var]
 }
 
-/// eˣ without branches, so that loops over it vectorise: x = n·ln 2 + r with |r| ≤ ln 2 / 2,
-/// e^r by its degree-6 Taylor polynomial (relative error below 2·10⁻⁷) and 2ⁿ built in the
-/// exponent bits. Inputs are clamped to the range where the result is a normal `f32`.
-#[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r / 720.0)))));
-    // n sits in the low mantissa bits of `shifted`; moved into the exponent field it is 2ⁿ.
-    let two_n = (shifted.to_bits().wrapping_sub(ROUND.to_bits()) + 127) << 23;
-    p * f32::from_bits(two_n)
-}
-
-/// σ(x) = 1 / (1 + e⁻ˣ), branch-free.
-#[inline(always)]
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
 /// Defines `$name`, which runs `$body` (an `#[inline(always)]` function) compiled for
 /// AVX-512 where the CPU has it (16 lanes instead of SSE2's 4). Both builds do the same IEEE
 /// operations in the same order, so the numbers do not depend on the CPU.
@@ -160,20 +137,5 @@ mod tests {
         let x = [9.0, 1.0, 2.0, 9.0, 3.0, 2.0];
         let [mean, var] = column_moments(&x, 3, 0..2, 1..3);
         assert_eq!((mean, var), (vec![2.0, 2.0], vec![1.0, 0.0]));
-    }
-
-    /// The branch-free exponential against f64 across the range it serves, and at its ends.
-    #[test]
-    fn fast_exp_is_accurate_to_a_few_ulps() {
-        let mut worst = 0f64;
-        for i in 0..=200_000 {
-            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
-            let want = (x as f64).exp();
-            worst = worst.max(((exp(x) as f64) - want).abs() / want);
-        }
-        assert!(worst < 5e-7, "relative error {worst}");
-        assert!((0.0..1e-37).contains(&sigmoid(-1000.0)));
-        assert_eq!(sigmoid(1000.0), 1.0);
-        assert!(sigmoid(f32::NAN).is_nan());
     }
 }
