@@ -44,20 +44,37 @@ fn lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Waits until `dir` has finished `epochs` epochs, then a little into the next: a tenth of
-/// the time the first epochs took (start-up and evaluation included), so that the wait ends
-/// inside the next epoch however fast training runs.
+/// Waits until `dir` has finished `epochs` epochs and saved their checkpoint (which follows
+/// the epoch's metrics line): the run is then a few steps into the next epoch, however fast
+/// it trains.
 fn wait_for_epochs(child: &mut Child, dir: &Path, epochs: usize) {
     let start = Instant::now();
-    while lines(&dir.join("metrics.jsonl")) < epochs {
+    let saved = || {
+        std::fs::metadata(dir.join("checkpoint.bin"))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let alive = |child: &mut Child| {
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         assert!(
             start.elapsed() < Duration::from_secs(300),
             "no epoch finished"
         );
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // The checkpoint as it was before the line appeared, hence before the epoch's save.
+    let mut before = None;
+    loop {
+        let checkpoint = saved();
+        if lines(&dir.join("metrics.jsonl")) >= epochs {
+            break;
+        }
+        before = checkpoint;
+        alive(child);
     }
-    std::thread::sleep(start.elapsed() / (10 * epochs as u32));
+    while saved() == before {
+        alive(child);
+    }
 }
 
 /// The summary without its timing.

@@ -7,6 +7,7 @@ use burn::prelude::*;
 
 use crate::fused;
 use crate::model::layers::Shape;
+use crate::noise::add_to_leading_rows;
 
 /// The ε of the authors' code, added to the variance before the square root.
 pub const BN_EPSILON: f64 = 1e-10;
@@ -38,8 +39,8 @@ pub fn normalize_with_shaped(x: Tensor<2>, m: &Moments, shape: Shape) -> Tensor<
 }
 
 /// N_B of a training pass: consecutive row groups (sizes `groups`) of a layer of `shape`,
-/// each normalised by its own moments, then `noise` (`[rows, units]`, the corrupted pass's)
-/// added. One fused operation on the CPU for fully connected layers with equal groups, the
+/// each normalised by its own moments, then `noise` (the corrupted pass's, covering the
+/// first rows) added. One fused operation on the CPU for fully connected layers with equal groups, the
 /// tensor form otherwise.
 pub fn normalize_batch(
     x: Tensor<2>,
@@ -53,7 +54,7 @@ pub fn normalize_batch(
     }
     let (y, _) = normalize_groups_shaped(x, groups, shape);
     match noise {
-        Some(n) => y + n,
+        Some(n) => add_to_leading_rows(y, n),
         None => y,
     }
 }

@@ -15,7 +15,7 @@ use crate::fused;
 use crate::model::batch_norm::{Moments, normalize_batch, normalize_with_shaped};
 use crate::model::layers::{LayerGeom, LayerKind, Shape};
 use crate::model::spec::{Activation, LadderSpec};
-use crate::noise::{CorruptionNoise, gaussian_vec};
+use crate::noise::{CorruptionNoise, add_to_leading_rows, gaussian_vec};
 
 /// Weights W^(l), biases β^(l) and the optional top scale γ^(L).
 #[derive(Module, Debug)]
@@ -162,11 +162,12 @@ impl Encoder {
     }
 
     /// One training pass over rows made of consecutive `groups` (e.g. labelled then
-    /// unlabelled), each normalised with its own batch statistics, corrupted by `noise`.
+    /// unlabelled), each normalised with its own batch statistics, corrupted by `noise`,
+    /// which may cover only the first rows: the rows past it pass clean.
     pub fn forward(&self, x: Tensor<2>, groups: &[usize], noise: &CorruptionNoise) -> EncoderTrace {
         let mut z0 = x;
         if let Some(n) = &noise.input {
-            z0 = z0 + n.clone();
+            z0 = add_to_leading_rows(z0, n.clone());
         }
         let mut h = z0.clone();
         let mut z = vec![z0];

@@ -97,24 +97,31 @@ impl LadderNetwork {
                 denoising: vec![None; spec.dims.len()],
             };
         };
-        let x = Tensor::cat(vec![batch.x_labeled.clone(), batch.x_unlabeled.clone()], 0);
-        let corrupted = self.encoder.forward(x, &[n_l, n_u], noise);
+        // The corrupted pass over labelled and unlabelled rows and the clean pass over the
+        // unlabelled ones run as one pass over [labelled | unlabelled | unlabelled], the
+        // noise covering the first two groups. Each group is normalised by its own
+        // statistics, so this is exactly the two passes of Algorithm 1 (the clean pass skips
+        // the labelled rows, as only the denoising targets need it), with one matrix product
+        // per layer instead of two.
+        let x = Tensor::cat(
+            vec![
+                batch.x_labeled.clone(),
+                batch.x_unlabeled.clone(),
+                batch.x_unlabeled.clone(),
+            ],
+            0,
+        );
+        let trace = self.encoder.forward(x, &[n_l, n_u, n_u], noise);
         let supervised = cross_entropy(
-            corrupted.logits.clone().narrow(0, 0, n_l),
+            trace.logits.clone().narrow(0, 0, n_l),
             batch.y_labeled.clone(),
         );
-        // The clean pass only feeds the denoising targets, so it skips the labelled rows.
-        let clean = self.encoder.forward(
-            batch.x_unlabeled.clone(),
-            &[n_u],
-            &CorruptionNoise::none(spec.depth()),
-        );
-        let z_tilde: Vec<Tensor<2>> = corrupted
+        let z_tilde: Vec<Tensor<2>> = trace
             .z
             .iter()
             .map(|z| z.clone().narrow(0, n_l, n_u))
             .collect();
-        let y_tilde = softmax(corrupted.logits.narrow(0, n_l, n_u), 1);
+        let y_tilde = softmax(trace.logits.narrow(0, n_l, n_u), 1);
         let estimates = decoder.forward(&z_tilde, y_tilde);
 
         let mut denoising = vec![None; spec.dims.len()];
@@ -127,11 +134,11 @@ impl LadderNetwork {
             }
             // The input layer's clean value is the input; above it, z_pre normalises.
             let clean_value = if l == 0 {
-                &clean.z[0]
+                batch.x_unlabeled.clone()
             } else {
-                &clean.pre[l - 1]
+                trace.pre[l - 1].clone().narrow(0, n_l + n_u, n_u)
             };
-            let cost = denoising_cost(z_hat, clean_value.clone(), l > 0, spec.shape(l));
+            let cost = denoising_cost(z_hat, clean_value, l > 0, spec.shape(l));
             total = total + cost.clone() * lambda;
             denoising[l] = Some(cost);
         }

@@ -112,6 +112,18 @@ impl HostNoise {
     }
 }
 
+/// x + n for noise `n` covering the first rows of `x` (the corrupted ones); the rows after
+/// them pass unchanged.
+pub fn add_to_leading_rows(x: Tensor<2>, n: Tensor<2>) -> Tensor<2> {
+    let [rows, cols] = x.dims();
+    let k = n.dims()[0];
+    if k == rows {
+        return x + n;
+    }
+    let clean = Tensor::zeros([rows - k, cols], &x.device());
+    x + Tensor::cat(vec![n, clean], 0)
+}
+
 impl CorruptionNoise {
     /// Draws the noise for `rows` examples through a network of `spec`'s shape.
     pub fn draw(spec: &LadderSpec, rows: usize, rng: &mut impl Rng, device: &Device) -> Self {
@@ -190,6 +202,27 @@ mod tests {
         for o in other {
             assert_ne!(o, a[0]);
         }
+    }
+
+    /// Noise over the first rows leaves the others as they were.
+    #[test]
+    fn noise_covering_the_leading_rows_leaves_the_rest() {
+        let device = Device::flex();
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 2., 3., 4., 5., 6.], [3, 2]),
+            &device,
+        );
+        let n = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -0.5], [1, 2]), &device);
+        let y = add_to_leading_rows(x.clone(), n)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(y, vec![1.5, 1.5, 3., 4., 5., 6.]);
+        let all = add_to_leading_rows(x.clone(), x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(all, vec![2., 4., 6., 8., 10., 12.]);
     }
 
     #[test]
