@@ -310,6 +310,10 @@ struct ConfigArgs {
     /// Evaluate every this many epochs.
     #[arg(long)]
     eval_every: Option<usize>,
+    /// Training examples whose moments normalise per-epoch evaluations (0 = all; the final
+    /// result always uses all).
+    #[arg(long)]
+    monitor_moments: Option<usize>,
     /// Adversarial noise on labelled examples: sign, grad, unit or sqrtk (000 eq. 56–59).
     #[arg(long)]
     adv_sup_kind: Option<AdvKind>,
@@ -530,6 +534,7 @@ fn resolve_config(a: &ConfigArgs) -> Result<TrainConfig> {
         act,
         num_classes,
         eval_every,
+        monitor_moments,
         adv_sup_kind,
         adv_sup_tau,
         adv_sup_gaussian,
@@ -673,6 +678,20 @@ fn run_bench(cmd: BenchCmd) -> Result<()> {
     let blocks: Vec<String> = r.blocks.iter().map(|b| format!("{b:.0}")).collect();
     println!("blocks (examples/s): {}", blocks.join(" "));
     println!("median step: {:.2} ms", r.median_step_ms);
+    let (monitored, full) = r.evaluation_shares();
+    println!(
+        "batch assembly: {:.3} ms per step ({:.1} % of a step)",
+        r.batch_ms,
+        100.0 * r.batch_share()
+    );
+    println!(
+        "evaluation: {:.3} s per epoch ({:.1} % of an epoch of {:.2} s); final, once: {:.3} s ({:.1} %)",
+        r.monitored_evaluation_seconds,
+        100.0 * monitored,
+        r.epoch_seconds,
+        r.full_evaluation_seconds,
+        100.0 * full
+    );
     println!("examples_per_second: {:.0}", r.examples_per_second);
     Ok(())
 }

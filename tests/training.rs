@@ -90,3 +90,51 @@ fn noise_drawn_ahead_on_another_thread_gives_the_same_run() {
     assert_eq!(one, in_pool(2));
     assert_eq!(one.len(), 2);
 }
+
+/// Per-epoch evaluations take their batch-norm moments from an evenly spaced sample of the
+/// training set, close to the whole set's, so the monitored error is close to the exact one;
+/// a sample of 0 means the whole set.
+#[test]
+fn monitoring_samples_the_moments() {
+    let config = TrainConfig {
+        encoder_layers: "100-50-10".into(),
+        denoising_cost_x: "100,1,0.1,0.1".into(),
+        unlabeled_samples: Some(3000),
+        monitor_moments: 500,
+        epochs: 2,
+        seed: 5,
+        ..TrainConfig::default()
+    };
+    let data = load_embedded(10).unwrap();
+    let exact = |t: &Trainer, p: &PreparedData| {
+        let moments = t.population_moments(p);
+        ladder::eval::error_percent(&t.model().valid(), &moments, &p.test)
+    };
+    let prepared = PreparedData::new(&data, &config).unwrap();
+    assert_eq!(prepared.monitor_sample.as_ref().map(|d| d.len()), Some(500));
+    let mut trainer = Trainer::new(config.clone(), &data.train.image_shape, &device()).unwrap();
+    let mut differ = false;
+    for _ in 0..2 {
+        let m = trainer
+            .train_epoch(&prepared, &mut Silent)
+            .unwrap()
+            .unwrap();
+        let (monitored, full) = (m.test_error_percent.unwrap(), exact(&trainer, &prepared));
+        assert!((monitored - full).abs() < 1.0, "{monitored} vs {full}");
+        differ |= monitored != full;
+    }
+    // The whole set every epoch: the monitored error is the exact one.
+    let all = TrainConfig {
+        monitor_moments: 0,
+        ..config
+    };
+    let prepared = PreparedData::new(&data, &all).unwrap();
+    assert!(prepared.monitor_sample.is_none());
+    let mut trainer = Trainer::new(all.clone(), &data.train.image_shape, &device()).unwrap();
+    let m = trainer
+        .train_epoch(&prepared, &mut Silent)
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.test_error_percent, Some(exact(&trainer, &prepared)));
+    eprintln!("sampled moments changed the monitored error: {differ}");
+}

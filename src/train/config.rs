@@ -49,6 +49,10 @@ pub struct TrainConfig {
     pub num_classes: usize,
     /// Evaluate the validation and test error every this many epochs (and after the last).
     pub eval_every: usize,
+    /// Training examples whose population moments normalise the per-epoch evaluations,
+    /// evenly spaced through the training set; 0 = all of them. The run's result (its
+    /// summary, checkpoint and `evaluate`) always uses the whole training set.
+    pub monitor_moments: usize,
     /// Adversarial noise on the labelled rows' corrupted input (thesis 000 eq. 56–59).
     pub adv_sup_kind: AdvKind,
     /// τ of the labelled rows' adversarial noise; 0 turns it off.
@@ -101,6 +105,7 @@ impl Default for TrainConfig {
             act: Activation::Relu,
             num_classes: 10,
             eval_every: 1,
+            monitor_moments: 2000,
             adv_sup_kind: AdvKind::Sign,
             adv_sup_tau: 0.0,
             adv_sup_gaussian: true,

@@ -38,6 +38,9 @@ pub struct PreparedData {
     /// The unlabelled set as the network sees it at test time (centre crops), for the
     /// population moments; `None` when it is `unlabeled` itself.
     pub unlabeled_centre: Option<Dataset>,
+    /// The evenly spaced part of it whose moments normalise per-epoch evaluations; `None`
+    /// when they use the whole set.
+    pub monitor_sample: Option<Dataset>,
 }
 
 impl PreparedData {
@@ -81,14 +84,23 @@ impl PreparedData {
                 }
             )));
         }
+        let moments_set = unlabeled_centre.as_ref().unwrap_or(&unlabeled);
+        let monitor_sample = evenly_spaced(moments_set.len(), config.monitor_moments)
+            .map(|idx| moments_set.subset(&idx));
         Ok(PreparedData {
             labeled: data.train.subset(&split.labeled),
             unlabeled,
             validation,
             test: data.test.clone(),
             unlabeled_centre,
+            monitor_sample,
         })
     }
+}
+
+/// `count` indices spread evenly over `0..n`; `None` when `count` is 0 or covers them all.
+fn evenly_spaced(n: usize, count: usize) -> Option<Vec<usize>> {
+    (count > 0 && count < n).then(|| (0..count).map(|i| i * n / count).collect())
 }
 
 /// The input shape the network sees for training images of `image_shape`: the crop's when the
@@ -422,7 +434,12 @@ impl Trainer {
         let cost = scale(sum, 1.0 / steps as f64);
         let due = self.epochs_done.is_multiple_of(self.config.eval_every) || self.is_finished();
         let (validation_error_percent, test_error_percent) = if due {
-            let moments = self.population_moments(data);
+            // Moments over the whole training set cost a tenth of an epoch: monitoring takes
+            // them from a sample. The run's result takes them from the whole set, once.
+            let moments = match &data.monitor_sample {
+                Some(sample) => eval::population_moments(&self.model().valid(), sample),
+                None => self.population_moments(data),
+            };
             let inference = self.model().valid();
             (
                 data.validation
