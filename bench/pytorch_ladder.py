@@ -14,7 +14,7 @@ Batches of 100 labelled + 100 unlabelled embedded MNIST-10k digits.
 Not part of the build or of CI. Install its one dependency with `pip install torch` (CPU is
 enough; tested with torch 2.5.1). Prints `examples_per_second: N` like `ladder bench`.
 
-    python3 bench/pytorch_ladder.py [--threads 2] [--warmup 5 --steps 20 --repeats 5]
+    python3 bench/pytorch_ladder.py [--threads 2] [--warmup 5 --steps 20 --repeats 5] [--device cuda]
 """
 
 import argparse
@@ -127,33 +127,41 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    images = read_idx("train-images-idx3-ubyte.gz").reshape(-1, 784).float() / 255.0
-    labels = read_idx("train-labels-idx1-ubyte.gz").long()
-    model = Ladder()
+    device = torch.device(args.device)
+    images = read_idx("train-images-idx3-ubyte.gz").reshape(-1, 784).float().to(device) / 255.0
+    labels = read_idx("train-labels-idx1-ubyte.gz").long().to(device)
+    model = Ladder().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=0.002, betas=(0.9, 0.999), eps=1e-8)
     b, n = args.batch, images.shape[0]
-    labeled = torch.randperm(n)[: 10 * b]
+    labeled = torch.randperm(n)[: 10 * b].to(device)
 
     def step(i):
         lab = labeled[(i * b) % len(labeled) :][:b]
-        unl = torch.arange(i * b, (i + 1) * b) % n
+        unl = torch.arange(i * b, (i + 1) * b, device=device) % n
         opt.zero_grad(set_to_none=True)
         c = model.cost(images[lab], labels[lab], images[unl])
         c.backward()
         opt.step()
 
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     for i in range(args.warmup):
         step(i)
+    sync()
     blocks = []
     for r in range(args.repeats):
         start = time.perf_counter()
         for i in range(args.steps):
             step(args.warmup + r * args.steps + i)
+        sync()
         blocks.append(args.steps * 2 * b / (time.perf_counter() - start))
-    print("torch:", torch.__version__, "threads:", args.threads)
+    print("torch:", torch.__version__, "threads:", args.threads, "device:", device)
     print("blocks (examples/s):", " ".join(f"{x:.0f}" for x in blocks))
     print(f"examples_per_second: {statistics.median(blocks):.0f}")
 
