@@ -94,7 +94,7 @@ pub struct Combinator {
 }
 
 impl Combinator {
-    /// A combinator for `units` units, initialised as [`CombinatorKind::initial_values`] says.
+    /// A combinator for `units` units with the kind's initial values (the authors' for Gauss).
     pub fn new(kind: CombinatorKind, units: usize, device: &Device) -> Self {
         let a = kind
             .initial_values()

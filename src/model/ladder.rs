@@ -49,7 +49,7 @@ pub struct CostTerms {
     pub denoising: Vec<Option<Tensor<1>>>,
 }
 
-/// −mean log softmax(logits)[label].
+/// −mean log softmax(logits)\[label\].
 pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     let n = labels.dims()[0];
     log_softmax(logits, 1)
