@@ -133,10 +133,7 @@ pub fn bench(
         });
         median(times.collect())
     };
-    let monitored = evaluation(&|| match &prepared.monitor_sample {
-        Some(sample) => eval::population_moments(&trainer.model().valid(), sample),
-        None => trainer.population_moments(&prepared),
-    });
+    let monitored = evaluation(&|| trainer.monitoring_moments(&prepared));
     let full = evaluation(&|| trainer.population_moments(&prepared));
     Ok(BenchReport {
         examples_per_step,

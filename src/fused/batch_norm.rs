@@ -18,14 +18,8 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::fused::{PARALLEL_ELEMENTS, column_moments, dims, tensor, values, widest};
+use crate::fused::{column_moments, dims, per_column_block, row_chunk, tensor, values, widest};
 use crate::model::batch_norm::BN_EPSILON;
-
-/// Columns of one parallel task when the moments are taken.
-const COLUMNS_PER_TASK: usize = 128;
-
-/// Rows of one parallel task when the output is written.
-const ROWS_PER_TASK: usize = 16;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait BatchNormKernel: burn::backend::Backend {
@@ -105,55 +99,6 @@ impl Backward<Flex, 1> for BatchNormBackward {
         if let [Some(node)] = ops.parents {
             grads.register::<Flex>(node.id, backward(&x, &moments, group, &grad));
         }
-    }
-}
-
-/// The (group, column range) blocks over which moments are taken in parallel. Every unit's
-/// sums run over its rows in order within one block, so the results do not depend on the
-/// split.
-fn column_blocks(groups: usize, rows: usize, units: usize) -> Vec<(usize, usize, usize)> {
-    let width = if rows * units < PARALLEL_ELEMENTS {
-        units.max(1)
-    } else {
-        COLUMNS_PER_TASK
-    };
-    (0..groups)
-        .flat_map(|g| {
-            (0..units)
-                .step_by(width)
-                .map(move |c| (g, c, (c + width).min(units)))
-        })
-        .collect()
-}
-
-/// Runs `block(g, columns)` for every block and writes each result (`k` values per unit of
-/// the block, stacked) into `k` arrays of `[groups, units]`.
-fn per_block<const K: usize>(
-    groups: usize,
-    rows: usize,
-    units: usize,
-    block: impl Fn(usize, std::ops::Range<usize>) -> [Vec<f32>; K] + Sync,
-) -> [Vec<f32>; K] {
-    let blocks = column_blocks(groups, rows, units);
-    let results: Vec<[Vec<f32>; K]> = blocks
-        .par_iter()
-        .map(|&(g, c0, c1)| block(g, c0..c1))
-        .collect();
-    let mut out: [Vec<f32>; K] = std::array::from_fn(|_| vec![0f32; groups * units]);
-    for (&(g, c0, c1), result) in blocks.iter().zip(results) {
-        for (dst, src) in out.iter_mut().zip(result) {
-            dst[g * units + c0..g * units + c1].copy_from_slice(&src);
-        }
-    }
-    out
-}
-
-/// Rows of one output task: the whole matrix for small ones.
-fn rows_per_task(rows: usize, units: usize) -> usize {
-    if rows * units < PARALLEL_ELEMENTS {
-        rows.max(1)
-    } else {
-        ROWS_PER_TASK
     }
 }
 
@@ -254,7 +199,7 @@ fn write_rows(rows: usize, units: usize, row: impl Fn(usize, &mut [f32]) + Sync)
     if units == 0 {
         return out;
     }
-    let chunk = rows_per_task(rows, units) * units;
+    let chunk = row_chunk(rows, units);
     out.par_chunks_mut(chunk)
         .enumerate()
         .for_each(|(task, block)| {
@@ -277,7 +222,7 @@ fn forward(x: &FlexTensor, noise: &FlexTensor, group: usize) -> (FlexTensor, Gro
     let [noise_rows, _] = dims(noise);
     let groups = rows / group;
     let (xv, nv) = (values(x), values(noise));
-    let [mean, inv_std] = per_block(groups, rows, units, |g, cols| {
+    let [mean, inv_std] = per_column_block(groups, rows, units, |g, cols| {
         moments_block(&xv, units, g * group..(g + 1) * group, cols)
     });
     let out = write_rows(rows, units, |r, out| {
@@ -295,7 +240,7 @@ fn backward(x: &FlexTensor, m: &GroupMoments, group: usize, grad: &FlexTensor) -
     let [rows, units] = dims(x);
     let groups = rows / group;
     let (xv, gv) = (values(x), values(grad));
-    let [mean_g, mean_gy] = per_block(groups, rows, units, |g, cols| {
+    let [mean_g, mean_gy] = per_column_block(groups, rows, units, |g, cols| {
         let moments = (&m.mean[g * units..], &m.inv_std[g * units..]);
         let rows = g * group..(g + 1) * group;
         gradient_sums_block(&xv, &gv, moments, units, rows, cols)

@@ -15,10 +15,7 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::fused::{PARALLEL_ELEMENTS, dims, tensor, values, widest};
-
-/// Rows of one parallel task.
-const ROWS_PER_TASK: usize = 16;
+use crate::fused::{dims, row_chunk, tensor, values, widest};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait BiasReluKernel: burn::backend::Backend {
@@ -113,21 +110,11 @@ fn backward_rows_body(out: &[f32], g: &[f32], slope: f32, dz: &mut [f32], dbeta:
     }
 }
 
-/// Elements of one parallel task: whole rows, all of them for small matrices.
-fn chunk(rows: usize, units: usize) -> usize {
-    let rows_per_task = if rows * units < PARALLEL_ELEMENTS {
-        rows.max(1)
-    } else {
-        ROWS_PER_TASK
-    };
-    rows_per_task * units.max(1)
-}
-
 fn forward(z: &FlexTensor, beta: &FlexTensor, slope: f32) -> FlexTensor {
     let [rows, units] = dims(z);
     let (zv, bv) = (values(z), values(beta));
     let mut out = vec![0f32; rows * units];
-    let chunk = chunk(rows, units);
+    let chunk = row_chunk(rows, units);
     out.par_chunks_mut(chunk)
         .zip(zv.par_chunks(chunk))
         .for_each(|(out, z)| forward_rows(z, &bv, slope, out));
@@ -140,7 +127,7 @@ fn backward(out: &FlexTensor, slope: f32, grad: &FlexTensor) -> (FlexTensor, Fle
     let [rows, units] = dims(out);
     let (ov, gv) = (values(out), values(grad));
     let mut dz = vec![0f32; rows * units];
-    let chunk = chunk(rows, units);
+    let chunk = row_chunk(rows, units);
     let partial: Vec<Vec<f32>> = dz
         .par_chunks_mut(chunk)
         .zip(ov.par_chunks(chunk).zip(gv.par_chunks(chunk)))

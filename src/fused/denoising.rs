@@ -24,14 +24,8 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::fused::{PARALLEL_ELEMENTS, column_moments, dims, values, widest};
+use crate::fused::{column_moments, dims, per_column_block, row_chunk, values, widest};
 use crate::model::batch_norm::BN_EPSILON;
-
-/// Columns of one parallel task for the per-unit sums.
-const COLUMNS_PER_TASK: usize = 128;
-
-/// Rows of one parallel task for the gradients.
-const ROWS_PER_TASK: usize = 16;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait DenoisingKernel: burn::backend::Backend {
@@ -191,28 +185,15 @@ fn gradient_rows_body(
 fn forward(zh: &FlexTensor, zp: &FlexTensor, normalised: bool) -> (FlexTensor, UnitSums) {
     let [rows, units] = dims(zh);
     let (hv, pv) = (values(zh), values(zp));
-    let width = if rows * units < PARALLEL_ELEMENTS {
-        units.max(1)
-    } else {
-        COLUMNS_PER_TASK
+    let [mean, weight, cost, d_var] = per_column_block(1, rows, units, |_, cols| {
+        unit_sums_block(&hv, &pv, units, rows, cols, normalised)
+    });
+    let total: f64 = cost.iter().map(|&c| c as f64).sum();
+    let sums = UnitSums {
+        mean,
+        weight,
+        d_var,
     };
-    let blocks: Vec<usize> = (0..units).step_by(width).collect();
-    let parts: Vec<[Vec<f32>; 4]> = blocks
-        .par_iter()
-        .map(|&c| unit_sums_block(&hv, &pv, units, rows, c..(c + width).min(units), normalised))
-        .collect();
-    let mut sums = UnitSums {
-        mean: Vec::with_capacity(units),
-        weight: Vec::with_capacity(units),
-        d_var: Vec::with_capacity(units),
-    };
-    let mut total = 0f64;
-    for [mean, weight, cost, d_var] in parts {
-        sums.mean.extend(mean);
-        sums.weight.extend(weight);
-        sums.d_var.extend(d_var);
-        total += cost.iter().map(|&c| c as f64).sum::<f64>();
-    }
     let cost = (total / (rows * units) as f64) as f32;
     (
         FlexTensor::from_data(TensorData::new(vec![cost], [1])),
@@ -226,12 +207,7 @@ fn backward(s: &Saved, g: f32) -> (FlexTensor, FlexTensor) {
     let (hv, pv) = (values(&s.zh), values(&s.zp));
     let (mut d_hat, mut d_pre) = (vec![0f32; rows * units], vec![0f32; rows * units]);
     let scale = g / (rows * units) as f32;
-    let rows_per_task = if rows * units < PARALLEL_ELEMENTS {
-        rows.max(1)
-    } else {
-        ROWS_PER_TASK
-    };
-    let chunk = rows_per_task * units.max(1);
+    let chunk = row_chunk(rows, units);
     d_hat
         .par_chunks_mut(chunk)
         .zip(d_pre.par_chunks_mut(chunk))

@@ -19,14 +19,11 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use crate::fused::math::sigmoid;
-use crate::fused::{PARALLEL_ELEMENTS, dims, tensor, values, widest};
+use crate::fused::{dims, row_chunk, tensor, values, widest};
 
 /// Parameters of one unit, in the order of [`crate::model::CombinatorKind::Gauss`]:
 /// μ(u) = a0·σ(a1·u + a2) + a3·u + a4 and υ(u) = a5·σ(a6·u + a7) + a8·u + a9.
 pub const GAUSS_PARAMETERS: usize = 10;
-
-/// Rows of one parallel task in larger passes.
-const ROWS_PER_TASK: usize = 16;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait GaussKernel: burn::backend::Backend {
@@ -108,17 +105,6 @@ impl Backward<Flex, 3> for GaussBackward {
                 grads.register::<Flex>(node.id, g);
             }
         }
-    }
-}
-
-/// Rows per parallel task: all rows in one task for small passes, else blocks of a fixed
-/// size. The split never depends on the number of threads, so neither do the summed
-/// parameter gradients.
-fn rows_per_task(rows: usize, units: usize) -> usize {
-    if rows * units < PARALLEL_ELEMENTS {
-        rows.max(1)
-    } else {
-        ROWS_PER_TASK
     }
 }
 
@@ -216,7 +202,7 @@ fn forward(z: &FlexTensor, u: &FlexTensor, a: &FlexTensor) -> (FlexTensor, FlexT
     let a = parameter_rows(&av, units);
     let n = rows * units;
     let (mut out, mut s1, mut s2) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-    let chunk = rows_per_task(rows, units) * units;
+    let chunk = row_chunk(rows, units);
     out.par_chunks_mut(chunk)
         .zip(s1.par_chunks_mut(chunk))
         .zip(s2.par_chunks_mut(chunk))
@@ -246,7 +232,7 @@ fn backward(s: &Saved, grad: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor
     let a = parameter_rows(&av, units);
     let n = rows * units;
     let (mut dz, mut du) = (vec![0f32; n], vec![0f32; n]);
-    let chunk = rows_per_task(rows, units) * units;
+    let chunk = row_chunk(rows, units);
     let partial: Vec<Vec<f32>> = dz
         .par_chunks_mut(chunk)
         .zip(du.par_chunks_mut(chunk))

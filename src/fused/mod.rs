@@ -28,6 +28,7 @@ use std::borrow::Cow;
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
+use rayon::prelude::*;
 
 /// Whether the fused operations serve this tensor: `f32` on the Flex backend.
 pub fn fusable<const D: usize>(t: &Tensor<D>) -> bool {
@@ -35,7 +36,57 @@ pub fn fusable<const D: usize>(t: &Tensor<D>) -> bool {
 }
 
 /// Elements below which a pass runs on the calling thread alone.
-pub(crate) const PARALLEL_ELEMENTS: usize = 1 << 15;
+const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// Rows of one parallel task in passes that go row by row.
+const ROWS_PER_TASK: usize = 16;
+
+/// Columns of one parallel task in passes that sum over rows.
+const COLUMNS_PER_TASK: usize = 128;
+
+/// Values of one task of a row-by-row pass over a `[rows, units]` matrix: whole rows, all of
+/// them for small matrices. The split depends on the shape alone, never on the number of
+/// threads, so sums taken per task and then across tasks do not either.
+pub(crate) fn row_chunk(rows: usize, units: usize) -> usize {
+    let rows_per_task = if rows * units < PARALLEL_ELEMENTS {
+        rows.max(1)
+    } else {
+        ROWS_PER_TASK
+    };
+    rows_per_task * units.max(1)
+}
+
+/// Runs `block(g, columns)` over every group `g` (of `groups` equal row groups) and block of
+/// columns in parallel, and stacks each of its `K` results (one value per column of the
+/// block) into a `[groups, units]` array. Each column's sums run over its rows in order
+/// within one block, so the results do not depend on the split.
+pub(crate) fn per_column_block<const K: usize>(
+    groups: usize,
+    rows: usize,
+    units: usize,
+    block: impl Fn(usize, std::ops::Range<usize>) -> [Vec<f32>; K] + Sync,
+) -> [Vec<f32>; K] {
+    let width = if rows * units < PARALLEL_ELEMENTS {
+        units.max(1)
+    } else {
+        COLUMNS_PER_TASK
+    };
+    let blocks: Vec<(usize, usize)> = (0..groups)
+        .flat_map(|g| (0..units).step_by(width).map(move |c| (g, c)))
+        .collect();
+    let results: Vec<[Vec<f32>; K]> = blocks
+        .par_iter()
+        .map(|&(g, c)| block(g, c..(c + width).min(units)))
+        .collect();
+    let mut out: [Vec<f32>; K] = std::array::from_fn(|_| vec![0f32; groups * units]);
+    for (&(g, c), result) in blocks.iter().zip(results) {
+        for (dst, src) in out.iter_mut().zip(result) {
+            let at = g * units + c;
+            dst[at..at + src.len()].copy_from_slice(&src);
+        }
+    }
+    out
+}
 
 /// A contiguous `f32` view of a tensor, copied only where its layout is not contiguous.
 pub(crate) fn values(t: &FlexTensor) -> Cow<'_, [f32]> {

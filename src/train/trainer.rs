@@ -434,12 +434,7 @@ impl Trainer {
         let cost = scale(sum, 1.0 / steps as f64);
         let due = self.epochs_done.is_multiple_of(self.config.eval_every) || self.is_finished();
         let (validation_error_percent, test_error_percent) = if due {
-            // Moments over the whole training set cost a tenth of an epoch: monitoring takes
-            // them from a sample. The run's result takes them from the whole set, once.
-            let moments = match &data.monitor_sample {
-                Some(sample) => eval::population_moments(&self.model().valid(), sample),
-                None => self.population_moments(data),
-            };
+            let moments = self.monitoring_moments(data);
             let inference = self.model().valid();
             (
                 data.validation
@@ -459,6 +454,16 @@ impl Trainer {
         };
         observer.epoch(&metrics);
         Ok(Some(metrics))
+    }
+
+    /// The moments that normalise per-epoch evaluations: those of the monitoring sample.
+    /// Moments over the whole training set cost a tenth of an epoch; the run's result takes
+    /// them once, from [`Self::population_moments`].
+    pub fn monitoring_moments(&self, data: &PreparedData) -> Vec<Moments> {
+        match &data.monitor_sample {
+            Some(sample) => eval::population_moments(&self.model().valid(), sample),
+            None => self.population_moments(data),
+        }
     }
 
     /// Batch-norm moments of the whole unlabelled (= training) set, for inference.
