@@ -208,6 +208,8 @@ fn a_failed_write_is_an_error_and_keeps_the_last_checkpoint() {
     std::fs::create_dir(dir.join("checkpoint.bin.tmp")).unwrap();
     let o = run(&["--resume", dir.to_str().unwrap()]);
     assert_exits(&o, 1, &["checkpoint.bin"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     assert!(!dir.join("summary.json").exists());
 
