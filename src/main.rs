@@ -692,6 +692,12 @@ fn run_bench(cmd: BenchCmd) -> Result<()> {
         r.full_evaluation_seconds,
         100.0 * full
     );
+    println!(
+        "checkpoint: state copied in {:.1} ms on the training thread ({:.1} % of an epoch); file written in {:.1} ms on another thread",
+        1000.0 * r.checkpoint_copy_seconds,
+        100.0 * r.checkpoint_share(),
+        1000.0 * r.checkpoint_write_seconds
+    );
     println!("examples_per_second: {:.0}", r.examples_per_second);
     Ok(())
 }

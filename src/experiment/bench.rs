@@ -1,6 +1,6 @@
 //! Training throughput: examples per second of full training steps (cost, backward, Adam),
 //! the median of several timed blocks after a warm-up; and what an epoch spends besides
-//! training: assembling batches and evaluating.
+//! training: assembling batches, evaluating and checkpointing.
 
 use std::time::Instant;
 
@@ -33,6 +33,11 @@ pub struct BenchReport {
     pub monitored_evaluation_seconds: f64,
     /// The run's final evaluation (moments of the whole training set), median of three.
     pub full_evaluation_seconds: f64,
+    /// Copying the trainer's state for a checkpoint, on the training thread; median of three.
+    pub checkpoint_copy_seconds: f64,
+    /// Writing that checkpoint's file (synced), on a thread of its own during a run; median of
+    /// three.
+    pub checkpoint_write_seconds: f64,
 }
 
 impl BenchReport {
@@ -44,6 +49,11 @@ impl BenchReport {
             share(self.monitored_evaluation_seconds),
             share(self.full_evaluation_seconds),
         )
+    }
+
+    /// The checkpoint copy's share of an epoch.
+    pub fn checkpoint_share(&self) -> f64 {
+        self.checkpoint_copy_seconds / (self.epoch_seconds + self.checkpoint_copy_seconds)
     }
 
     /// Batch assembly's share of a step.
@@ -135,6 +145,7 @@ pub fn bench(
     };
     let monitored = evaluation(&|| trainer.monitoring_moments(&prepared));
     let full = evaluation(&|| trainer.population_moments(&prepared));
+    let (checkpoint_copy_seconds, checkpoint_write_seconds) = time_checkpoint(&trainer)?;
     Ok(BenchReport {
         examples_per_step,
         examples_per_second: eps,
@@ -143,6 +154,75 @@ pub fn bench(
         batch_ms,
         monitored_evaluation_seconds: monitored,
         full_evaluation_seconds: full,
+        checkpoint_copy_seconds,
+        checkpoint_write_seconds,
         blocks,
     })
+}
+
+/// Medians of three: copying `trainer`'s state into a checkpoint, and writing it to a file in
+/// the temporary directory (removed afterwards).
+fn time_checkpoint(trainer: &Trainer) -> Result<(f64, f64)> {
+    let path = std::env::temp_dir().join(format!("ladder-bench-{}.bin", std::process::id()));
+    let mut copy = Vec::new();
+    let mut write = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let checkpoint = trainer.checkpoint(None)?;
+        copy.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let saved = checkpoint.save(&path);
+        write.push(start.elapsed().as_secs_f64());
+        saved?;
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok((median(copy), median(write)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::load_embedded;
+
+    fn tiny() -> TrainConfig {
+        TrainConfig {
+            encoder_layers: "30-10".into(),
+            denoising_cost_x: "10,1,0.1".into(),
+            labeled_samples: 100,
+            unlabeled_samples: Some(500),
+            ..TrainConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_report_covers_steps_batches_evaluation_and_checkpoints() {
+        let data = load_embedded(10).unwrap();
+        let r = bench(&tiny(), &data, &Device::flex().autodiff(), 1, 2, 3).unwrap();
+        assert_eq!(r.examples_per_step, 200);
+        assert_eq!(r.blocks.len(), 3);
+        assert!(r.examples_per_second > 0.0 && r.median_step_ms > 0.0);
+        assert!(r.epoch_seconds > r.median_step_ms / 1000.0);
+        for t in [
+            r.batch_ms,
+            r.monitored_evaluation_seconds,
+            r.full_evaluation_seconds,
+            r.checkpoint_copy_seconds,
+            r.checkpoint_write_seconds,
+        ] {
+            assert!(t > 0.0 && t.is_finite(), "{r:?}");
+        }
+        let share = r.checkpoint_share();
+        assert!(share > 0.0 && share < 1.0);
+        let leftover =
+            std::env::temp_dir().join(format!("ladder-bench-{}.bin", std::process::id()));
+        assert!(!leftover.exists());
+    }
+
+    #[test]
+    fn nothing_to_time_is_an_error() {
+        let data = load_embedded(10).unwrap();
+        let device = Device::flex().autodiff();
+        assert!(bench(&tiny(), &data, &device, 0, 0, 1).is_err());
+        assert!(bench(&tiny(), &data, &device, 0, 1, 0).is_err());
+    }
 }

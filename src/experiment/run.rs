@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
@@ -54,21 +55,49 @@ pub struct RunOptions {
     pub checkpoint_every: Option<Duration>,
 }
 
-/// Passes progress on and saves checkpoints: on time within epochs, and on Ctrl-C.
+/// Passes progress on and saves checkpoints: on time within epochs, after each epoch, and on
+/// Ctrl-C. The trainer's state is copied at once; the file is written on another thread, so
+/// the next steps do not wait for the disk.
 struct Checkpointing<'a> {
     inner: &'a mut dyn Observer,
     dir: Option<&'a Path>,
     every: Option<Duration>,
     last_save: Instant,
+    /// The checkpoint being written, if any.
+    writing: Option<JoinHandle<Result<()>>>,
 }
 
 impl Checkpointing<'_> {
     fn save(&mut self, trainer: &Trainer) -> Result<()> {
         if let Some(dir) = self.dir {
-            trainer.checkpoint(None)?.save(&dir.join(CHECKPOINT_FILE))?;
+            // One write at a time: both go to the same temporary file.
+            self.finish_writing()?;
+            let checkpoint = trainer.checkpoint(None)?;
+            let path = dir.join(CHECKPOINT_FILE);
+            self.writing = Some(std::thread::spawn(move || checkpoint.save(&path)));
         }
         self.last_save = Instant::now();
         Ok(())
+    }
+
+    /// Waits for the checkpoint being written; a failed write is the run's error.
+    fn finish_writing(&mut self) -> Result<()> {
+        match self.writing.take() {
+            Some(writer) => writer.join().unwrap_or_else(|_| {
+                Err(LadderError::Checkpoint {
+                    path: self.dir.unwrap_or(Path::new("")).join(CHECKPOINT_FILE),
+                    reason: "the thread writing it panicked".into(),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A run that stops with an error still leaves its last checkpoint whole.
+impl Drop for Checkpointing<'_> {
+    fn drop(&mut self) {
+        let _ = self.finish_writing();
     }
 }
 
@@ -85,6 +114,7 @@ impl Observer for Checkpointing<'_> {
         if interrupted() {
             if trainer.steps_done > 0 {
                 self.save(trainer)?;
+                self.finish_writing()?;
             }
             return Ok(Control::Stop);
         }
@@ -324,6 +354,7 @@ pub fn train_run(
         dir: out,
         every: opts.checkpoint_every,
         last_save: Instant::now(),
+        writing: None,
     };
     let mut last: Option<EpochMetrics> = None;
     while !trainer.is_finished() {
@@ -337,9 +368,11 @@ pub fn train_run(
         observer.save(&trainer)?;
         last = Some(metrics);
         if interrupted() && !trainer.is_finished() {
+            observer.finish_writing()?;
             return Err(interruption(out));
         }
     }
+    observer.finish_writing()?;
     finish(&trainer, &prepared, last, out, opts)
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Layout: `LADDERCK`, format version (u32), lengths of the JSON header, the model record and
 //! the optimizer record (u64 each), a CRC-32 of everything after it, then the three parts
-//! ([`encode_sections`], which plain-network model files share). A
+//! ([`write_sections`], which plain-network model files share). A
 //! file that is truncated, corrupt, of another version or of another model shape is refused
 //! with an error naming it; it is never silently replaced by a fresh start.
 
@@ -130,10 +130,18 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> LadderError {
 /// Writes `data` to `path` atomically: a temporary file in the same directory, synced, then
 /// renamed over the target, so a crash or a full disk leaves the previous file intact.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| f.write_all(data))
+}
+
+/// [`write_atomic`] of what `fill` writes, so large files need no copy in memory first.
+fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
+        fill(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -149,7 +157,7 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Writes `module` after a JSON `header`, as two [`encode_sections`] sections, atomically: the
+/// Writes `module` after a JSON `header`, as two [`write_sections`] sections, atomically: the
 /// trained-network files of plain and semantic-noise runs.
 pub fn save_module<M: burn::module::Module>(
     path: &Path,
@@ -163,7 +171,7 @@ pub fn save_module<M: burn::module::Module>(
         .into_record()
         .into_bytes()
         .map_err(|e| LadderError::Setting(format!("cannot serialise the network: {e}")))?;
-    write_atomic(path, &encode_sections(magic, &[&head, &record]))
+    write_sections_atomic(path, magic, &[&head, &record])
 }
 
 /// Reads a file of [`save_module`] (a `what`): its header, then the stored values loaded into
@@ -191,22 +199,32 @@ pub fn load_module<H: serde::de::DeserializeOwned, M: burn::module::Module>(
     Ok((header, module))
 }
 
-/// Frames `sections` as `magic`, [`FORMAT_VERSION`], one u64 length per section, a CRC-32 of
-/// the body, then the sections.
-pub fn encode_sections(magic: &[u8; 8], sections: &[&[u8]]) -> Vec<u8> {
-    let body: Vec<u8> = sections.concat();
-    let mut out = Vec::with_capacity(8 + 4 + 8 * sections.len() + 4 + body.len());
-    out.extend_from_slice(magic);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+/// Writes `sections` framed as `magic`, [`FORMAT_VERSION`], one u64 length per section, a
+/// CRC-32 of the body, then the sections, each straight from its own buffer.
+pub fn write_sections(
+    out: &mut impl Write,
+    magic: &[u8; 8],
+    sections: &[&[u8]],
+) -> std::io::Result<()> {
+    let mut crc = crc32fast::Hasher::new();
+    sections.iter().for_each(|s| crc.update(s));
+    let mut head = Vec::with_capacity(8 + 4 + 8 * sections.len() + 4);
+    head.extend_from_slice(magic);
+    head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     for s in sections {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        head.extend_from_slice(&(s.len() as u64).to_le_bytes());
     }
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
+    head.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.write_all(&head)?;
+    sections.iter().try_for_each(|s| out.write_all(s))
 }
 
-/// The `n` sections of a file written by [`encode_sections`] with `magic`, after checking its
+/// [`write_sections`] to `path`, atomically.
+pub fn write_sections_atomic(path: &Path, magic: &[u8; 8], sections: &[&[u8]]) -> Result<()> {
+    write_atomic_with(path, |f| write_sections(f, magic, sections))
+}
+
+/// The `n` sections of a file written by [`write_sections`] with `magic`, after checking its
 /// magic, version, lengths and checksum.
 pub fn decode_sections<'a>(
     data: &'a [u8],
@@ -256,10 +274,7 @@ impl Checkpoint {
     /// Serialises and writes the checkpoint atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let header = serde_json::to_vec(&self.header).expect("header serialises");
-        write_atomic(
-            path,
-            &encode_sections(MAGIC, &[&header, &self.model, &self.optimizer]),
-        )
+        write_sections_atomic(path, MAGIC, &[&header, &self.model, &self.optimizer])
     }
 
     /// Reads and checks a checkpoint file.
