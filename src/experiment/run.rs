@@ -74,7 +74,15 @@ impl Checkpointing<'_> {
             self.finish_writing()?;
             let checkpoint = trainer.checkpoint(None)?;
             let path = dir.join(CHECKPOINT_FILE);
-            self.writing = Some(std::thread::spawn(move || checkpoint.save(&path)));
+            let target = path.clone();
+            let writer = std::thread::Builder::new()
+                .name("checkpoint".into())
+                .spawn(move || checkpoint.save(&target))
+                .map_err(|e| LadderError::Checkpoint {
+                    path,
+                    reason: format!("cannot start a thread to write it: {e}"),
+                })?;
+            self.writing = Some(writer);
         }
         self.last_save = Instant::now();
         Ok(())
