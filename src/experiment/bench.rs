@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::data::TrainTest;
 use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
-use crate::eval;
 use crate::model::batch_norm::Moments;
 use crate::train::{PreparedData, TrainConfig, Trainer};
 
@@ -133,12 +132,7 @@ pub fn bench(
     let evaluation = |moments_of: &dyn Fn() -> Vec<Moments>| {
         let times = (0..3).map(|_| {
             let start = Instant::now();
-            let moments = moments_of();
-            let model = trainer.model().valid();
-            if let Some(v) = &prepared.validation {
-                eval::error_percent(&model, &moments, v);
-            }
-            eval::error_percent(&model, &moments, &prepared.test);
+            trainer.errors(&prepared, &moments_of());
             start.elapsed().as_secs_f64()
         });
         median(times.collect())

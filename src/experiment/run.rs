@@ -393,12 +393,7 @@ fn finish(
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     let moments = trainer.population_moments(data);
-    let model = trainer.model().valid();
-    let test = eval::error_percent(&model, &moments, &data.test);
-    let validation = data
-        .validation
-        .as_ref()
-        .map(|v| eval::error_percent(&model, &moments, v));
+    let (validation, test) = trainer.errors(data, &moments);
     let final_cost = match last {
         Some(m) => m.cost.total,
         None => read_last_cost(out)?,

@@ -434,14 +434,8 @@ impl Trainer {
         let cost = scale(sum, 1.0 / steps as f64);
         let due = self.epochs_done.is_multiple_of(self.config.eval_every) || self.is_finished();
         let (validation_error_percent, test_error_percent) = if due {
-            let moments = self.monitoring_moments(data);
-            let inference = self.model().valid();
-            (
-                data.validation
-                    .as_ref()
-                    .map(|v| eval::error_percent(&inference, &moments, v)),
-                Some(eval::error_percent(&inference, &moments, &data.test)),
-            )
+            let (validation, test) = self.errors(data, &self.monitoring_moments(data));
+            (validation, Some(test))
         } else {
             (None, None)
         };
@@ -454,6 +448,20 @@ impl Trainer {
         };
         observer.epoch(&metrics);
         Ok(Some(metrics))
+    }
+
+    /// Validation error (when `data` has a validation set) and test error, in percent, of the
+    /// inference network normalised by `moments`.
+    pub fn errors(&self, data: &PreparedData, moments: &[Moments]) -> (Option<f64>, f64) {
+        let inference = self.model().valid();
+        let validation = data
+            .validation
+            .as_ref()
+            .map(|v| eval::error_percent(&inference, moments, v));
+        (
+            validation,
+            eval::error_percent(&inference, moments, &data.test),
+        )
     }
 
     /// The moments that normalise per-epoch evaluations: those of the monitoring sample.
