@@ -907,25 +907,6 @@ fn install_interrupt_handler() {
     }
 }
 
-/// Keeps freed memory in the process. By default glibc serves blocks above 128 KiB with
-/// `mmap`, hands them back on `free` and trims the heap's top, so every step's fresh
-/// activations and gradients (the same large sizes, freed and reallocated hundreds of times
-/// per step) fault in newly zeroed pages: 13 % of a two-thread step's profile went to page
-/// faults and page clearing. With the blocks kept, `ladder bench` runs 10–20 % faster for a
-/// few percent more resident memory (RESULTS.md, "Optimisation 2").
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_freed_memory() {
-    // SAFETY: mallopt only sets allocator parameters; it is called before any other thread
-    // exists. Blocks above 32 MiB (whole data sets) still come from mmap.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_freed_memory() {}
-
 /// The error and its causes, joined by colons; a cause that the message before it already
 /// ends with (our errors quote their I/O cause) is not repeated.
 fn describe(error: &anyhow::Error) -> String {
@@ -943,7 +924,7 @@ fn describe(error: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
-    keep_freed_memory();
+    ladder::keep_freed_memory();
     let cli = Cli::parse();
     install_interrupt_handler();
     // Run the command on a worker of the thread pool rather than beside it: otherwise, between
