@@ -294,6 +294,16 @@ fn check_same_shape(pair: &TrainTest, train_file: &str, test_file: &str) -> Resu
     })
 }
 
+/// The four IDX files `load_dir` reads from `dir`: training images and labels, test images and
+/// labels (for the data record's fingerprint).
+pub(crate) fn idx_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    check_dir(dir)?;
+    [&TRAIN_IMAGES, &TRAIN_LABELS, &TEST_IMAGES, &TEST_LABELS]
+        .iter()
+        .map(|part| part.find(dir))
+        .collect()
+}
+
 /// Loads `train-*` and `t10k-*` IDX files (raw or `.gz`) from `dir`.
 ///
 /// Accepted names per file: `train-images-idx3-ubyte`, with `.gz`, or the
@@ -330,6 +340,16 @@ const EMBEDDED_TRAIN_IMAGES: Embedded = embedded!("train-images-idx3-ubyte.gz");
 const EMBEDDED_TRAIN_LABELS: Embedded = embedded!("train-labels-idx1-ubyte.gz");
 const EMBEDDED_TEST_IMAGES: Embedded = embedded!("t10k-images-idx3-ubyte.gz");
 const EMBEDDED_TEST_LABELS: Embedded = embedded!("t10k-labels-idx1-ubyte.gz");
+
+/// The embedded files, `(name, gzipped bytes)`, in the order of [`idx_files`].
+pub(crate) fn embedded_files() -> [(&'static str, &'static [u8]); 4] {
+    [
+        EMBEDDED_TRAIN_IMAGES,
+        EMBEDDED_TRAIN_LABELS,
+        EMBEDDED_TEST_IMAGES,
+        EMBEDDED_TEST_LABELS,
+    ]
+}
 
 /// Decodes one embedded images/labels pair.
 fn load_embedded_pair(

@@ -10,6 +10,7 @@ pub mod csv;
 pub mod dataset;
 pub mod idx;
 pub mod preprocess;
+pub mod source;
 pub mod split;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use idx::{
     IdxArray, MAX_IDX_BYTES, gzip_bytes, parse_idx, read_idx_file, write_idx, write_idx_file,
     write_idx_gz,
 };
+pub use source::{CsvOptions, DataRecord, DataRequest, DataSource, FileFingerprint, RecordedData};
 pub use split::{SemiSupervisedSplit, SplitSpec, semi_supervised_split};
 
 /// Everything that can go wrong while loading or splitting data.
@@ -173,6 +175,14 @@ pub enum DataError {
     /// Preprocessing that does not fit the data (e.g. a crop larger than the images).
     #[error("{0}")]
     Preprocess(String),
+
+    /// A data file whose content is not the one a run recorded, or that is gone.
+    #[error("{file}: {reason}")]
+    Fingerprint { file: String, reason: String },
+
+    /// Data options that contradict each other or the run's recorded data.
+    #[error("{0}")]
+    Source(String),
 
     /// Reading or writing a file failed.
     #[error("{}: I/O error: {source}", .path.display())]
