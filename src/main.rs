@@ -10,17 +10,15 @@ use burn::prelude::*;
 use clap::{Args, Parser, Subcommand};
 
 use ladder::LadderError;
-use ladder::data::{
-    CsvSpec, Dataset, TrainTest, is_cifar_dir, load_cifar_dir, load_csv, load_dir, load_embedded,
-    load_idx_images,
-};
+use ladder::data::{CsvOptions, DataRequest, Dataset, RecordedData, load_idx_images};
 use ladder::experiment::bench::bench;
 use ladder::experiment::plain_run::train_plain_run;
 use ladder::experiment::robustness::{
     RobustnessOptions, TrainedModel, robustness, weight_pictures,
 };
 use ladder::experiment::run::{
-    CONFIG_FILE, INTERRUPTED, SEEDS_FILE, SUMMARY_FILE, fresh_dir, load_run, read_json,
+    CONFIG_FILE, INTERRUPTED, SEEDS_FILE, SUMMARY_FILE, fresh_dir, load_run, read_json, run_data,
+    runs_data,
 };
 use ladder::experiment::sweep::{GridAxis, SWEEP_FILE, SweepSpec, sweep};
 use ladder::experiment::{RunOptions, evaluate_run, parse_seeds, train_run, train_seeds};
@@ -62,9 +60,13 @@ enum Command {
         run_dir: PathBuf,
         /// An IDX image file (raw or gzipped) with the model's image size.
         images: PathBuf,
-        /// Write the labels here (one per line) instead of standard output.
+        /// Write the labels here (one per line) instead of standard output; never the
+        /// images file or a file of the run.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -204,6 +206,9 @@ struct RobustnessCmd {
     /// Where the table and plots go.
     #[arg(long, default_value = "robustness")]
     out: PathBuf,
+    /// Replace the table and plots of an earlier measurement in --out.
+    #[arg(long)]
+    force: bool,
     /// Classes of the test data (labels must lie in 0..N after --first-label).
     #[arg(long, default_value_t = 10)]
     num_classes: usize,
@@ -222,35 +227,66 @@ struct WeightsCmd {
     /// Units of the first layer to draw.
     #[arg(long, default_value_t = 100)]
     max_units: usize,
-    /// Input image shape HxW (default: square).
+    /// Input image shape HxW [default: square].
     #[arg(long)]
     image_shape: Option<String>,
+    /// Replace the pictures of an earlier call in --out.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Clone)]
-struct DataArgs {
+pub(crate) struct DataArgs {
     /// Directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
     /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; or a CIFAR-10 binary
     /// directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin); or a .csv file of numeric
     /// features and an integer class column (standardised with the training part's
-    /// statistics). Default: the embedded MNIST-10k (8,000 training, 2,000 test digits).
+    /// statistics). Default: the embedded MNIST-10k (8,000 training, 2,000 test digits); for a
+    /// command that reads a run, the data the run recorded (this names a moved copy of it).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// CSV only: a separate test file (default: a seeded --test-fraction of --data's rows).
+    /// CSV only: a separate test file [default: a seeded --test-fraction of --data's rows].
     #[arg(long)]
     test_data: Option<PathBuf>,
-    /// CSV only: the share of rows held out as the test set when there is no --test-data.
-    #[arg(long, default_value_t = 0.2)]
-    test_fraction: f64,
-    /// CSV only: 0-based column of the class (default: the last).
+    /// CSV only: the share of rows held out as the test set when there is no --test-data
+    /// [default: 0.2].
+    #[arg(long)]
+    test_fraction: Option<f64>,
+    /// CSV only: 0-based column of the class [default: the last].
     #[arg(long)]
     label_column: Option<usize>,
-    /// CSV only: the smallest class value (1 for Covertype's classes 1–7).
-    #[arg(long, default_value_t = 0)]
-    first_label: i64,
+    /// CSV only: the smallest class value (1 for Covertype's classes 1–7) [default: 0].
+    #[arg(long)]
+    first_label: Option<i64>,
     /// CSV only: the first line is a header.
     #[arg(long)]
     csv_header: bool,
+}
+
+impl DataArgs {
+    pub(crate) fn request(&self) -> DataRequest {
+        DataRequest {
+            path: self.data.clone(),
+            csv: CsvOptions {
+                test: self.test_data.clone(),
+                test_fraction: self.test_fraction,
+                label_column: self.label_column,
+                first_label: self.first_label,
+                header: self.csv_header.then_some(true),
+            },
+        }
+    }
+
+    /// The data these flags name, with its record.
+    pub(crate) fn load(&self, num_classes: usize) -> Result<RecordedData> {
+        Ok(self.request().source()?.load(num_classes)?)
+    }
+
+    /// The data the run (or multi-seed run, sweep, grid) in `dir` recorded, or the moved copy
+    /// these flags name.
+    pub(crate) fn of_run(&self, dir: &Path, num_classes: usize) -> Result<RecordedData> {
+        Ok(run_data(dir, &self.request(), num_classes)?)
+    }
 }
 
 /// Flags that mirror the authors' `run.py`; each overrides the preset and the config file.
@@ -426,7 +462,7 @@ struct BenchCmd {
 }
 
 /// The training device, with autodiff.
-fn device(name: &str) -> Result<Device> {
+pub(crate) fn device(name: &str) -> Result<Device> {
     let base = match name {
         "cpu" | "flex" => Device::flex(),
         #[cfg(feature = "cuda")]
@@ -462,35 +498,6 @@ fn cuda_driver_present() -> bool {
             }
             found
         }
-    })
-}
-
-fn load_data(args: &DataArgs, num_classes: usize) -> Result<TrainTest> {
-    let csv = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    Ok(match &args.data {
-        Some(path) if csv(path) => {
-            let spec = CsvSpec {
-                label_column: args.label_column,
-                has_header: args.csv_header,
-                first_label: args.first_label,
-                num_classes,
-            };
-            load_csv(path, args.test_data.as_deref(), args.test_fraction, &spec)?
-        }
-        Some(dir) => {
-            if args.test_data.is_some() {
-                bail!(
-                    "--test-data is for CSV files; an IDX or CIFAR-10 directory holds its own \
-                     test set"
-                );
-            }
-            if is_cifar_dir(dir) {
-                load_cifar_dir(dir, num_classes)?
-            } else {
-                load_dir(dir, num_classes)?
-            }
-        }
-        None => load_embedded(num_classes)?,
     })
 }
 
@@ -560,7 +567,7 @@ fn train(cmd: TrainCmd) -> Result<()> {
         .run
         .options(cmd.resume.is_some(), cmd.config.preset.clone())?;
     // A resumed run takes its configuration (and seed list) from its own directory.
-    let (config, seeds, out) = match &cmd.resume {
+    let (config, seeds, out, data) = match &cmd.resume {
         Some(dir) => {
             let config_path = dir.join(CONFIG_FILE);
             if !config_path.exists() {
@@ -574,11 +581,9 @@ fn train(cmd: TrainCmd) -> Result<()> {
                 true => Some(read_json::<Vec<u64>>(&seeds_path)?),
                 false => None,
             };
-            (
-                TrainConfig::from_toml_file(&config_path)?,
-                seeds,
-                dir.clone(),
-            )
+            let config = TrainConfig::from_toml_file(&config_path)?;
+            let data = cmd.data.of_run(dir, config.num_classes)?;
+            (config, seeds, dir.clone(), data)
         }
         None => {
             let seeds = cmd.seeds.as_deref().map(parse_seeds).transpose()?;
@@ -586,10 +591,11 @@ fn train(cmd: TrainCmd) -> Result<()> {
                 let name = cmd.config.preset.clone().unwrap_or_else(|| "train".into());
                 fresh_dir(Path::new("runs"), &name)
             });
-            (resolve_config(&cmd.config)?, seeds, out)
+            let config = resolve_config(&cmd.config)?;
+            let data = cmd.data.load(config.num_classes)?;
+            (config, seeds, out, data)
         }
     };
-    let data = load_data(&cmd.data, config.num_classes)?;
     if !cmd.run.quiet {
         eprintln!("writing to {}", out.display());
     }
@@ -617,9 +623,9 @@ fn train(cmd: TrainCmd) -> Result<()> {
 
 fn evaluate(run_dir: &Path, data: &DataArgs, device_name: &str) -> Result<()> {
     let dev = device(device_name)?;
-    let config = TrainConfig::from_toml_file(&run_dir.join("config.toml"))?;
-    let data = load_data(data, config.num_classes)?;
-    let err = evaluate_run(run_dir, &data, &dev)?;
+    let config = TrainConfig::from_toml_file(&run_dir.join(CONFIG_FILE))?;
+    let data = data.of_run(run_dir, config.num_classes)?;
+    let err = evaluate_run(run_dir, &data.sets, &dev)?;
     if let Ok(summary) = read_json::<serde_json::Value>(&run_dir.join(SUMMARY_FILE))
         && let Some(recorded) = summary.get("test_error_percent")
     {
@@ -662,10 +668,43 @@ fn predict(run_dir: &Path, images: &Path, out: Option<&Path>, device_name: &str)
     Ok(())
 }
 
+/// `predict --out` never writes over its input or a file of the run, and replaces an earlier
+/// output only with `--force`.
+fn check_predict_out(out: &Path, images: &Path, run_dir: &Path, force: bool) -> Result<()> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let out_dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let target = canonical(out_dir).map(|d| d.join(out.file_name().unwrap_or_default()));
+    if target.is_some() && target == canonical(images) {
+        bail!(
+            "--out {} is the images file being labelled: choose another file",
+            out.display()
+        );
+    }
+    if let (Some(t), Some(run)) = (&target, canonical(run_dir))
+        && t.starts_with(&run)
+    {
+        bail!(
+            "--out {} lies inside the run directory {}: choose a file outside it",
+            out.display(),
+            run_dir.display()
+        );
+    }
+    if out.exists() && !force {
+        bail!(
+            "--out {} already exists; pass --force to replace it",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
 fn run_bench(cmd: BenchCmd) -> Result<()> {
     let config = resolve_config(&cmd.config)?;
     let dev = device(&cmd.device)?;
-    let data = load_data(&cmd.data, config.num_classes)?;
+    let data = cmd.data.load(config.num_classes)?.sets;
     let r = bench(&config, &data, &dev, cmd.warmup, cmd.steps, cmd.repeats)?;
     println!("encoder: {}-{}", data.train.dim, config.encoder_layers);
     println!("denoising costs: {}", config.denoising_cost_x);
@@ -703,7 +742,7 @@ fn run_bench(cmd: BenchCmd) -> Result<()> {
 }
 
 fn run_sweep(cmd: SweepCmd) -> Result<()> {
-    let (spec, out) = match &cmd.resume {
+    let (spec, out, data) = match &cmd.resume {
         Some(dir) => {
             let path = dir.join(SWEEP_FILE);
             if !path.exists() {
@@ -712,7 +751,9 @@ fn run_sweep(cmd: SweepCmd) -> Result<()> {
                     dir.display()
                 );
             }
-            (read_json::<SweepSpec>(&path)?, dir.clone())
+            let spec = read_json::<SweepSpec>(&path)?;
+            let data = cmd.data.of_run(dir, spec.base.num_classes)?;
+            (spec, dir.clone(), data)
         }
         None => {
             let axes = cmd
@@ -725,17 +766,18 @@ fn run_sweep(cmd: SweepCmd) -> Result<()> {
                 axes,
                 seeds: parse_seeds(&cmd.seeds)?,
             };
+            spec.validate()?;
+            let data = cmd.data.load(spec.base.num_classes)?;
             let out = cmd
                 .out
                 .clone()
                 .unwrap_or_else(|| fresh_dir(Path::new("runs"), "sweep"));
-            (spec, out)
+            (spec, out, data)
         }
     };
     let opts = cmd
         .run
         .options(cmd.resume.is_some(), cmd.config.preset.clone())?;
-    let data = load_data(&cmd.data, spec.base.num_classes)?;
     let quiet = cmd.run.quiet;
     let report = sweep(&spec, &data, &out, &opts, &mut |i, n, name| {
         if !quiet {
@@ -786,7 +828,7 @@ fn resolve_plain(cmd: &PlainCmd) -> Result<PlainConfig> {
 fn train_plain(cmd: PlainCmd) -> Result<()> {
     let config = resolve_plain(&cmd)?;
     let dev = device(&cmd.device)?;
-    let data = load_data(&cmd.data, config.num_classes)?;
+    let data = cmd.data.load(config.num_classes)?;
     let out = cmd.out.clone().unwrap_or_else(|| {
         fresh_dir(
             Path::new("runs"),
@@ -856,10 +898,12 @@ fn run_robustness(cmd: RobustnessCmd) -> Result<()> {
         epsilons: parse_levels(&cmd.epsilons, "--epsilons")?,
         sigmas: parse_levels(&cmd.sigmas, "--sigmas")?,
         seed: cmd.seed,
+        force: cmd.force,
     };
     let dev = device(&cmd.device)?;
-    let data = load_data(&cmd.data, cmd.num_classes)?;
-    let table = robustness(&runs, &data.test, &opts, &cmd.out, &dev)?;
+    let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
+    let data = runs_data(&dirs, &cmd.data.request(), cmd.num_classes)?;
+    let table = robustness(&runs, &data.sets.test, &opts, &cmd.out, &dev)?;
     print!("{}", table.to_markdown());
     println!("written to {}", cmd.out.display());
     Ok(())
@@ -884,7 +928,7 @@ fn run_weights(cmd: WeightsCmd) -> Result<()> {
             (side, side)
         }
     };
-    let (first, patterns) = weight_pictures(&model, shape, cmd.max_units, &cmd.out)?;
+    let (first, patterns) = weight_pictures(&model, shape, cmd.max_units, &cmd.out, cmd.force)?;
     println!("{}\n{}", first.display(), patterns.display());
     Ok(())
 }
@@ -959,8 +1003,14 @@ fn run(command: Command) -> Result<()> {
             run_dir,
             images,
             out,
+            force,
             device,
-        } => predict(&run_dir, &images, out.as_deref(), &device),
+        } => {
+            if let Some(out) = &out {
+                check_predict_out(out, &images, &run_dir, force)?;
+            }
+            predict(&run_dir, &images, out.as_deref(), &device)
+        }
         Command::Bench(cmd) => run_bench(cmd),
         Command::TrainPlain(cmd) => train_plain(cmd),
         Command::Sweep(cmd) => run_sweep(cmd),

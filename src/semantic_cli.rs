@@ -14,7 +14,7 @@ use ladder::experiment::semantic_run::{
 use ladder::model::semantic::SemanticModel;
 use ladder::train::semantic::SemanticConfig;
 
-use crate::{DataArgs, device, load_data};
+use crate::{DataArgs, device};
 
 #[derive(Args)]
 pub struct SemanticCmd {
@@ -167,7 +167,7 @@ pub fn train_semantic(cmd: SemanticCmd) -> Result<()> {
         seeds: parse_seeds(&cmd.seeds)?,
     };
     let dev = device(&cmd.device)?;
-    let data = load_data(&cmd.data, config.num_classes)?;
+    let data = cmd.data.load(config.num_classes)?;
     let quiet = cmd.quiet;
     let table = train_semantic_grid(&config, &grid, &data, &cmd.out, cmd.force, &dev, &mut |l| {
         if !quiet {
@@ -224,6 +224,9 @@ pub struct SemanticFiguresCmd {
     noise_std: Option<f64>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Replace the figures of an earlier call in --out.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     data: DataArgs,
     #[arg(long, default_value = "cpu")]
@@ -250,7 +253,7 @@ pub fn figures(cmd: SemanticFiguresCmd) -> Result<()> {
             Ok(c)
         })
         .collect::<Result<Vec<_>>>()?;
-    let data = load_data(&cmd.data, header.config.num_classes)?;
+    let data = cmd.data.of_run(&cmd.run_dir, header.config.num_classes)?;
     let opts = FigureOptions {
         examples: cmd.examples,
         samples: cmd.samples,
@@ -261,8 +264,9 @@ pub fn figures(cmd: SemanticFiguresCmd) -> Result<()> {
         tsne_epochs: cmd.tsne_epochs,
         noise_std: cmd.noise_std,
         seed: cmd.seed,
+        force: cmd.force,
     };
-    for f in semantic_figures(&cmd.run_dir, (&header, &net), &data, &cmd.out, &opts)? {
+    for f in semantic_figures(&cmd.run_dir, (&header, &net), &data.sets, &cmd.out, &opts)? {
         println!("{}", f.display());
     }
     Ok(())

@@ -1,72 +1,13 @@
 //! The command line end to end: outputs of a run, and a clear error with a non-zero exit (never
 //! a panic, never a half-written result) for each kind of bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{TINY, assert_fails, ladder, read, stderr, train, write_dataset};
 use ladder::data::write_idx_file;
-
-fn ladder(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ladder"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Fails with a message containing `needle`, without panicking.
-fn assert_fails(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert_eq!(o.status.code(), Some(1), "exit code: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert!(err.contains(needle), "expected '{needle}' in: {err}");
-}
-
-/// A tiny, fast configuration on the embedded data.
-const TINY: &[&str] = &[
-    "--encoder-layers",
-    "30-10",
-    "--denoising-cost-x",
-    "10,1,0.1",
-    "--labeled-samples",
-    "100",
-    "--unlabeled-samples",
-    "500",
-    "--epochs",
-    "2",
-    "--quiet",
-];
-
-fn train(out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["train", "--out", out.to_str().unwrap()];
-    args.extend_from_slice(TINY);
-    args.extend_from_slice(extra);
-    ladder(&args)
-}
-
-/// A small IDX data set of 4×4 images in `dir`: `per_class[c]` training examples of class c.
-fn write_dataset(dir: &Path, per_class: &[usize]) {
-    let labels: Vec<u8> = per_class
-        .iter()
-        .enumerate()
-        .flat_map(|(c, &n)| std::iter::repeat_n(c as u8, n))
-        .collect();
-    let n = labels.len();
-    let pixels: Vec<u8> = (0..n * 16).map(|i| (i * 37 % 256) as u8).collect();
-    write_idx_file(&dir.join("train-images-idx3-ubyte"), &[n, 4, 4], &pixels).unwrap();
-    write_idx_file(&dir.join("train-labels-idx1-ubyte"), &[n], &labels).unwrap();
-    write_idx_file(&dir.join("t10k-images-idx3-ubyte.gz"), &[n, 4, 4], &pixels).unwrap();
-    write_idx_file(&dir.join("t10k-labels-idx1-ubyte.gz"), &[n], &labels).unwrap();
-}
-
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 #[test]
 fn a_run_writes_its_directory_and_evaluates_back() {
@@ -702,6 +643,16 @@ fn a_semantic_grid_tabulates_resumes_and_draws_its_figures() {
         assert!(is_png(&figures.join(f)), "{f}");
     }
     let out = figures.to_str().unwrap();
+    // Earlier figures are not replaced without --force.
+    let before = std::fs::read(figures.join("figure6-tsne.png")).unwrap();
+    assert_fails(
+        &ladder(&["semantic-figures", run.to_str().unwrap(), "--out", out]),
+        "--force",
+    );
+    assert_eq!(
+        std::fs::read(figures.join("figure6-tsne.png")).unwrap(),
+        before
+    );
     assert_fails(
         &ladder(&[
             "semantic-figures",

@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::TrainTest;
+use crate::data::RecordedData;
 use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
@@ -89,16 +89,16 @@ const PLAIN_RUN_FILES: [&str; 4] = [
 /// Trains a plain network into `out`; `report` sees every epoch's metrics line.
 pub fn train_plain_run(
     config: &PlainConfig,
-    data: &TrainTest,
+    data: &RecordedData,
     out: &Path,
     force: bool,
     device: &Device,
     report: &mut dyn FnMut(&str),
 ) -> Result<PlainSummary> {
     config.validate()?;
-    let data = &*preprocessed(data, &config.preprocessing())?;
-    let split = PlainData::new(data, config)?;
-    prepare_run_files(out, &PLAIN_RUN_FILES, force)?;
+    let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
+    let split = PlainData::new(sets, config)?;
+    let _lock = prepare_run_files(out, &PLAIN_RUN_FILES, force, &data.record)?;
     write_atomic(&out.join(PLAIN_CONFIG_FILE), config.to_toml().as_bytes())?;
     let metrics = out.join(METRICS_FILE);
     let outcome = train_plain(config, &split, device, &mut |epoch| {

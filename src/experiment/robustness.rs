@@ -12,7 +12,7 @@ use crate::eval::robustness::RobustnessTable;
 use crate::eval::{Classifier, LadderClassifier};
 use crate::experiment::plain_run::{PLAIN_MODEL_FILE, load_plain_model};
 use crate::experiment::plots::{Series, line_chart, tile_grid};
-use crate::experiment::run::{CHECKPOINT_FILE, load_run};
+use crate::experiment::run::{CHECKPOINT_FILE, load_run, output_dir};
 use crate::model::batch_norm::Moments;
 use crate::model::mlp::Mlp;
 use crate::train::checkpoint::write_atomic;
@@ -124,7 +124,19 @@ pub struct RobustnessOptions {
     pub epsilons: Vec<f64>,
     pub sigmas: Vec<f64>,
     pub seed: u64,
+    /// Replace the tables and plots of an earlier measurement in the output directory.
+    pub force: bool,
 }
+
+/// The files [`robustness`] writes.
+pub const ROBUSTNESS_FILES: [&str; 4] = [
+    "robustness.csv",
+    "robustness.md",
+    "fgsm.png",
+    "gaussian.png",
+];
+/// The files [`weight_pictures`] writes.
+pub const WEIGHT_FILES: [&str; 2] = ["first-layer.png", "class-patterns.png"];
 
 /// Measures every `(name, run directory)` on `test` and writes `robustness.csv`,
 /// `robustness.md`, `fgsm.png` and `gaussian.png` into `out`.
@@ -174,10 +186,13 @@ pub fn robustness(
             )));
         }
     }
+    output_dir(out, &ROBUSTNESS_FILES, opts.force)?;
     let table = RobustnessTable::measure(&models, &test, &opts.epsilons, &opts.sigmas, opts.seed);
-    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
-    write_atomic(&out.join("robustness.csv"), table.to_csv().as_bytes())?;
-    write_atomic(&out.join("robustness.md"), table.to_markdown().as_bytes())?;
+    write_atomic(&out.join(ROBUSTNESS_FILES[0]), table.to_csv().as_bytes())?;
+    write_atomic(
+        &out.join(ROBUSTNESS_FILES[1]),
+        table.to_markdown().as_bytes(),
+    )?;
     let series = |levels: &[f64], acc: &[Vec<f64>]| -> Vec<(String, Vec<(f64, f64)>)> {
         table
             .models
@@ -193,13 +208,13 @@ pub fn robustness(
     };
     for (file, title, x, data) in [
         (
-            "fgsm.png",
+            ROBUSTNESS_FILES[2],
             "Accuracy on the FGSM test set",
             "ε",
             series(&table.epsilons, &table.fgsm),
         ),
         (
-            "gaussian.png",
+            ROBUSTNESS_FILES[3],
             "Accuracy on the Gaussian-noise test set",
             "σ",
             series(&table.sigmas, &table.gaussian),
@@ -239,6 +254,7 @@ pub fn weight_pictures(
     shape: (usize, usize),
     max_units: usize,
     out: &Path,
+    force: bool,
 ) -> Result<(PathBuf, PathBuf)> {
     let weights = model.weights()?;
     let input = weights[0].dims()[0];
@@ -248,17 +264,17 @@ pub fn weight_pictures(
             shape.0, shape.1
         )));
     }
-    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
+    output_dir(out, &WEIGHT_FILES, force)?;
     let mut units = columns(weights[0].clone());
     units.truncate(max_units.max(1));
-    let first = out.join("first-layer.png");
+    let first = out.join(WEIGHT_FILES[0]);
     let per_row = (units.len() as f64).sqrt().ceil() as usize;
     tile_grid(&first, &units, shape, per_row, 2)?;
     let product = weights[1..]
         .iter()
         .fold(weights[0].clone(), |acc, w| acc.matmul(w.clone()));
     let classes = columns(product);
-    let patterns = out.join("class-patterns.png");
+    let patterns = out.join(WEIGHT_FILES[1]);
     tile_grid(&patterns, &classes, shape, classes.len().min(10), 4)?;
     Ok((first, patterns))
 }

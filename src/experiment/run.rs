@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::TrainTest;
 use crate::data::preprocess::preprocessed;
+use crate::data::{DataRecord, DataRequest, RecordedData, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval;
 use crate::experiment::progress::ProgressObserver;
@@ -30,6 +30,9 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 pub const SUMMARY_FILE: &str = "summary.json";
 /// The seed list of a multi-seed directory.
 pub const SEEDS_FILE: &str = "seeds.json";
+/// The data a run (or a multi-seed run, a sweep, a grid) was trained on: its source and the
+/// fingerprint of every file.
+pub const DATA_FILE: &str = "data.json";
 
 /// Set by the Ctrl-C handler: the run finishes its current step, saves and stops.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -193,6 +196,70 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
+/// Records the data a run in `dir` trains on.
+pub(crate) fn write_data_record(dir: &Path, record: &DataRecord) -> Result<()> {
+    write_json(&dir.join(DATA_FILE), record)
+}
+
+/// Errors unless the data a run in `dir` recorded (if any) is `record`'s: a run is continued,
+/// read back or extended only with the data it was trained on.
+pub(crate) fn check_data_record(dir: &Path, record: &DataRecord) -> Result<()> {
+    let path = dir.join(DATA_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let recorded: DataRecord = read_json(&path)?;
+    recorded.check(record).map_err(|e| LadderError::RunDir {
+        path: dir.into(),
+        reason: format!("was trained on other data than this command's: {e}"),
+    })
+}
+
+/// The data of the run (or multi-seed run, sweep, grid) in `dir`: the recorded source, or the
+/// moved copy `request` names, checked against the recorded fingerprint. A directory written
+/// before runs recorded their data gets the request's data (the embedded data by default), with
+/// a warning.
+pub fn run_data(dir: &Path, request: &DataRequest, num_classes: usize) -> Result<RecordedData> {
+    let path = dir.join(DATA_FILE);
+    if !path.exists() {
+        let source = request.source()?;
+        eprintln!(
+            "warning: {} has no {DATA_FILE} (written before runs recorded their data); using {}",
+            dir.display(),
+            source.describe()
+        );
+        return Ok(source.load(num_classes)?);
+    }
+    let recorded: DataRecord = read_json(&path)?;
+    let source = request.relocate(&recorded.source)?;
+    Ok(recorded.reload(&source, num_classes)?)
+}
+
+/// The one test set several runs are compared on (robustness): the data the first run recorded
+/// (or the copy `request` names), which every other run must have recorded too.
+pub fn runs_data(
+    dirs: &[&Path],
+    request: &DataRequest,
+    num_classes: usize,
+) -> Result<RecordedData> {
+    let first = dirs
+        .first()
+        .ok_or_else(|| LadderError::Setting("no run directories given".into()))?;
+    let data = run_data(first, request, num_classes)?;
+    for dir in &dirs[1..] {
+        if !dir.join(DATA_FILE).exists() {
+            eprintln!(
+                "warning: {} has no {DATA_FILE} (written before runs recorded their data); \
+                 assuming it was trained on {}",
+                dir.display(),
+                data.record.source.describe()
+            );
+        }
+        check_data_record(dir, &data.record)?;
+    }
+    Ok(data)
+}
+
 /// What to do with the directory a run writes into.
 enum Start {
     Fresh,
@@ -200,11 +267,27 @@ enum Start {
     Finished(RunSummary),
 }
 
-fn prepare_dir(dir: &Path, opts: &RunOptions) -> Result<Start> {
+/// The files a Ladder run writes.
+const RUN_FILES: [&str; 5] = [
+    CONFIG_FILE,
+    DATA_FILE,
+    METRICS_FILE,
+    CHECKPOINT_FILE,
+    SUMMARY_FILE,
+];
+
+/// Decides how a run starts in `dir`; removes nothing (a replaced run's files go only once the
+/// new run has been set up, see [`replace_run_files`]). A resumed run without a checkpoint
+/// had saved nothing to continue from: it starts again, which gives the same numbers.
+fn inspect_dir(dir: &Path, opts: &RunOptions) -> Result<Start> {
     let summary = dir.join(SUMMARY_FILE);
     let checkpoint = dir.join(CHECKPOINT_FILE);
-    let run_files = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE];
-    let has_run = run_files.iter().any(|f| dir.join(f).exists());
+    let has_run = [METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE]
+        .iter()
+        .any(|f| dir.join(f).exists());
+    if opts.force {
+        return Ok(Start::Fresh);
+    }
     if opts.resume {
         if summary.exists() {
             return Ok(Start::Finished(read_json(&summary)?));
@@ -212,31 +295,87 @@ fn prepare_dir(dir: &Path, opts: &RunOptions) -> Result<Start> {
         if checkpoint.exists() {
             return Ok(Start::Resume(Box::new(Checkpoint::load(&checkpoint)?)));
         }
-        if has_run {
-            return Err(LadderError::RunDir {
-                path: dir.into(),
-                reason: format!(
-                    "has no {CHECKPOINT_FILE} to resume from; start again with --force"
-                ),
-            });
-        }
-    } else if has_run && !opts.force {
+        return Ok(Start::Fresh);
+    }
+    if has_run {
         return Err(LadderError::RunDir {
             path: dir.into(),
             reason: "already holds a run; pass --resume to continue it or --force to replace it"
                 .into(),
         });
     }
-    if opts.force {
-        for f in run_files {
-            let p = dir.join(f);
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(io(&p))?;
-            }
+    Ok(Start::Fresh)
+}
+
+/// Removes the files of `files` that `dir` holds (the run being replaced).
+pub(crate) fn replace_run_files(dir: &Path, files: &[&str]) -> Result<()> {
+    for f in files {
+        let p = dir.join(f);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(io(&p))?;
         }
     }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    Ok(Start::Fresh)
+    Ok(())
+}
+
+/// The lock file a process holds while it writes a run directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// An exclusive lock on a run directory, held while a process writes it: a second writer is
+/// refused instead of mixing its files with the first one's. The operating system releases it
+/// when the process ends, however it ends.
+pub(crate) struct DirLock {
+    dir: PathBuf,
+    file: Option<std::fs::File>,
+    /// The directory did not exist before: if nothing but the lock is left in it, it goes too.
+    created: bool,
+}
+
+impl DirLock {
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock {
+                dir: dir.into(),
+                file: Some(file),
+                created,
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LadderError::RunDir {
+                path: dir.into(),
+                reason: format!(
+                    "another process is writing it (it holds {}); wait for it to end or stop it",
+                    path.display()
+                ),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(LadderError::io(path, e)),
+        }
+    }
+}
+
+/// A start that failed in a directory it created leaves no directory behind.
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let only_lock = std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .all(|e| e.file_name() == std::ffi::OsStr::new(LOCK_FILE))
+            })
+            .unwrap_or(false);
+        if self.created && only_lock {
+            let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+        drop(self.file.take());
+    }
 }
 
 /// Keeps the metrics lines of epochs up to `epochs_done` (those the checkpoint covers), so a
@@ -254,9 +393,17 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<()> {
     write_atomic(path, out.as_bytes())
 }
 
-/// Makes `dir` ready for a run that writes `files`: refused if any of them is there, unless
-/// `force`, which deletes them first (plain and semantic-noise runs, which do not resume).
-pub(crate) fn prepare_run_files(dir: &Path, files: &[&str], force: bool) -> Result<()> {
+/// Makes `dir` ready for a run that writes `files` (and [`DATA_FILE`], written here from
+/// `record`), holding its lock: refused if any of them is there, unless `force`, which deletes
+/// them (plain and semantic-noise runs, which do not resume). Callers check their settings and
+/// data first, so that a refused start removes nothing.
+pub(crate) fn prepare_run_files(
+    dir: &Path,
+    files: &[&str],
+    force: bool,
+    record: &DataRecord,
+) -> Result<DirLock> {
+    let lock = DirLock::acquire(dir)?;
     if files.iter().any(|f| dir.join(f).exists()) {
         if !force {
             return Err(LadderError::RunDir {
@@ -264,14 +411,25 @@ pub(crate) fn prepare_run_files(dir: &Path, files: &[&str], force: bool) -> Resu
                 reason: "already holds a run; pass --force to replace it".into(),
             });
         }
-        for f in files {
-            let p = dir.join(f);
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(io(&p))?;
-            }
-        }
+        replace_run_files(dir, files)?;
     }
-    std::fs::create_dir_all(dir).map_err(io(dir))
+    write_data_record(dir, record)?;
+    Ok(lock)
+}
+
+/// Makes `out` ready for a command's output `files` (tables, figures): refused when one of them
+/// is already there (an earlier result) unless `force`, which replaces them.
+pub fn output_dir(out: &Path, files: &[&str], force: bool) -> Result<()> {
+    if !force && let Some(f) = files.iter().find(|f| out.join(f).exists()) {
+        return Err(LadderError::RunDir {
+            path: out.into(),
+            reason: format!(
+                "already holds {f} from an earlier command; pass --force to replace it or \
+                 choose another --out"
+            ),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(io(out))
 }
 
 /// Appends one epoch's metrics to `path` as a JSON line and shows it to `report`; then, if
@@ -307,28 +465,49 @@ pub fn device_name(device: &Device) -> String {
     format!("{device:?}")
 }
 
-/// Trains one run. With `out`, the run's files go there (and `resume` continues them);
-/// without, nothing is written. Returns the run's summary.
-pub fn train_run(
+/// A run set up to train: its directory locked and (when fresh) its configuration and data
+/// record written.
+struct Ready {
+    trainer: Trainer,
+    prepared: PreparedData,
+    _lock: Option<DirLock>,
+}
+
+enum Started {
+    Finished(RunSummary),
+    Ready(Box<Ready>),
+}
+
+/// Sets a run up in `out` (locked while it runs): a finished run's summary is read back, an
+/// unfinished one continues from its checkpoint, a fresh one is checked completely (network,
+/// split) before any earlier run's files are replaced and its own are written.
+fn start_run(
     config: &TrainConfig,
-    data: &TrainTest,
+    data: &RecordedData,
     out: Option<&Path>,
     opts: &RunOptions,
-) -> Result<RunSummary> {
+) -> Result<Started> {
+    let lock = out.map(DirLock::acquire).transpose()?;
     let start = match out {
-        Some(dir) => prepare_dir(dir, opts)?,
+        Some(dir) => {
+            if !opts.force {
+                check_data_record(dir, &data.record)?;
+            }
+            inspect_dir(dir, opts)?
+        }
         None => Start::Fresh,
     };
     // A finished run returns before its data is preprocessed (ZCA on CIFAR-10 takes a while).
     let resume_from = match start {
-        Start::Finished(summary) => return Ok(summary),
+        Start::Finished(summary) => return Ok(Started::Finished(summary)),
         Start::Resume(ck) => Some(ck),
         Start::Fresh => None,
     };
-    let data = &*preprocessed(data, &config.preprocessing())?;
-    let mut trainer = match resume_from {
+    let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
+    let (trainer, prepared) = match resume_from {
         Some(ck) => {
-            let path = out.expect("resume needs a directory").join(CHECKPOINT_FILE);
+            let dir = out.expect("resume needs a directory");
+            let path = dir.join(CHECKPOINT_FILE);
             if ck.header.config != *config {
                 return Err(LadderError::Checkpoint {
                     path,
@@ -338,18 +517,49 @@ pub fn train_run(
                 });
             }
             let t = Trainer::from_checkpoint(*ck, &path, &opts.device)?;
-            truncate_metrics(&out.unwrap().join(METRICS_FILE), t.epochs_done)?;
-            t
+            let prepared = PreparedData::new(sets, &t.config)?;
+            truncate_metrics(&dir.join(METRICS_FILE), t.epochs_done)?;
+            (t, prepared)
         }
         None => {
-            let t = Trainer::new(config.clone(), &data.train.image_shape, &opts.device)?;
+            let t = Trainer::new(config.clone(), &sets.train.image_shape, &opts.device)?;
+            let prepared = PreparedData::new(sets, &t.config)?;
             if let Some(dir) = out {
+                replace_run_files(dir, &RUN_FILES)?;
+                write_data_record(dir, &data.record)?;
                 write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
             }
-            t
+            (t, prepared)
         }
     };
-    let prepared = PreparedData::new(data, &trainer.config)?;
+    Ok(Started::Ready(Box::new(Ready {
+        trainer,
+        prepared,
+        _lock: lock,
+    })))
+}
+
+/// Trains one run. With `out`, the run's files go there (and `resume` continues them);
+/// without, nothing is written. Returns the run's summary.
+pub fn train_run(
+    config: &TrainConfig,
+    data: &RecordedData,
+    out: Option<&Path>,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    match start_run(config, data, out, opts)? {
+        Started::Finished(summary) => Ok(summary),
+        Started::Ready(ready) => run_to_end(*ready, out, opts),
+    }
+}
+
+/// Trains a started run to its last epoch (or to Ctrl-C) and finishes it.
+fn run_to_end(ready: Ready, out: Option<&Path>, opts: &RunOptions) -> Result<RunSummary> {
+    let Ready {
+        mut trainer,
+        prepared,
+        _lock,
+    } = ready;
     let label = format!("seed {}", trainer.config.seed);
     let mut progress = ProgressObserver::new(trainer.config.epochs, label);
     let observer: &mut dyn Observer = if opts.quiet {
@@ -441,49 +651,59 @@ fn read_last_cost(out: Option<&Path>) -> Result<f64> {
 
 /// Runs `config` once per seed into `out/seed-N/` and writes `out/summary.json` with the mean ±
 /// std. With `resume`, finished seeds are read back and the first unfinished one continues.
+/// The directory's own files (configuration, seed list, data record) are written once the
+/// first seed's run has been set up, so a start that fails leaves nothing to block a rerun.
 pub fn train_seeds(
     config: &TrainConfig,
     seeds: &[u64],
-    data: &TrainTest,
+    data: &RecordedData,
     out: &Path,
     opts: &RunOptions,
 ) -> Result<SeedsSummary> {
     if seeds.is_empty() {
         return Err(LadderError::Setting("no seeds given".into()));
     }
+    let _lock = DirLock::acquire(out)?;
     let summary_path = out.join(SUMMARY_FILE);
-    if summary_path.exists() && !opts.force {
-        if opts.resume {
-            return read_json(&summary_path);
-        }
-        return Err(LadderError::RunDir {
-            path: out.into(),
-            reason: "already holds a finished multi-seed run; pass --force to replace it".into(),
-        });
-    }
     let seeds_path = out.join(SEEDS_FILE);
-    if seeds_path.exists() && !opts.force && !opts.resume {
-        return Err(LadderError::RunDir {
-            path: out.into(),
-            reason: "already holds a multi-seed run; pass --resume to continue it or --force to replace it".into(),
-        });
-    }
-    if opts.force && summary_path.exists() {
-        std::fs::remove_file(&summary_path).map_err(io(&summary_path))?;
-    }
-    if !opts.resume {
-        std::fs::create_dir_all(out).map_err(io(out))?;
-        write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
-        write_json(&seeds_path, &seeds)?;
+    if !opts.force {
+        check_data_record(out, &data.record)?;
+        if summary_path.exists() {
+            if opts.resume {
+                return read_json(&summary_path);
+            }
+            return Err(LadderError::RunDir {
+                path: out.into(),
+                reason: "already holds a finished multi-seed run; pass --force to replace it"
+                    .into(),
+            });
+        }
+        if seeds_path.exists() && !opts.resume {
+            return Err(LadderError::RunDir {
+                path: out.into(),
+                reason: "already holds a multi-seed run; pass --resume to continue it or --force to replace it".into(),
+            });
+        }
     }
     let mut runs = Vec::with_capacity(seeds.len());
-    for &seed in seeds {
+    for (i, &seed) in seeds.iter().enumerate() {
         let c = TrainConfig {
             seed,
             ..config.clone()
         };
         let dir = out.join(format!("seed-{seed}"));
-        match train_run(&c, data, Some(&dir), opts) {
+        let started = start_run(&c, data, Some(&dir), opts)?;
+        if i == 0 && !(opts.resume && seeds_path.exists()) {
+            replace_run_files(out, &[SUMMARY_FILE])?;
+            write_data_record(out, &data.record)?;
+            write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+            write_json(&seeds_path, &seeds)?;
+        }
+        let run = match started {
+            Started::Finished(summary) => Ok(summary),
+            Started::Ready(ready) => run_to_end(*ready, Some(&dir), opts),
+        };
+        match run {
             Ok(run) => runs.push(run),
             // The whole multi-seed run is what resumes.
             Err(LadderError::Interrupted(_)) => return Err(interruption(Some(out))),

@@ -14,10 +14,18 @@ use crate::data::{Dataset, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval::batch_tensors;
 use crate::experiment::plots::{Drawn, draw_png, tile_grid};
+use crate::experiment::run::output_dir;
 use crate::experiment::semantic_run::SemanticModelHeader;
 use crate::model::semantic::{Perturbation, SemanticNet};
 use crate::noise::{RngStream, gaussian_vec, stream_rng};
 use crate::train::semantic::SemanticData;
+
+/// The files [`semantic_figures`] writes.
+pub const FIGURE_FILES: [&str; 3] = [
+    "figure5-random.png",
+    "figure5-class-conditional.png",
+    "figure6-tsne.png",
+];
 
 /// What the pictures show.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +43,8 @@ pub struct FigureOptions {
     /// t-SNE perplexity and iterations.
     pub perplexity: f32,
     pub tsne_epochs: usize,
+    /// Replace the figures of an earlier call in the output directory.
+    pub force: bool,
     /// Noise std of the perturbations (the run's own when `None`).
     pub noise_std: Option<f64>,
     pub seed: u64,
@@ -52,6 +62,7 @@ impl Default for FigureOptions {
             tsne_epochs: 1000,
             noise_std: None,
             seed: 1,
+            force: false,
         }
     }
 }
@@ -91,20 +102,17 @@ pub fn semantic_figures(
         side => centre_crop(&split.train, side)?,
     };
     let mean = mean_as_input(&split, header.config.crop)?;
-    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
+    output_dir(out, &FIGURE_FILES, opts.force)?;
     let mut files = Vec::new();
     for (kind, name) in [
-        (Perturbation::Random, "figure5-random.png"),
-        (
-            Perturbation::ClassConditional,
-            "figure5-class-conditional.png",
-        ),
+        (Perturbation::Random, FIGURE_FILES[0]),
+        (Perturbation::ClassConditional, FIGURE_FILES[1]),
     ] {
         let path = out.join(name);
         reconstructions(net, &train, &mean, kind, noise_std, opts, &path)?;
         files.push(path);
     }
-    let path = out.join("figure6-tsne.png");
+    let path = out.join(FIGURE_FILES[2]);
     tsne_figure(net, &train, &split.unseen, noise_std, opts, &path)?;
     files.push(path);
     Ok(files)

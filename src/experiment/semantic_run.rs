@@ -14,11 +14,12 @@ use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::TrainTest;
+use crate::data::RecordedData;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    METRICS_FILE, SUMMARY_FILE, device_name, prepare_run_files, read_json, record_epoch, write_json,
+    DirLock, METRICS_FILE, SUMMARY_FILE, check_data_record, device_name, prepare_run_files,
+    read_json, record_epoch, write_data_record, write_json,
 };
 use crate::experiment::seeds::mean_std;
 use crate::model::semantic::{SemanticModel, SemanticNet};
@@ -109,16 +110,18 @@ const RUN_FILES: [&str; 4] = [
 /// Trains one network into `out`; `report` sees every epoch's metrics line.
 pub fn train_semantic_run(
     config: &SemanticConfig,
-    data: &TrainTest,
+    data: &RecordedData,
     out: &Path,
     force: bool,
     device: &Device,
     report: &mut dyn FnMut(&str),
 ) -> Result<SemanticSummary> {
+    let record = &data.record;
+    let data = &data.sets;
     config.validate()?;
     config.plan(&data.train.image_shape)?;
     let split = SemanticData::new(data, config)?;
-    prepare_run_files(out, &RUN_FILES, force)?;
+    let _lock = prepare_run_files(out, &RUN_FILES, force, record)?;
     write_atomic(&out.join(SEMANTIC_CONFIG_FILE), config.to_toml().as_bytes())?;
     let metrics = out.join(METRICS_FILE);
     let outcome = train_semantic(config, &split, device, &mut |epoch| {
@@ -172,17 +175,19 @@ pub fn cell_dir(root: &Path, per_class: usize, model: SemanticModel) -> PathBuf 
     root.join(format!("k{k}")).join(model.name())
 }
 
-/// A finished run in `dir` of exactly `config`, if there is one; an error if `dir` holds a
-/// finished run of another configuration (unless `force`, which retrains it).
+/// A finished run in `dir` of exactly `config` and `data`, if there is one; an error if `dir`
+/// holds a finished run of another configuration or data (unless `force`, which retrains it).
 fn finished_run(
     dir: &Path,
     config: &SemanticConfig,
+    data: &RecordedData,
     force: bool,
 ) -> Result<Option<SemanticSummary>> {
     let summary = dir.join(SUMMARY_FILE);
     if force || !summary.exists() {
         return Ok(None);
     }
+    check_data_record(dir, &data.record)?;
     let path = dir.join(SEMANTIC_CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| LadderError::io(&path, e))?;
     let stored = SemanticConfig::from_toml_str(&text)?;
@@ -202,12 +207,13 @@ fn finished_run(
 pub fn train_semantic_grid(
     config: &SemanticConfig,
     grid: &SemanticGrid,
-    data: &TrainTest,
+    recorded: &RecordedData,
     root: &Path,
     force: bool,
     device: &Device,
     report: &mut dyn FnMut(&str),
 ) -> Result<SemanticTable> {
+    let data = &recorded.sets;
     if grid.models.is_empty() || grid.per_class.is_empty() || grid.seeds.is_empty() {
         return Err(LadderError::Setting(
             "a grid needs at least one model, one training-set size and one seed".into(),
@@ -228,6 +234,11 @@ pub fn train_semantic_grid(
             }
         }
     }
+    let _lock = DirLock::acquire(root)?;
+    if !force {
+        check_data_record(root, &recorded.record)?;
+    }
+    write_data_record(root, &recorded.record)?;
     for &per_class in &grid.per_class {
         for &model in &grid.models {
             let dir = cell_dir(root, per_class, model);
@@ -240,7 +251,7 @@ pub fn train_semantic_grid(
                     ..config.clone()
                 };
                 let run_dir = dir.join(format!("seed-{seed}"));
-                let summary = match finished_run(&run_dir, &c, force)? {
+                let summary = match finished_run(&run_dir, &c, recorded, force)? {
                     Some(s) => {
                         report(&format!("{}: finished earlier", run_dir.display()));
                         s
@@ -248,7 +259,7 @@ pub fn train_semantic_grid(
                     None => {
                         report(&format!("{}: training", run_dir.display()));
                         // An unfinished run's files are no result: start it again.
-                        train_semantic_run(&c, data, &run_dir, true, device, report)?
+                        train_semantic_run(&c, recorded, &run_dir, true, device, report)?
                     }
                 };
                 report(&format!(

@@ -8,15 +8,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::TrainTest;
+use crate::data::RecordedData;
 use crate::error::{LadderError, Result};
-use crate::experiment::run::{RunOptions, SEEDS_FILE, read_json, write_json};
+use crate::experiment::run::{
+    DirLock, RunOptions, SEEDS_FILE, check_data_record, read_json, replace_run_files,
+    write_data_record, write_json,
+};
 use crate::experiment::seeds::mean_std;
 use crate::experiment::train_seeds;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::write_atomic;
 
 pub const SWEEP_FILE: &str = "sweep.json";
+/// Written into a cell's directory when one of its runs diverged: the cell is reported as
+/// diverged and not trained again.
+pub const DIVERGED_FILE: &str = "diverged.json";
 
 /// One axis of the grid: a configuration field and the values it takes (TOML literals).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +62,47 @@ pub struct SweepSpec {
     pub base: TrainConfig,
     pub axes: Vec<GridAxis>,
     pub seeds: Vec<u64>,
+}
+
+impl SweepSpec {
+    /// Errors for a grid whose cells would be mislabelled: an axis named twice (the last one
+    /// would win in every cell) or a seed axis (every cell is trained with `seeds`).
+    pub fn validate(&self) -> Result<()> {
+        if self.base.validation_samples == 0 {
+            return Err(LadderError::Setting(
+                "a sweep chooses by validation error: set validation-samples > 0".into(),
+            ));
+        }
+        if self.axes.is_empty() {
+            return Err(LadderError::Setting(
+                "a sweep needs at least one --grid axis".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for axis in &self.axes {
+            if axis.name == "seed" || axis.name == "seeds" {
+                return Err(LadderError::Setting(format!(
+                    "grid axis '{}': seeds are not a grid field; every cell is trained with each                      seed of --seeds (e.g. --seeds {})",
+                    axis.name,
+                    axis.values.join(",")
+                )));
+            }
+            if !seen.insert(axis.name.as_str()) {
+                return Err(LadderError::Setting(format!(
+                    "grid axis '{}' is given twice: give all its values in one --grid {}=…",
+                    axis.name, axis.name
+                )));
+            }
+            let mut values = std::collections::HashSet::new();
+            if let Some(v) = axis.values.iter().find(|v| !values.insert(v.as_str())) {
+                return Err(LadderError::Setting(format!(
+                    "grid axis '{}' lists the value {v} twice",
+                    axis.name
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `config` with `field = value` set for each pair; an unknown field or a value of the wrong
@@ -114,6 +161,9 @@ pub fn cell_name(settings: &[(String, String)]) -> String {
 pub struct CellResult {
     pub settings: Vec<(String, String)>,
     pub dir: PathBuf,
+    /// Why the cell's training diverged, if it did (its errors are then NaN).
+    #[serde(default)]
+    pub diverged: Option<String>,
     pub validation_mean: f64,
     pub validation_std: f64,
     pub test_mean: f64,
@@ -140,27 +190,19 @@ fn run_dir_error(dir: &Path, reason: impl Into<String>) -> LadderError {
 /// each cell starts.
 pub fn sweep(
     spec: &SweepSpec,
-    data: &TrainTest,
+    data: &RecordedData,
     out: &Path,
     opts: &RunOptions,
     on_cell: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<SweepReport> {
-    if spec.base.validation_samples == 0 {
-        return Err(LadderError::Setting(
-            "a sweep chooses by validation error: set validation-samples > 0".into(),
-        ));
-    }
-    if spec.axes.is_empty() {
-        return Err(LadderError::Setting(
-            "a sweep needs at least one --grid axis".into(),
-        ));
-    }
+    spec.validate()?;
     let grid = cells(&spec.axes);
     // Every cell's configuration is checked before anything is trained.
     let configs = grid
         .iter()
         .map(|s| apply_settings(&spec.base, s))
         .collect::<Result<Vec<_>>>()?;
+    let _lock = DirLock::acquire(out)?;
     let spec_path = out.join(SWEEP_FILE);
     if opts.resume {
         let stored: SweepSpec = read_json(&spec_path)?;
@@ -170,6 +212,7 @@ pub fn sweep(
                 format!("its {SWEEP_FILE} describes another sweep"),
             ));
         }
+        check_data_record(out, &data.record)?;
     } else {
         if spec_path.exists() && !opts.force {
             return Err(run_dir_error(
@@ -177,7 +220,7 @@ pub fn sweep(
                 "already holds a sweep; pass --resume to finish it or --force to replace it",
             ));
         }
-        std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
+        write_data_record(out, &data.record)?;
         write_json(&spec_path, spec)?;
     }
     let mut results = Vec::with_capacity(grid.len());
@@ -185,43 +228,20 @@ pub fn sweep(
         let name = cell_name(settings);
         on_cell(i + 1, grid.len(), &name);
         let dir = out.join(&name);
-        let cell_opts = RunOptions {
-            resume: dir.join(SEEDS_FILE).exists() && !opts.force,
-            ..opts.clone()
-        };
-        let summary = match train_seeds(config, &spec.seeds, data, &dir, &cell_opts) {
-            Ok(s) => s,
-            Err(LadderError::Interrupted(_)) => {
-                return Err(LadderError::Interrupted(format!(
-                    "checkpoint saved; continue with: ladder sweep --resume {}",
-                    out.display()
-                )));
-            }
-            Err(e) => return Err(e),
-        };
-        let validation: Vec<f64> = summary
-            .runs
-            .iter()
-            .map(|r| r.validation_error_percent.unwrap_or(f64::NAN))
-            .collect();
-        let test: Vec<f64> = summary.runs.iter().map(|r| r.test_error_percent).collect();
-        let (validation_mean, validation_std) = mean_std(&validation);
-        let (test_mean, test_std) = mean_std(&test);
-        results.push(CellResult {
-            settings: settings.clone(),
-            dir,
-            validation_mean,
-            validation_std,
-            test_mean,
-            test_std,
-        });
+        results.push(train_cell(spec, config, settings, data, &dir, out, opts)?);
     }
     let chosen = results
         .iter()
         .enumerate()
+        .filter(|(_, c)| c.diverged.is_none())
         .min_by(|a, b| a.1.validation_mean.total_cmp(&b.1.validation_mean))
-        .map(|(i, _)| i)
-        .expect("at least one cell");
+        .map(|(i, _)| i);
+    let Some(chosen) = chosen else {
+        return Err(LadderError::Setting(format!(
+            "every cell of the sweep in {} diverged: nothing to choose",
+            out.display()
+        )));
+    };
     let report = SweepReport {
         axes: spec.axes.clone(),
         seeds: spec.seeds.clone(),
@@ -234,23 +254,85 @@ pub fn sweep(
     Ok(report)
 }
 
+/// Trains (or reads back) one cell over the sweep's seeds. A cell that diverges is recorded
+/// as such in its directory and reported, and the sweep goes on.
+fn train_cell(
+    spec: &SweepSpec,
+    config: &TrainConfig,
+    settings: &[(String, String)],
+    data: &RecordedData,
+    dir: &Path,
+    out: &Path,
+    opts: &RunOptions,
+) -> Result<CellResult> {
+    let diverged_path = dir.join(DIVERGED_FILE);
+    let result = |diverged: Option<String>, validation: &[f64], test: &[f64]| {
+        let (validation_mean, validation_std) = mean_std(validation);
+        let (test_mean, test_std) = mean_std(test);
+        CellResult {
+            settings: settings.to_vec(),
+            dir: dir.to_path_buf(),
+            diverged,
+            validation_mean,
+            validation_std,
+            test_mean,
+            test_std,
+        }
+    };
+    if diverged_path.exists() {
+        if !opts.force {
+            let reason: String = read_json(&diverged_path)?;
+            return Ok(result(Some(reason), &[f64::NAN], &[f64::NAN]));
+        }
+        replace_run_files(dir, &[DIVERGED_FILE])?;
+    }
+    let cell_opts = RunOptions {
+        resume: dir.join(SEEDS_FILE).exists() && !opts.force,
+        ..opts.clone()
+    };
+    let summary = match train_seeds(config, &spec.seeds, data, dir, &cell_opts) {
+        Ok(s) => s,
+        Err(LadderError::Interrupted(_)) => {
+            return Err(LadderError::Interrupted(format!(
+                "checkpoint saved; continue with: ladder sweep --resume {}",
+                out.display()
+            )));
+        }
+        Err(e @ LadderError::Diverged { .. }) => {
+            let reason = e.to_string();
+            write_json(&diverged_path, &reason)?;
+            return Ok(result(Some(reason), &[f64::NAN], &[f64::NAN]));
+        }
+        Err(e) => return Err(e),
+    };
+    let validation: Vec<f64> = summary
+        .runs
+        .iter()
+        .map(|r| r.validation_error_percent.unwrap_or(f64::NAN))
+        .collect();
+    let test: Vec<f64> = summary.runs.iter().map(|r| r.test_error_percent).collect();
+    Ok(result(None, &validation, &test))
+}
+
 impl SweepReport {
-    /// One line per cell: the settings, validation and test error (mean, std), chosen flag.
+    /// One line per cell: the settings, validation and test error (mean, std), whether the
+    /// cell diverged, chosen flag.
     pub fn to_csv(&self) -> String {
         let mut out: String = self.axes.iter().map(|a| format!("{},", a.name)).collect();
         out.push_str(
-            "validation_error_mean,validation_error_std,test_error_mean,test_error_std,chosen\n",
+            "validation_error_mean,validation_error_std,test_error_mean,test_error_std,diverged,chosen\n",
         );
         for (i, c) in self.cells.iter().enumerate() {
             for (_, v) in &c.settings {
                 out.push_str(&format!("{v},"));
             }
             out.push_str(&format!(
-                "{:.4},{:.4},{:.4},{:.4},{}\n",
+                "{:.4},{:.4},{:.4},{:.4},{},{}\n",
                 c.validation_mean,
                 c.validation_std,
                 c.test_mean,
                 c.test_std,
+                c.diverged.is_some(),
                 i == self.chosen
             ));
         }
@@ -288,13 +370,14 @@ impl SweepReport {
             for (_, v) in &c.settings {
                 out.push_str(&format!(" {} |", mark(v.clone())));
             }
+            let error = |mean: f64, std: f64| match &c.diverged {
+                Some(_) => "diverged".to_string(),
+                None => mark(format!("{mean:.2} ± {std:.2}")),
+            };
             out.push_str(&format!(
                 " {} | {} | {} |\n",
-                mark(format!(
-                    "{:.2} ± {:.2}",
-                    c.validation_mean, c.validation_std
-                )),
-                mark(format!("{:.2} ± {:.2}", c.test_mean, c.test_std)),
+                error(c.validation_mean, c.validation_std),
+                error(c.test_mean, c.test_std),
                 if i == self.chosen { "✔" } else { "" }
             ));
         }
@@ -313,7 +396,10 @@ impl SweepReport {
                 out.push_str(&format!("| {rv} |"));
                 for c in 0..cols.values.len() {
                     let i = r * cols.values.len() + c;
-                    let v = format!("{:.2}", self.cells[i].validation_mean);
+                    let v = match self.cells[i].diverged {
+                        Some(_) => "diverged".to_string(),
+                        None => format!("{:.2}", self.cells[i].validation_mean),
+                    };
                     out.push_str(&if i == self.chosen {
                         format!(" **{v}** ✔ |")
                     } else {

@@ -1,0 +1,373 @@
+//! The run model's guarantees, end to end: a run records its data and every command that reads
+//! it uses that data; one writer per run directory; `--force` and failed starts never lose or
+//! block a run; sweeps cannot mislabel their cells; outputs never overwrite inputs or earlier
+//! results.
+
+mod common;
+
+use std::path::Path;
+
+use common::{TINY, assert_fails, ladder, read, stderr, train, write_dataset};
+use ladder::data::write_idx_file;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The test error `evaluate` prints.
+fn evaluated(args: &[&str]) -> f64 {
+    let o = ladder(&[&["evaluate"], args].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .strip_prefix("test_error_percent: ")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `evaluate` prints four decimals.
+fn assert_close(printed: f64, recorded: f64) {
+    assert!((printed - recorded).abs() < 1e-4, "{printed} vs {recorded}");
+}
+
+fn recorded_error(run: &Path) -> f64 {
+    let summary: serde_json::Value = serde_json::from_str(&read(run.join("summary.json"))).unwrap();
+    summary["test_error_percent"].as_f64().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_run_records_its_data_and_every_reader_uses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits");
+    std::fs::create_dir(&data).unwrap();
+    write_dataset(&data, &[60; 10]);
+    let run = tmp.path().join("run");
+    let o = train(&run, &["--data", s(&data)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let record: serde_json::Value = serde_json::from_str(&read(run.join("data.json"))).unwrap();
+    assert_eq!(record["source"]["kind"], "idx");
+    assert_eq!(record["files"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        record["files"][0]["sha256"].as_str().unwrap().len(),
+        64,
+        "{record}"
+    );
+
+    // evaluate without --data reads the recorded data, not the embedded digits.
+    let recorded = recorded_error(&run);
+    assert_close(evaluated(&[s(&run)]), recorded);
+
+    // A resumed run continues on the recorded data too.
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    let o = ladder(&["train", "--resume", s(&run), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(recorded_error(&run), recorded);
+
+    // robustness measures on the recorded test set.
+    let rob = tmp.path().join("rob");
+    let o = ladder(&[
+        "robustness",
+        s(&run),
+        "--epsilons",
+        "0",
+        "--sigmas",
+        "0",
+        "--out",
+        s(&rob),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = read(rob.join("robustness.csv"));
+    let clean: f64 = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (clean - (100.0 - recorded)).abs() < 0.006,
+        "{csv} vs {recorded}"
+    );
+
+    // A moved copy is accepted; a changed one, other data or a missing file is refused.
+    let moved = tmp.path().join("moved");
+    copy_dir(&data, &moved);
+    std::fs::remove_dir_all(&data).unwrap();
+    assert_fails(&ladder(&["evaluate", s(&run)]), "is gone");
+    assert_close(evaluated(&[s(&run), "--data", s(&moved)]), recorded);
+    let o = ladder(&["evaluate", s(&run), "--data", "rows.csv"]);
+    assert_fails(&o, "trained on the IDX directory");
+    let o = ladder(&[
+        "evaluate",
+        s(&run),
+        "--data",
+        s(&moved),
+        "--label-column",
+        "2",
+    ]);
+    assert_fails(&o, "--label-column is for CSV files");
+    let images = moved.join("train-images-idx3-ubyte");
+    let mut bytes = std::fs::read(&images).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&images, bytes).unwrap();
+    let o = ladder(&["evaluate", s(&run), "--data", s(&moved)]);
+    assert_fails(
+        &o,
+        "train-images-idx3-ubyte: the run was trained on other data",
+    );
+    let sha = record["files"][0]["sha256"].as_str().unwrap();
+    assert!(stderr(&o).contains(sha), "{}", stderr(&o));
+}
+
+#[test]
+fn a_multi_seed_run_resumes_on_its_recorded_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits");
+    std::fs::create_dir(&data).unwrap();
+    write_dataset(&data, &[60; 10]);
+    let seeds = tmp.path().join("seeds");
+    let o = train(&seeds, &["--data", s(&data), "--seeds", "1-2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for dir in [seeds.clone(), seeds.join("seed-1"), seeds.join("seed-2")] {
+        assert!(dir.join("data.json").exists(), "{}", dir.display());
+    }
+    let summary = read(seeds.join("summary.json"));
+    std::fs::remove_file(seeds.join("summary.json")).unwrap();
+    std::fs::remove_file(seeds.join("seed-2/summary.json")).unwrap();
+    let o = ladder(&["train", "--resume", s(&seeds), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(seeds.join("summary.json")), summary);
+}
+
+#[test]
+fn a_run_written_before_data_records_reads_as_the_embedded_data_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    assert!(train(&run, &[]).status.success());
+    std::fs::remove_file(run.join("data.json")).unwrap();
+    let o = ladder(&["evaluate", s(&run)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("has no data.json") && stderr(&o).contains("embedded MNIST-10k"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_second_writer_is_refused_and_the_run_is_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    assert!(train(&run, &[]).status.success());
+    let metrics = read(run.join("metrics.jsonl"));
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    // This test process holds the run's lock as a running trainer would.
+    let lock = std::fs::File::open(run.join(".lock")).unwrap();
+    lock.try_lock().unwrap();
+    let o = ladder(&["train", "--resume", s(&run), "--quiet"]);
+    assert_fails(&o, "another process is writing it");
+    assert_fails(&train(&run, &["--force"]), "another process is writing it");
+    assert_eq!(read(run.join("metrics.jsonl")), metrics);
+    drop(lock);
+    let o = ladder(&["train", "--resume", s(&run), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(run.join("metrics.jsonl")), metrics);
+}
+
+#[test]
+fn force_checks_the_new_settings_before_it_removes_a_finished_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    assert!(train(&run, &[]).status.success());
+    let summary = read(run.join("summary.json"));
+    let o = train(&run, &["--force", "--labeled-samples", "9000"]);
+    assert_fails(&o, "impossible split");
+    assert_eq!(read(run.join("summary.json")), summary);
+    assert_close(evaluated(&[s(&run)]), recorded_error(&run));
+    let seeds = tmp.path().join("seeds");
+    assert!(train(&seeds, &["--seeds", "1-2"]).status.success());
+    let summary = read(seeds.join("summary.json"));
+    let o = train(
+        &seeds,
+        &["--seeds", "1-2", "--force", "--labeled-samples", "9000"],
+    );
+    assert_fails(&o, "impossible split");
+    assert_eq!(read(seeds.join("summary.json")), summary);
+}
+
+#[test]
+fn a_failed_start_leaves_nothing_that_blocks_a_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    assert_fails(
+        &train(&run, &["--labeled-samples", "9000"]),
+        "impossible split",
+    );
+    assert!(!run.exists(), "the failed start left {}", run.display());
+    let o = train(&run, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A convolution on vector data (CSV rows), and a multi-seed run with an impossible split.
+    let rows = tmp.path().join("rows.csv");
+    let text: String = (0..200)
+        .map(|i| format!("{},{},{}\n", i % 7, i % 3, i % 2))
+        .collect();
+    std::fs::write(&rows, text).unwrap();
+    let conv = tmp.path().join("conv");
+    let args = |layers: &str| {
+        vec![
+            "train",
+            "--out",
+            s(&conv),
+            "--data",
+            s(&rows),
+            "--num-classes",
+            "2",
+            "--encoder-layers",
+            layers,
+            "--denoising-cost-x",
+            "1,0,0",
+            "--labeled-samples",
+            "20",
+            "--unlabeled-samples",
+            "100",
+            "--batch-size",
+            "20",
+            "--epochs",
+            "1",
+            "--quiet",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let run_with = |layers: &str| {
+        let a = args(layers);
+        ladder(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert_fails(&run_with("convv:4:3:1:1-2"), "not images");
+    assert!(!conv.exists());
+    let o = run_with("8-2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seeds = tmp.path().join("seeds");
+    let o = train(&seeds, &["--seeds", "1-2", "--labeled-samples", "9000"]);
+    assert_fails(&o, "impossible split");
+    let o = train(&seeds, &["--seeds", "1-2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+fn sweep(out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["sweep", "--out", s(out), "--validation-samples", "300"];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    ladder(&args)
+}
+
+#[test]
+fn sweeps_refuse_mislabelled_grids_and_record_diverged_cells() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    assert_fails(&sweep(&out, &["--grid", "seed=1,2"]), "--seeds 1,2");
+    assert_fails(
+        &sweep(&out, &["--grid", "lr=0.001,0.002", "--grid", "lr=0.003"]),
+        "grid axis 'lr' is given twice",
+    );
+    assert_fails(&sweep(&out, &["--grid", "lr=0.001,0.001"]), "twice");
+    assert!(!out.exists());
+
+    // lr = 1e30 diverges: the cell is reported as such and the sweep chooses among the rest.
+    let o = sweep(&out, &["--grid", "lr=0.002,1e30"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = read(out.join("grid.md"));
+    assert!(md.contains("| 1e30 | diverged | diverged |"), "{md}");
+    let csv = read(out.join("grid.csv"));
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[1].starts_with("0.002,") && rows[1].ends_with(",false,true"),
+        "{csv}"
+    );
+    assert!(
+        rows[2].starts_with("1e30,") && rows[2].ends_with(",true,false"),
+        "{csv}"
+    );
+    assert!(out.join("lr=1e30/diverged.json").exists());
+
+    // --resume finishes it (the diverged cell is not trained again).
+    std::fs::remove_file(out.join("grid.csv")).unwrap();
+    std::fs::remove_file(out.join("summary.json")).unwrap();
+    let o = ladder(&["sweep", "--resume", s(&out), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(out.join("grid.csv")), csv);
+}
+
+#[test]
+fn outputs_never_overwrite_inputs_or_earlier_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    assert!(train(&run, &[]).status.success());
+    let images = tmp.path().join("images-idx3-ubyte");
+    let pixels: Vec<u8> = (0..3 * 784).map(|i| (i % 256) as u8).collect();
+    write_idx_file(&images, &[3, 28, 28], &pixels).unwrap();
+    let input = std::fs::read(&images).unwrap();
+    let predict = |out: &Path, extra: &[&str]| {
+        ladder(&[&["predict", s(&run), s(&images), "--out", s(out)], extra].concat())
+    };
+    assert_fails(&predict(&images, &["--force"]), "is the images file");
+    assert_eq!(std::fs::read(&images).unwrap(), input);
+    let checkpoint = std::fs::read(run.join("checkpoint.bin")).unwrap();
+    assert_fails(
+        &predict(&run.join("checkpoint.bin"), &["--force"]),
+        "inside the run directory",
+    );
+    assert_eq!(
+        std::fs::read(run.join("checkpoint.bin")).unwrap(),
+        checkpoint
+    );
+    let labels = tmp.path().join("labels.txt");
+    assert!(predict(&labels, &[]).status.success());
+    assert_eq!(read(labels.clone()).lines().count(), 3);
+    std::fs::write(&labels, "mine\n").unwrap();
+    assert_fails(&predict(&labels, &[]), "--force");
+    assert_eq!(read(labels.clone()), "mine\n");
+    assert!(predict(&labels, &["--force"]).status.success());
+    assert_eq!(read(labels).lines().count(), 3);
+
+    let weights = tmp.path().join("w");
+    let draw =
+        |extra: &[&str]| ladder(&[&["weights", s(&run), "--out", s(&weights)], extra].concat());
+    assert!(draw(&[]).status.success());
+    assert_fails(&draw(&[]), "already holds first-layer.png");
+    assert!(draw(&["--force"]).status.success());
+
+    let rob = tmp.path().join("rob");
+    let measure = |extra: &[&str]| {
+        let args = [
+            "robustness",
+            s(&run),
+            "--epsilons",
+            "0",
+            "--sigmas",
+            "0",
+            "--out",
+            s(&rob),
+        ];
+        ladder(&[&args[..], extra].concat())
+    };
+    assert!(measure(&[]).status.success());
+    std::fs::write(rob.join("robustness.md"), "mine\n").unwrap();
+    assert_fails(&measure(&[]), "already holds robustness.csv");
+    assert_eq!(read(rob.join("robustness.md")), "mine\n");
+    assert!(measure(&["--force"]).status.success());
+    assert_ne!(read(rob.join("robustness.md")), "mine\n");
+}
