@@ -13,6 +13,7 @@
 //! - [`experiment`]: run directories, multi-seed runs with mean ± std, benchmarks.
 
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod eval;
 pub mod experiment;

@@ -371,3 +371,32 @@ fn outputs_never_overwrite_inputs_or_earlier_results() {
     assert!(measure(&["--force"]).status.success());
     assert_ne!(read(rob.join("robustness.md")), "mine\n");
 }
+
+#[test]
+fn one_seed_flag_and_one_seed_list_never_silently_disagree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    assert_fails(&train(&out, &["--seed", "1", "--seeds", "1-2"]), "not both");
+    assert_fails(
+        &sweep(&out, &["--seed", "3", "--grid", "lr=0.001,0.002"]),
+        "give --seeds, not --seed",
+    );
+    assert!(!out.exists());
+    // run.py's flag names are accepted: --num-epochs is --epochs.
+    let o = ladder(&[
+        "train",
+        "--out",
+        s(&out),
+        "--encoder-layers",
+        "30-10",
+        "--denoising-cost-x",
+        "10,1,0.1",
+        "--unlabeled-samples",
+        "500",
+        "--num-epochs",
+        "1",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(out.join("metrics.jsonl")).lines().count(), 1);
+}

@@ -4,6 +4,7 @@ pub mod adam;
 pub mod checkpoint;
 pub mod config;
 pub mod plain;
+pub mod resolve;
 pub mod schedule;
 pub mod semantic;
 pub mod trainer;

@@ -1,0 +1,129 @@
+//! Flags shared by several subcommands: the data, how a run writes, the device.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use ladder::data::{CsvOptions, DataRequest, RecordedData};
+use ladder::experiment::RunOptions;
+use ladder::experiment::run::run_data;
+
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// Directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+    /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; or a CIFAR-10 binary
+    /// directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin); or a .csv file of numeric
+    /// features and an integer class column (standardised with the training part's
+    /// statistics). For a command that reads a run: a moved copy of the data the run recorded
+    /// [default: the embedded MNIST-10k; for a run, its recorded data].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// CSV only: a separate test file [default: a seeded --test-fraction of --data's rows].
+    #[arg(long)]
+    pub test_data: Option<PathBuf>,
+    /// CSV only: the share of rows held out as the test set when there is no --test-data
+    /// [default: 0.2].
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
+    /// CSV only: 0-based column of the class [default: the last].
+    #[arg(long)]
+    pub label_column: Option<usize>,
+    /// CSV only: the smallest class value (1 for Covertype's classes 1–7) [default: 0].
+    #[arg(long)]
+    pub first_label: Option<i64>,
+    /// CSV only: the first line is a header.
+    #[arg(long)]
+    pub csv_header: bool,
+}
+
+impl DataArgs {
+    pub fn request(&self) -> DataRequest {
+        DataRequest {
+            path: self.data.clone(),
+            csv: CsvOptions {
+                test: self.test_data.clone(),
+                test_fraction: self.test_fraction,
+                label_column: self.label_column,
+                first_label: self.first_label,
+                header: self.csv_header.then_some(true),
+            },
+        }
+    }
+
+    /// The data these flags name, with its record.
+    pub fn load(&self, num_classes: usize) -> Result<RecordedData> {
+        Ok(self.request().source()?.load(num_classes)?)
+    }
+
+    /// The data the run (or multi-seed run, sweep, grid) in `dir` recorded, or the moved copy
+    /// these flags name.
+    pub fn of_run(&self, dir: &Path, num_classes: usize) -> Result<RecordedData> {
+        Ok(run_data(dir, &self.request(), num_classes)?)
+    }
+}
+
+/// Where a command computes.
+#[derive(Args, Clone)]
+pub struct DeviceArgs {
+    /// cpu (Flex), cuda or wgpu (when built with those features).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl DeviceArgs {
+    pub fn device(&self) -> Result<burn::prelude::Device> {
+        Ok(ladder::device::training_device(&self.device)?)
+    }
+}
+
+/// How a training run (or each run of a multi-seed run, sweep or grid) writes.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Replace an existing run, sweep or grid directory (checked settings first).
+    #[arg(long)]
+    pub force: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Besides the checkpoint after every epoch, save one within an epoch when this many
+    /// minutes have passed since the last (0 = only at epoch ends).
+    #[arg(long, default_value_t = 10.0)]
+    pub checkpoint_minutes: f64,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+impl RunArgs {
+    pub fn options(&self, resume: bool, preset: Option<String>) -> Result<RunOptions> {
+        let minutes = self.checkpoint_minutes;
+        if !(minutes.is_finite() && minutes >= 0.0) {
+            bail!("--checkpoint-minutes must be a number of minutes ≥ 0");
+        }
+        Ok(RunOptions {
+            force: self.force,
+            resume,
+            quiet: self.quiet,
+            device: self.device.device()?,
+            preset,
+            checkpoint_every: (minutes > 0.0).then(|| Duration::from_secs_f64(minutes * 60.0)),
+        })
+    }
+}
+
+/// A list of numbers, comma-separated: `0,0.1,0.2`.
+pub fn parse_levels(s: &str, what: &str) -> Result<Vec<f64>> {
+    let levels = s
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| anyhow::anyhow!("{what}: '{v}' is not a number"))
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    if levels.is_empty() {
+        bail!("{what}: give at least one level");
+    }
+    Ok(levels)
+}

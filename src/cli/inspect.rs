@@ -1,0 +1,239 @@
+//! `evaluate`, `predict`, `robustness` and `weights`: what a trained run does.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use clap::Args;
+
+use ladder::data::{Dataset, load_idx_images};
+use ladder::experiment::evaluate_run;
+use ladder::experiment::robustness::{
+    RobustnessOptions, TrainedModel, robustness, weight_pictures,
+};
+use ladder::experiment::run::{CONFIG_FILE, SUMMARY_FILE, load_run, read_json, runs_data};
+use ladder::train::TrainConfig;
+
+use super::args::{DataArgs, DeviceArgs, parse_levels};
+
+#[derive(Args)]
+pub struct EvaluateCmd {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Args)]
+pub struct PredictCmd {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// An IDX image file (raw or gzipped) with the model's image size.
+    pub images: PathBuf,
+    /// Write the labels here (one per line) instead of standard output; never the images file
+    /// or a file of the run [default: standard output].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Args)]
+pub struct RobustnessCmd {
+    /// Finished run directories (Ladder or plain; one seed's directory of a multi-seed run).
+    #[arg(required = true)]
+    run_dirs: Vec<PathBuf>,
+    /// A name per run for the table and legends [default: the directory names].
+    #[arg(long = "name")]
+    names: Vec<String>,
+    /// FGSM steps ε, comma-separated.
+    #[arg(long, default_value = "0,0.05,0.1,0.15,0.2,0.25,0.3")]
+    epsilons: String,
+    /// Gaussian noise stds σ, comma-separated.
+    #[arg(long, default_value = "0,0.1,0.2,0.3,0.4,0.5")]
+    sigmas: String,
+    /// Seed of the Gaussian noise (the same noisy test set for every model).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the table and plots go.
+    #[arg(long, default_value = "robustness")]
+    out: PathBuf,
+    /// Replace the table and plots of an earlier measurement in --out.
+    #[arg(long)]
+    force: bool,
+    /// Classes of the test data (labels must lie in 0..N after --first-label).
+    #[arg(long, default_value_t = 10)]
+    num_classes: usize,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+pub struct WeightsCmd {
+    /// The run directory (a fully connected Ladder or a plain network).
+    run_dir: PathBuf,
+    /// Where first-layer.png and class-patterns.png go.
+    #[arg(long, default_value = "weights")]
+    out: PathBuf,
+    /// Units of the first layer to draw.
+    #[arg(long, default_value_t = 100)]
+    max_units: usize,
+    /// Input image shape HxW [default: square].
+    #[arg(long)]
+    image_shape: Option<String>,
+    /// Replace the pictures of an earlier call in --out.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn evaluate(cmd: EvaluateCmd) -> Result<()> {
+    let dev = cmd.device.device()?;
+    let run_dir = &cmd.run_dir;
+    let config = TrainConfig::from_toml_file(&run_dir.join(CONFIG_FILE))?;
+    let data = cmd.data.of_run(run_dir, config.num_classes)?;
+    let err = evaluate_run(run_dir, &data.sets, &dev)?;
+    if let Ok(summary) = read_json::<serde_json::Value>(&run_dir.join(SUMMARY_FILE))
+        && let Some(recorded) = summary.get("test_error_percent")
+    {
+        eprintln!("recorded test error: {recorded} %");
+    }
+    println!("test_error_percent: {err:.4}");
+    Ok(())
+}
+
+pub fn predict(cmd: PredictCmd) -> Result<()> {
+    if let Some(out) = &cmd.out {
+        check_predict_out(out, &cmd.images, &cmd.run_dir, cmd.force)?;
+    }
+    let (run_dir, images, out) = (&cmd.run_dir, &cmd.images, cmd.out.as_deref());
+    let dev = cmd.device.device()?;
+    let run = load_run(run_dir, &dev)?;
+    let (pixels, n, shape) = load_idx_images(images)?;
+    let raw = Dataset {
+        images: pixels,
+        labels: vec![0; n],
+        n,
+        dim: shape.iter().product(),
+        image_shape: shape.clone(),
+        num_classes: run.trainer.config.num_classes,
+    };
+    let ds = run.trainer.config.preprocessing().apply_to_new(raw)?;
+    let dim = run.trainer.spec.dims[0];
+    if ds.dim != dim {
+        bail!(
+            "{}: images of shape {:?} have {} values but the model expects {dim}",
+            images.display(),
+            shape,
+            ds.dim
+        );
+    }
+    let model = run.trainer.model().valid();
+    let labels = ladder::eval::predict(&model, &run.moments, &ds.images, dim);
+    debug_assert_eq!(labels.len(), n);
+    let text: String = labels.iter().map(|l| format!("{l}\n")).collect();
+    match out {
+        Some(path) => ladder::train::checkpoint::write_atomic(path, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// `predict --out` never writes over its input or a file of the run, and replaces an earlier
+/// output only with `--force`.
+fn check_predict_out(out: &Path, images: &Path, run_dir: &Path, force: bool) -> Result<()> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let out_dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let target = canonical(out_dir).map(|d| d.join(out.file_name().unwrap_or_default()));
+    if target.is_some() && target == canonical(images) {
+        bail!(
+            "--out {} is the images file being labelled: choose another file",
+            out.display()
+        );
+    }
+    if let (Some(t), Some(run)) = (&target, canonical(run_dir))
+        && t.starts_with(&run)
+    {
+        bail!(
+            "--out {} lies inside the run directory {}: choose a file outside it",
+            out.display(),
+            run_dir.display()
+        );
+    }
+    if out.exists() && !force {
+        bail!(
+            "--out {} already exists; pass --force to replace it",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
+    if !cmd.names.is_empty() && cmd.names.len() != cmd.run_dirs.len() {
+        bail!(
+            "{} names for {} run directories: give one --name per run or none",
+            cmd.names.len(),
+            cmd.run_dirs.len()
+        );
+    }
+    let runs: Vec<(String, PathBuf)> = cmd
+        .run_dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let name = cmd.names.get(i).cloned().unwrap_or_else(|| {
+                d.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| d.display().to_string())
+            });
+            (name, d.clone())
+        })
+        .collect();
+    let opts = RobustnessOptions {
+        epsilons: parse_levels(&cmd.epsilons, "--epsilons")?,
+        sigmas: parse_levels(&cmd.sigmas, "--sigmas")?,
+        seed: cmd.seed,
+        force: cmd.force,
+    };
+    let dev = cmd.device.device()?;
+    let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
+    let data = runs_data(&dirs, &cmd.data.request(), cmd.num_classes)?;
+    let table = robustness(&runs, &data.sets.test, &opts, &cmd.out, &dev)?;
+    print!("{}", table.to_markdown());
+    println!("written to {}", cmd.out.display());
+    Ok(())
+}
+
+pub fn weights(cmd: WeightsCmd) -> Result<()> {
+    let dev = ladder::device::training_device("cpu")?;
+    let model = TrainedModel::load(&cmd.run_dir, &dev)?;
+    let input = model.weights()?[0].dims()[0];
+    let shape = match &cmd.image_shape {
+        Some(s) => {
+            let (h, w) = s
+                .split_once(['x', 'X'])
+                .with_context(|| format!("--image-shape '{s}': expected HxW, e.g. 28x28"))?;
+            (h.trim().parse()?, w.trim().parse()?)
+        }
+        None => {
+            let side = (input as f64).sqrt().round() as usize;
+            if side * side != input {
+                bail!("{input} inputs are not a square image: give --image-shape HxW");
+            }
+            (side, side)
+        }
+    };
+    let (first, patterns) = weight_pictures(&model, shape, cmd.max_units, &cmd.out, cmd.force)?;
+    println!("{}\n{}", first.display(), patterns.display());
+    Ok(())
+}

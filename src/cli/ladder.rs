@@ -1,0 +1,382 @@
+//! `train`, `bench`, `sweep` and `presets`: Ladder networks and their baselines (001, 000).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde::Serialize;
+
+use ladder::experiment::bench::bench;
+use ladder::experiment::run::{CONFIG_FILE, SEEDS_FILE, fresh_dir, read_json};
+use ladder::experiment::sweep::{GridAxis, SWEEP_FILE, SweepSpec, sweep};
+use ladder::experiment::{parse_seeds, train_run, train_seeds};
+use ladder::model::Activation;
+use ladder::noise::AdvKind;
+use ladder::train::TrainConfig;
+use ladder::train::config::PRESETS;
+use ladder::train::resolve::{flag_table, resolve};
+
+use super::args::{DataArgs, DeviceArgs, RunArgs};
+
+/// The configuration fields of a Ladder run, named as in the authors' `run.py` (whose own
+/// names `--num-epochs` and `--valid-set-size` are accepted too). Each overrides the preset and
+/// the config file; the defaults are the 100-label full Ladder's.
+#[serde_with::skip_serializing_none]
+#[derive(Args, Clone, Default, Serialize)]
+pub struct ConfigArgs {
+    /// Start from one of the paper's settings (see `ladder presets`) [default: the 100-label
+    /// full Ladder].
+    #[arg(long)]
+    #[serde(skip)]
+    pub preset: Option<String>,
+    /// A TOML file of configuration fields (any subset); they override the preset [default:
+    /// none].
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Encoder layers, '-'-separated: widths or convv/convf/convs:F:K:SY:SX, maxpool:PY:PX,
+    /// globalmeanpool:0, fc:N [default: 1000-500-250-250-250-10].
+    #[arg(long)]
+    pub encoder_layers: Option<String>,
+    /// Combinator g per layer, input first, ','-separated, or one for all: gauss, g1, g2, g3,
+    /// g4, linear, 0 [default: gauss].
+    #[arg(long)]
+    pub decoder_spec: Option<String>,
+    /// λ per layer, input first, ','-separated, or one for all [default:
+    /// 1000,10,0.1,0.1,0.1,0.1,0.1].
+    #[arg(long)]
+    pub denoising_cost_x: Option<String>,
+    /// Labelled examples, balanced across classes (0 = all) [default: 100].
+    #[arg(long)]
+    pub labeled_samples: Option<usize>,
+    /// Unlabelled examples [default: every training example].
+    #[arg(long)]
+    pub unlabeled_samples: Option<usize>,
+    /// Training examples held out for validation [default: 0].
+    #[arg(long, alias = "valid-set-size")]
+    pub validation_samples: Option<usize>,
+    /// The seed of initialisation, split, data order and noise [default: 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Passes over the unlabelled set [default: 150].
+    #[arg(long, alias = "num-epochs")]
+    pub epochs: Option<usize>,
+    /// Adam's learning rate [default: 0.002].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Fraction of the epochs after which the learning rate decays linearly to 0 [default:
+    /// 0.67].
+    #[arg(long)]
+    pub lrate_decay: Option<f64>,
+    /// Labelled and unlabelled examples per step (each) [default: 100].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Std of the input corruption [default: 0.3].
+    #[arg(long)]
+    pub super_noise_std: Option<f64>,
+    /// Std of the per-layer corruption: one value or one per encoder layer, ','-separated
+    /// [default: 0.3].
+    #[arg(long)]
+    pub f_local_noise_std: Option<String>,
+    /// Learn a scale γ at the softmax top [default: true].
+    #[arg(long)]
+    pub top_c: Option<bool>,
+    /// Hidden activation [default: relu].
+    #[arg(long)]
+    pub act: Option<Activation>,
+    /// Classes; labels must lie in 0..N [default: 10].
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Evaluate every this many epochs (and after the last) [default: 1].
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Training examples whose moments normalise per-epoch evaluations (0 = all; the final
+    /// result always uses all) [default: 2000].
+    #[arg(long)]
+    pub monitor_moments: Option<usize>,
+    /// Adversarial noise on labelled examples (000 eq. 56–59) [default: sign].
+    #[arg(long)]
+    pub adv_sup_kind: Option<AdvKind>,
+    /// τ of the labelled examples' adversarial noise (0 = off) [default: 0].
+    #[arg(long)]
+    pub adv_sup_tau: Option<f64>,
+    /// Keep the Gaussian input noise on labelled examples too (x + u + n; false: x + u)
+    /// [default: true].
+    #[arg(long)]
+    pub adv_sup_gaussian: Option<bool>,
+    /// Adversarial noise on unlabelled examples, with argmax virtual labels [default: unit].
+    #[arg(long)]
+    pub adv_unsup_kind: Option<AdvKind>,
+    /// τ of the unlabelled examples' adversarial noise (0 = off) [default: 0].
+    #[arg(long)]
+    pub adv_unsup_tau: Option<f64>,
+    /// Keep the Gaussian input noise on unlabelled examples too [default: true].
+    #[arg(long)]
+    pub adv_unsup_gaussian: Option<bool>,
+    /// Convert colour images to grey first [default: false].
+    #[arg(long)]
+    pub grey: Option<bool>,
+    /// Global contrast normalisation to this L2 norm per example (55 for CIFAR-10; 0 = off)
+    /// [default: 0].
+    #[arg(long)]
+    pub contrast_norm: Option<f64>,
+    /// ZCA whitening fitted on the training data [default: false].
+    #[arg(long)]
+    pub zca: Option<bool>,
+    /// ZCA regulariser added to the covariance's eigenvalues [default: 0.1].
+    #[arg(long)]
+    pub zca_bias: Option<f64>,
+    /// Train on random SIDE×SIDE crops, test on the centre crop (0 = off) [default: 0].
+    #[arg(long)]
+    pub crop: Option<usize>,
+    /// Random horizontal flips of the training images [default: false].
+    #[arg(long)]
+    pub flip: Option<bool>,
+}
+
+impl ConfigArgs {
+    /// Preset, then config file, then explicit flags.
+    pub fn resolve(&self) -> Result<TrainConfig> {
+        let base = match &self.preset {
+            Some(p) => TrainConfig::preset(p)?,
+            None => TrainConfig::default(),
+        };
+        let c = resolve(&base, self.config.as_deref(), &flag_table(self))?;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Seeds: one run per seed, reported as mean ± std.
+#[derive(Args)]
+pub struct SeedsArg {
+    /// Seeds, run one after another with mean ± std: a ','-separated list with ranges (`1-10`,
+    /// `1,2,5`) [default: --seed's one run].
+    #[arg(long)]
+    pub seeds: Option<String>,
+}
+
+#[derive(Args)]
+pub struct TrainCmd {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub seeds: SeedsArg,
+    /// Output directory [default: a fresh one under runs/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the unfinished run (or multi-seed run) in this directory, on its recorded
+    /// configuration and data [default: start a new run].
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub fn train(cmd: TrainCmd) -> Result<()> {
+    let opts = cmd
+        .run
+        .options(cmd.resume.is_some(), cmd.config.preset.clone())?;
+    // A resumed run takes its configuration, seed list and data from its own directory.
+    let (config, seeds, out, data) = match &cmd.resume {
+        Some(dir) => {
+            let config_path = dir.join(CONFIG_FILE);
+            if !config_path.exists() {
+                bail!(
+                    "{} has no {CONFIG_FILE}: not a run directory to resume",
+                    dir.display()
+                );
+            }
+            let seeds_path = dir.join(SEEDS_FILE);
+            let seeds = match seeds_path.exists() {
+                true => Some(read_json::<Vec<u64>>(&seeds_path)?),
+                false => None,
+            };
+            let config = TrainConfig::from_toml_file(&config_path)?;
+            let data = cmd.data.of_run(dir, config.num_classes)?;
+            (config, seeds, dir.clone(), data)
+        }
+        None => {
+            if cmd.config.seed.is_some() && cmd.seeds.seeds.is_some() {
+                bail!("give --seed for one run or --seeds for several, not both");
+            }
+            let seeds = cmd.seeds.seeds.as_deref().map(parse_seeds).transpose()?;
+            let out = cmd.out.clone().unwrap_or_else(|| {
+                let name = cmd.config.preset.clone().unwrap_or_else(|| "train".into());
+                fresh_dir(Path::new("runs"), &name)
+            });
+            let config = cmd.config.resolve()?;
+            let data = cmd.data.load(config.num_classes)?;
+            (config, seeds, out, data)
+        }
+    };
+    if !cmd.run.quiet {
+        eprintln!("writing to {}", out.display());
+    }
+    match seeds {
+        Some(seeds) => {
+            let s = train_seeds(&config, &seeds, &data, &out, &opts)?;
+            println!(
+                "test error over {} seeds: {:.2} ± {:.2} %",
+                s.seeds.len(),
+                s.mean,
+                s.std
+            );
+        }
+        None => {
+            let s = train_run(&config, &data, Some(&out), &opts)?;
+            println!(
+                "test error: {:.2} % (seed {})",
+                s.test_error_percent, s.seed
+            );
+        }
+    }
+    println!("run directory: {}", out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BenchCmd {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Steps per timed block.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Timed blocks; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+pub fn run_bench(cmd: BenchCmd) -> Result<()> {
+    let config = cmd.config.resolve()?;
+    let dev = cmd.device.device()?;
+    let data = cmd.data.load(config.num_classes)?.sets;
+    let r = bench(&config, &data, &dev, cmd.warmup, cmd.steps, cmd.repeats)?;
+    println!("encoder: {}-{}", data.train.dim, config.encoder_layers);
+    println!("denoising costs: {}", config.denoising_cost_x);
+    println!("device: {}", cmd.device.device);
+    println!("seed: {}", config.seed);
+    println!(
+        "batch: {} labelled + {} unlabelled",
+        config.batch_size, config.batch_size
+    );
+    let blocks: Vec<String> = r.blocks.iter().map(|b| format!("{b:.0}")).collect();
+    println!("blocks (examples/s): {}", blocks.join(" "));
+    println!("median step: {:.2} ms", r.median_step_ms);
+    let (monitored, full) = r.evaluation_shares();
+    println!(
+        "batch assembly: {:.3} ms per step ({:.1} % of a step)",
+        r.batch_ms,
+        100.0 * r.batch_share()
+    );
+    println!(
+        "evaluation: {:.3} s per epoch ({:.1} % of an epoch of {:.2} s); final, once: {:.3} s ({:.1} %)",
+        r.monitored_evaluation_seconds,
+        100.0 * monitored,
+        r.epoch_seconds,
+        r.full_evaluation_seconds,
+        100.0 * full
+    );
+    println!(
+        "checkpoint: state copied in {:.1} ms on the training thread ({:.1} % of an epoch); file written in {:.1} ms on another thread",
+        1000.0 * r.checkpoint_copy_seconds,
+        100.0 * r.checkpoint_share(),
+        1000.0 * r.checkpoint_write_seconds
+    );
+    println!("examples_per_second: {:.0}", r.examples_per_second);
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SweepCmd {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// An axis `field=v1,v2,…` (configuration field names, e.g. adv_sup_tau=4.5e-5,4.5e-4);
+    /// repeat for more axes, each field once. Seeds are not an axis: use --seeds [default:
+    /// none; give at least one].
+    #[arg(long = "grid")]
+    pub grid: Vec<String>,
+    /// Seeds each cell is trained with, ','-separated with ranges (`1-3`, `1,2,5`).
+    #[arg(long, default_value = "1")]
+    pub seeds: String,
+    /// Output directory [default: a fresh one under runs/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Finish the sweep in this directory, on its recorded grid and data; completed and
+    /// diverged cells are not retrained [default: start a new sweep].
+    #[arg(long, value_name = "SWEEP_DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
+    let (spec, out, data) = match &cmd.resume {
+        Some(dir) => {
+            let path = dir.join(SWEEP_FILE);
+            if !path.exists() {
+                bail!(
+                    "{} has no {SWEEP_FILE}: not a sweep directory to resume",
+                    dir.display()
+                );
+            }
+            let spec = read_json::<SweepSpec>(&path)?;
+            let data = cmd.data.of_run(dir, spec.base.num_classes)?;
+            (spec, dir.clone(), data)
+        }
+        None => {
+            if cmd.config.seed.is_some() {
+                bail!(
+                    "a sweep trains every cell with each seed of --seeds: give --seeds, not --seed"
+                );
+            }
+            let axes = cmd
+                .grid
+                .iter()
+                .map(|g| GridAxis::parse(g))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let spec = SweepSpec {
+                base: cmd.config.resolve()?,
+                axes,
+                seeds: parse_seeds(&cmd.seeds)?,
+            };
+            spec.validate()?;
+            let data = cmd.data.load(spec.base.num_classes)?;
+            let out = cmd
+                .out
+                .clone()
+                .unwrap_or_else(|| fresh_dir(Path::new("runs"), "sweep"));
+            (spec, out, data)
+        }
+    };
+    let opts = cmd
+        .run
+        .options(cmd.resume.is_some(), cmd.config.preset.clone())?;
+    let quiet = cmd.run.quiet;
+    let report = sweep(&spec, &data, &out, &opts, &mut |i, n, name| {
+        if !quiet {
+            eprintln!("cell {i}/{n}: {name}");
+        }
+    })?;
+    print!("{}", report.to_markdown());
+    println!("sweep directory: {}", out.display());
+    Ok(())
+}
+
+pub fn presets() -> Result<()> {
+    for p in PRESETS {
+        println!("{p}");
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `train-plain`: plain networks of thesis 004 (models A, B and C).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use ladder::experiment::plain_run::train_plain_run;
+use ladder::experiment::run::fresh_dir;
+use ladder::train::plain::{PlainConfig, PlainModel, PlainOptimizer};
+use ladder::train::resolve::{flag_table, resolve};
+
+use super::args::{DataArgs, DeviceArgs};
+
+/// The configuration fields of a plain run; each overrides the config file.
+#[serde_with::skip_serializing_none]
+#[derive(Args, Serialize)]
+pub struct PlainConfigArgs {
+    /// A TOML file of plain-network fields (any subset) [default: none].
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// a (standard), b (adversarial, FGSM) or c (noisy inputs) [default: a].
+    #[arg(long)]
+    pub model: Option<PlainModel>,
+    /// Hidden widths below the output, '-'-separated, e.g. 800 or 500-300 [default: 800].
+    #[arg(long = "layers", alias = "hidden-layers")]
+    pub hidden_layers: Option<String>,
+    /// ε: FGSM step of model B, noise std of model C [default: 0.25].
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// α of model B's cost α·C(x) + (1 − α)·C(x_adv) [default: 0.5].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// sgd (with growing momentum) or adam [default: sgd].
+    #[arg(long)]
+    pub optimizer: Option<PlainOptimizer>,
+    /// Learning rate [default: 0.01].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// SGD's momentum at the first epoch [default: 0.5].
+    #[arg(long)]
+    pub momentum_start: Option<f64>,
+    /// SGD's momentum from --momentum-saturate on [default: 0.99].
+    #[arg(long)]
+    pub momentum_final: Option<f64>,
+    /// Epoch at which the momentum reaches its final value [default: 10].
+    #[arg(long)]
+    pub momentum_saturate: Option<usize>,
+    /// Examples per step [default: 200].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Most passes over the training set (early stopping may end sooner) [default: 1500].
+    #[arg(long = "epochs", aliases = ["max-epochs", "num-epochs"])]
+    pub max_epochs: Option<usize>,
+    /// Stop after this many epochs without a better validation error [default: 100].
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Training examples held out for validation (early stopping) [default: 1000].
+    #[arg(long, alias = "valid-set-size")]
+    pub validation_samples: Option<usize>,
+    /// Training examples, balanced over classes (0 = all not held out) [default: 0].
+    #[arg(long)]
+    pub labeled_samples: Option<usize>,
+    /// Non-zero initial weights per hidden unit (0 = dense) [default: 15].
+    #[arg(long)]
+    pub sparse_init: Option<usize>,
+    /// The seed of initialisation, split, data order and noise [default: 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Classes; labels must lie in 0..N [default: 10].
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Convert colour images to grey first (grey CIFAR-10 of 004) [default: false].
+    #[arg(long)]
+    pub grey: Option<bool>,
+}
+
+impl PlainConfigArgs {
+    /// Defaults, then the config file, then the flags.
+    pub fn resolve(&self) -> Result<PlainConfig> {
+        let c = resolve(
+            &PlainConfig::default(),
+            self.config.as_deref(),
+            &flag_table(self),
+        )?;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[derive(Args)]
+pub struct PlainCmd {
+    #[command(flatten)]
+    pub config: PlainConfigArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Output directory [default: a fresh one under runs/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace an existing run directory (checked settings first).
+    #[arg(long)]
+    pub force: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+pub fn train_plain(cmd: PlainCmd) -> Result<()> {
+    let config = cmd.config.resolve()?;
+    let dev = cmd.device.device()?;
+    let data = cmd.data.load(config.num_classes)?;
+    let out = cmd.out.clone().unwrap_or_else(|| {
+        fresh_dir(
+            Path::new("runs"),
+            &format!("plain-{}", config.model.to_string().to_lowercase()),
+        )
+    });
+    if !cmd.quiet {
+        eprintln!("writing to {}", out.display());
+    }
+    let quiet = cmd.quiet;
+    let s = train_plain_run(&config, &data, &out, cmd.force, &dev, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    println!(
+        "model {}: test error {:.2} % (best validation error {:.2} % at epoch {} of {}, seed {})",
+        s.model,
+        s.test_error_percent,
+        s.validation_error_percent,
+        s.best_epoch,
+        s.epochs_run,
+        s.seed
+    );
+    println!("run directory: {}", out.display());
+    Ok(())
+}
