@@ -400,3 +400,78 @@ fn one_seed_flag_and_one_seed_list_never_silently_disagree() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read(out.join("metrics.jsonl")).lines().count(), 1);
 }
+
+#[test]
+fn evaluate_predict_and_robustness_take_a_run_of_any_method() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let o = ladder(&[
+        "train-plain",
+        "--layers",
+        "20",
+        "--epochs",
+        "2",
+        "--validation-samples",
+        "200",
+        "--out",
+        s(&plain),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let grid = tmp.path().join("grid");
+    let o = ladder(&[
+        "train-semantic",
+        "--layers",
+        "fc:20",
+        "--epochs",
+        "1",
+        "--validation-samples",
+        "200",
+        "--out",
+        s(&grid),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let semantic = grid.join("k10/perturb-class/seed-1");
+    let images = tmp.path().join("images-idx3-ubyte");
+    let pixels: Vec<u8> = (0..3 * 784).map(|i| (i * 7 % 256) as u8).collect();
+    write_idx_file(&images, &[3, 28, 28], &pixels).unwrap();
+    for run in [&plain, &semantic] {
+        let recorded = recorded_error(run);
+        assert_close(evaluated(&[s(run)]), recorded);
+        let o = ladder(&["predict", s(run), s(&images)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let labels: Vec<u32> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert_eq!(labels.len(), 3);
+        assert!(labels.iter().all(|&l| l < 10));
+        let rob = tmp.path().join(format!(
+            "rob-{}",
+            run.file_name().unwrap().to_str().unwrap()
+        ));
+        let o = ladder(&[
+            "robustness",
+            s(run),
+            "--epsilons",
+            "0,0.3",
+            "--sigmas",
+            "0",
+            "--out",
+            s(&rob),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let csv = read(rob.join("robustness.csv"));
+        let accuracy = |line: usize| -> f64 {
+            let row = csv.lines().nth(line).unwrap();
+            row.rsplit(',').next().unwrap().parse().unwrap()
+        };
+        assert!(
+            (accuracy(1) - (100.0 - recorded)).abs() < 0.006,
+            "{csv} vs {recorded}"
+        );
+        // FGSM at ε = 0.3 costs accuracy on any undefended network.
+        assert!(accuracy(2) < accuracy(1), "{csv}");
+    }
+}

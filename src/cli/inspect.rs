@@ -3,16 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::prelude::*;
 use clap::Args;
 
 use ladder::data::{Dataset, load_idx_images};
-use ladder::experiment::evaluate_run;
 use ladder::experiment::robustness::{
     RobustnessOptions, TrainedModel, robustness, weight_pictures,
 };
-use ladder::experiment::run::{CONFIG_FILE, SUMMARY_FILE, load_run, read_json, runs_data};
-use ladder::train::TrainConfig;
+use ladder::experiment::run::{SUMMARY_FILE, read_json, runs_data};
 
 use super::args::{DataArgs, DeviceArgs, parse_levels};
 
@@ -96,9 +93,9 @@ pub struct WeightsCmd {
 pub fn evaluate(cmd: EvaluateCmd) -> Result<()> {
     let dev = cmd.device.device()?;
     let run_dir = &cmd.run_dir;
-    let config = TrainConfig::from_toml_file(&run_dir.join(CONFIG_FILE))?;
-    let data = cmd.data.of_run(run_dir, config.num_classes)?;
-    let err = evaluate_run(run_dir, &data.sets, &dev)?;
+    let model = TrainedModel::load(run_dir, &dev)?;
+    let data = cmd.data.of_run(run_dir, model.num_classes())?;
+    let err = model.test_error(&data.sets)?;
     if let Ok(summary) = read_json::<serde_json::Value>(&run_dir.join(SUMMARY_FILE))
         && let Some(recorded) = summary.get("test_error_percent")
     {
@@ -112,9 +109,9 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
     if let Some(out) = &cmd.out {
         check_predict_out(out, &cmd.images, &cmd.run_dir, cmd.force)?;
     }
-    let (run_dir, images, out) = (&cmd.run_dir, &cmd.images, cmd.out.as_deref());
     let dev = cmd.device.device()?;
-    let run = load_run(run_dir, &dev)?;
+    let model = TrainedModel::load(&cmd.run_dir, &dev)?;
+    let images = &cmd.images;
     let (pixels, n, shape) = load_idx_images(images)?;
     let raw = Dataset {
         images: pixels,
@@ -122,23 +119,13 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
         n,
         dim: shape.iter().product(),
         image_shape: shape.clone(),
-        num_classes: run.trainer.config.num_classes,
+        num_classes: model.num_classes(),
     };
-    let ds = run.trainer.config.preprocessing().apply_to_new(raw)?;
-    let dim = run.trainer.spec.dims[0];
-    if ds.dim != dim {
-        bail!(
-            "{}: images of shape {:?} have {} values but the model expects {dim}",
-            images.display(),
-            shape,
-            ds.dim
-        );
-    }
-    let model = run.trainer.model().valid();
-    let labels = ladder::eval::predict(&model, &run.moments, &ds.images, dim);
-    debug_assert_eq!(labels.len(), n);
+    let labels = model
+        .predict(raw)
+        .with_context(|| format!("{} (images of shape {shape:?})", images.display()))?;
     let text: String = labels.iter().map(|l| format!("{l}\n")).collect();
-    match out {
+    match &cmd.out {
         Some(path) => ladder::train::checkpoint::write_atomic(path, text.as_bytes())?,
         None => print!("{text}"),
     }

@@ -11,6 +11,7 @@ pub mod seeds;
 pub mod semantic_figures;
 pub mod semantic_run;
 pub mod sweep;
+pub mod trained;
 
 pub use run::{RunOptions, RunSummary, SeedsSummary, evaluate_run, train_run, train_seeds};
 pub use seeds::{mean_std, parse_seeds};

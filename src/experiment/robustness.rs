@@ -1,122 +1,17 @@
 //! `ladder robustness` and `ladder weights`: trained models read back from their run
-//! directories (Ladder or plain), measured on perturbed test sets, and drawn.
+//! directories (any method), measured on perturbed test sets, and drawn.
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
 use crate::data::Dataset;
-use crate::data::preprocess::Preprocessing;
 use crate::error::{LadderError, Result};
 use crate::eval::robustness::RobustnessTable;
-use crate::eval::{Classifier, LadderClassifier};
-use crate::experiment::plain_run::{PLAIN_MODEL_FILE, load_plain_model};
 use crate::experiment::plots::{Series, line_chart, tile_grid};
-use crate::experiment::run::{CHECKPOINT_FILE, load_run, output_dir};
-use crate::model::batch_norm::Moments;
-use crate::model::mlp::Mlp;
+use crate::experiment::run::output_dir;
+pub use crate::experiment::trained::TrainedModel;
 use crate::train::checkpoint::write_atomic;
-
-/// A trained classifier of either family, with frozen weights.
-pub enum TrainedModel {
-    Ladder(LadderClassifier, Preprocessing),
-    Plain(Mlp, Preprocessing),
-}
-
-impl Classifier for TrainedModel {
-    fn logits(&self, x: Tensor<2>) -> Tensor<2> {
-        match self {
-            TrainedModel::Ladder(l, _) => l.logits(x),
-            TrainedModel::Plain(m, _) => m.logits(x),
-        }
-    }
-    fn device(&self) -> Device {
-        match self {
-            TrainedModel::Ladder(l, _) => l.device(),
-            TrainedModel::Plain(m, _) => m.device(),
-        }
-    }
-}
-
-impl TrainedModel {
-    /// Reads the model of a finished run directory onto `device` (with autodiff, for FGSM).
-    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        if dir.join(PLAIN_MODEL_FILE).exists() {
-            let (header, mlp) = load_plain_model(&dir.join(PLAIN_MODEL_FILE), device)?;
-            return Ok(TrainedModel::Plain(
-                mlp.no_grad(),
-                header.config.preprocessing(),
-            ));
-        }
-        if !dir.join(CHECKPOINT_FILE).exists() {
-            let hint = if dir.join("seed-1").is_dir() {
-                format!(
-                    "; for a multi-seed run pass one seed's directory, e.g. {}",
-                    dir.join("seed-1").display()
-                )
-            } else {
-                String::new()
-            };
-            return Err(LadderError::RunDir {
-                path: dir.into(),
-                reason: format!(
-                    "has neither {CHECKPOINT_FILE} (Ladder) nor {PLAIN_MODEL_FILE} (plain network){hint}"
-                ),
-            });
-        }
-        let run = load_run(dir, device)?;
-        let on_device = |t: &Tensor<2>| Tensor::from_data(t.clone().into_data(), device);
-        let moments = run
-            .moments
-            .iter()
-            .map(|m| Moments {
-                mean: on_device(&m.mean),
-                var: on_device(&m.var),
-            })
-            .collect();
-        Ok(TrainedModel::Ladder(
-            LadderClassifier {
-                net: run.trainer.model().clone().no_grad(),
-                moments,
-            },
-            run.trainer.config.preprocessing(),
-        ))
-    }
-
-    /// Values per input example.
-    pub fn input_dim(&self) -> usize {
-        match self {
-            TrainedModel::Ladder(l, _) => l.net.encoder.plan[0].geom.input.units(),
-            TrainedModel::Plain(m, _) => m.weights[0].val().dims()[0],
-        }
-    }
-
-    /// What the model's run did to its inputs.
-    pub fn preprocessing(&self) -> &Preprocessing {
-        match self {
-            TrainedModel::Ladder(_, p) | TrainedModel::Plain(_, p) => p,
-        }
-    }
-
-    /// W^(1), …, W^(L), each `[d_{l−1}, d_l]`; an error for convolutional Ladders, whose
-    /// weights are filters.
-    pub fn weights(&self) -> Result<Vec<Tensor<2>>> {
-        match self {
-            TrainedModel::Ladder(l, _) => {
-                let enc = &l.net.encoder;
-                if enc.plan.iter().any(|p| p.geom.kind.is_spatial()) {
-                    return Err(LadderError::Setting(
-                        "weight pictures are drawn for fully connected networks; this Ladder \
-                         has convolution or pooling layers"
-                            .into(),
-                    ));
-                }
-                Ok(enc.weights.iter().map(|w| w.val()).collect())
-            }
-            TrainedModel::Plain(m, _) => Ok(m.weights.iter().map(|w| w.val()).collect()),
-        }
-    }
-}
 
 /// Test-set perturbation levels and the seed of the Gaussian noise.
 #[derive(Debug, Clone)]

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::preprocessed;
 use crate::data::{DataRecord, DataRequest, RecordedData, TrainTest};
 use crate::error::{LadderError, Result};
-use crate::eval;
 use crate::experiment::progress::ProgressObserver;
 use crate::experiment::seeds::mean_std;
+use crate::experiment::trained::TrainedModel;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{Checkpoint, write_atomic};
 use crate::train::trainer::{
@@ -748,18 +748,9 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     Ok(LoadedRun { trainer, moments })
 }
 
-/// Test error (percent) of a finished run on `data`'s test set.
+/// Test error (percent) of a finished run of any method on `data`'s test set.
 pub fn evaluate_run(dir: &Path, data: &TrainTest, device: &Device) -> Result<f64> {
-    let run = load_run(dir, device)?;
-    let data = &*preprocessed(data, &run.trainer.config.preprocessing())?;
-    if data.test.dim != run.trainer.spec.dims[0] {
-        return Err(LadderError::Setting(format!(
-            "the test images have {} values each but the model expects {}",
-            data.test.dim, run.trainer.spec.dims[0]
-        )));
-    }
-    let model = run.trainer.model().valid();
-    Ok(eval::error_percent(&model, &run.moments, &data.test))
+    TrainedModel::load(dir, device)?.test_error(data)
 }
 
 /// A fresh directory name under `base`: `name`, or `name-2`, `name-3`, ... if taken.
