@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{TINY, assert_fails, ladder, read, stderr, train, write_dataset};
+use common::{TINY, assert_fails, ladder, predict_three, read, stderr, train, write_dataset};
 use ladder::data::write_idx_file;
 
 #[test]
@@ -47,17 +47,7 @@ fn a_run_writes_its_directory_and_evaluates_back() {
     // predict labels an IDX file, one label per line.
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let pixels: Vec<u8> = (0..3 * 784).map(|i| (i % 256) as u8).collect();
-    let images = data.join("images-idx3-ubyte");
-    write_idx_file(&images, &[3, 28, 28], &pixels).unwrap();
-    let o = ladder(&["predict", out.to_str().unwrap(), images.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let labels: Vec<u32> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(labels.len(), 3);
-    assert!(labels.iter().all(|&l| l < 10));
+    predict_three(&out);
 
     // An existing run directory is not overwritten unless asked.
     let before = read(out.join("summary.json"));

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{TINY, assert_fails, ladder, read, stderr, train, write_dataset};
+use common::{TINY, assert_fails, ladder, predict_three, read, stderr, train, write_dataset};
 use ladder::data::write_idx_file;
 
 fn s(p: &Path) -> &str {
@@ -34,6 +34,29 @@ fn assert_close(printed: f64, recorded: f64) {
 fn recorded_error(run: &Path) -> f64 {
     let summary: serde_json::Value = serde_json::from_str(&read(run.join("summary.json"))).unwrap();
     summary["test_error_percent"].as_f64().unwrap()
+}
+
+/// `robustness.csv` of `run` measured at FGSM steps `epsilons` (and no Gaussian noise).
+fn robustness_csv(run: &Path, epsilons: &str, out: &Path) -> String {
+    let args = [
+        "robustness",
+        s(run),
+        "--epsilons",
+        epsilons,
+        "--sigmas",
+        "0",
+        "--out",
+        s(out),
+    ];
+    let o = ladder(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    read(out.join("robustness.csv"))
+}
+
+/// The accuracy (last column) of line `line` of a robustness table.
+fn accuracy(csv: &str, line: usize) -> f64 {
+    let row = csv.lines().nth(line).unwrap();
+    row.rsplit(',').next().unwrap().parse().unwrap()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -73,28 +96,8 @@ fn a_run_records_its_data_and_every_reader_uses_it() {
     assert_eq!(recorded_error(&run), recorded);
 
     // robustness measures on the recorded test set.
-    let rob = tmp.path().join("rob");
-    let o = ladder(&[
-        "robustness",
-        s(&run),
-        "--epsilons",
-        "0",
-        "--sigmas",
-        "0",
-        "--out",
-        s(&rob),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let csv = read(rob.join("robustness.csv"));
-    let clean: f64 = csv
-        .lines()
-        .nth(1)
-        .unwrap()
-        .rsplit(',')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let csv = robustness_csv(&run, "0", &tmp.path().join("rob"));
+    let clean = accuracy(&csv, 1);
     assert!(
         (clean - (100.0 - recorded)).abs() < 0.006,
         "{csv} vs {recorded}"
@@ -433,45 +436,20 @@ fn evaluate_predict_and_robustness_take_a_run_of_any_method() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let semantic = grid.join("k10/perturb-class/seed-1");
-    let images = tmp.path().join("images-idx3-ubyte");
-    let pixels: Vec<u8> = (0..3 * 784).map(|i| (i * 7 % 256) as u8).collect();
-    write_idx_file(&images, &[3, 28, 28], &pixels).unwrap();
     for run in [&plain, &semantic] {
         let recorded = recorded_error(run);
         assert_close(evaluated(&[s(run)]), recorded);
-        let o = ladder(&["predict", s(run), s(&images)]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let labels: Vec<u32> = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(|l| l.parse().unwrap())
-            .collect();
-        assert_eq!(labels.len(), 3);
-        assert!(labels.iter().all(|&l| l < 10));
+        predict_three(run);
         let rob = tmp.path().join(format!(
             "rob-{}",
             run.file_name().unwrap().to_str().unwrap()
         ));
-        let o = ladder(&[
-            "robustness",
-            s(run),
-            "--epsilons",
-            "0,0.3",
-            "--sigmas",
-            "0",
-            "--out",
-            s(&rob),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let csv = read(rob.join("robustness.csv"));
-        let accuracy = |line: usize| -> f64 {
-            let row = csv.lines().nth(line).unwrap();
-            row.rsplit(',').next().unwrap().parse().unwrap()
-        };
+        let csv = robustness_csv(run, "0,0.3", &rob);
         assert!(
-            (accuracy(1) - (100.0 - recorded)).abs() < 0.006,
+            (accuracy(&csv, 1) - (100.0 - recorded)).abs() < 0.006,
             "{csv} vs {recorded}"
         );
         // FGSM at ε = 0.3 costs accuracy on any undefended network.
-        assert!(accuracy(2) < accuracy(1), "{csv}");
+        assert!(accuracy(&csv, 2) < accuracy(&csv, 1), "{csv}");
     }
 }

@@ -22,7 +22,7 @@ use crate::train::semantic::SemanticData;
 /// A semantic-noise network at inference: inputs minus its training set's mean image.
 pub struct SemanticClassifier {
     pub net: SemanticNet,
-    pub header: SemanticModelHeader,
+    pub header: Box<SemanticModelHeader>,
     /// The mean image as the network sees it (centre-cropped when the run crops), `[1, d]`.
     mean: Tensor<2>,
 }
@@ -140,7 +140,7 @@ impl TrainedModel {
         Ok(TrainedModel::Semantic(
             SemanticClassifier {
                 net: net.no_grad(),
-                header,
+                header: Box::new(header),
                 mean,
             },
             preprocessing,

@@ -68,3 +68,18 @@ pub fn write_dataset(dir: &Path, per_class: &[usize]) {
 pub fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// `predict`'s labels for three 28×28 images, each checked to be a class of MNIST.
+pub fn predict_three(run: &Path) {
+    let images = run.with_extension("images-idx3-ubyte");
+    let pixels: Vec<u8> = (0..3 * 784).map(|i| (i % 256) as u8).collect();
+    write_idx_file(&images, &[3, 28, 28], &pixels).unwrap();
+    let o = ladder(&["predict", run.to_str().unwrap(), images.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let labels: Vec<u32> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 3);
+    assert!(labels.iter().all(|&l| l < 10));
+}
