@@ -21,8 +21,13 @@ const ARGS: &[&str] = &[
 ];
 
 fn command(extra: &[&str]) -> Command {
+    command_of(ARGS, extra)
+}
+
+/// The command `base` with `extra` flags, on one thread, its output captured.
+fn command_of(base: &[&str], extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ladder"));
-    c.args(ARGS)
+    c.args(base)
         .args(extra)
         .env("RAYON_NUM_THREADS", "1")
         .stdout(Stdio::null())
@@ -77,6 +82,16 @@ fn wait_for_epochs(child: &mut Child, dir: &Path, epochs: usize) {
     }
 }
 
+/// Ctrl-C to `child`; its output once it has ended.
+fn interrupt(child: Child) -> Output {
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    child.wait_with_output().unwrap()
+}
+
 /// The summary without its timing.
 fn summary(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
@@ -85,11 +100,21 @@ fn summary(dir: &Path) -> serde_json::Value {
     v
 }
 
+/// The metrics lines without their timing (semantic runs time each epoch).
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
 fn assert_same_run(a: &Path, b: &Path) {
-    assert_eq!(
-        std::fs::read_to_string(a.join("metrics.jsonl")).unwrap(),
-        std::fs::read_to_string(b.join("metrics.jsonl")).unwrap()
-    );
+    assert_eq!(metrics(a), metrics(b));
     assert_eq!(summary(a), summary(b));
 }
 
@@ -119,9 +144,13 @@ fn uninterrupted(tmp: &Path) -> PathBuf {
 
 /// A run killed partway through its second epoch, left in `dir`.
 fn killed_run(dir: &Path, extra: &[&str]) {
-    let mut child = command(&[&["--out", dir.to_str().unwrap()], extra].concat())
-        .spawn()
-        .unwrap();
+    let child = command(&[&["--out", dir.to_str().unwrap()], extra].concat());
+    kill_after_an_epoch(child, dir);
+}
+
+/// Starts `command`, whose run writes `dir`, and SIGKILLs it a little into its second epoch.
+fn kill_after_an_epoch(mut command: Command, dir: &Path) {
+    let mut child = command.spawn().unwrap();
     wait_for_epochs(&mut child, dir, 1);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -153,12 +182,7 @@ fn ctrl_c_saves_and_says_how_to_resume() {
     let dir = tmp.path().join("int");
     let mut child = command(&["--out", dir.to_str().unwrap()]).spawn().unwrap();
     wait_for_epochs(&mut child, &dir, 1);
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
+    let o = interrupt(child);
     assert_exits(&o, 130, &["--resume"]);
     assert!(!dir.join("summary.json").exists());
     resume(&dir);
@@ -261,4 +285,99 @@ fn a_disk_that_fills_up_mid_write_keeps_the_last_checkpoint() {
     // With room again, the run resumes from that checkpoint and finishes.
     resume(&dir);
     assert!(dir.join("summary.json").exists());
+}
+
+const PLAIN: &[&str] = &[
+    "train-plain",
+    "--epochs",
+    "5",
+    "--patience",
+    "100",
+    "--seed",
+    "3",
+    "--quiet",
+];
+
+const SEMANTIC: &[&str] = &[
+    "train-semantic",
+    "--layers",
+    "fc:400-fc:200",
+    "--per-class",
+    "300",
+    "--epochs",
+    "4",
+    "--seeds",
+    "3",
+];
+
+/// Succeeds; returns what it said on stderr.
+fn finished(o: Output) -> String {
+    assert!(o.status.success(), "{}", stderr(&o));
+    stderr(&o)
+}
+
+/// Plain and semantic runs go through the one epoch loop: killed at any point, they continue
+/// from their last epoch's state to the numbers of an uninterrupted run.
+#[test]
+fn killed_plain_and_semantic_runs_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = |name: &str| tmp.path().join(name);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    finished(
+        command_of(PLAIN, &["--out", &s(&out("plain-whole"))])
+            .output()
+            .unwrap(),
+    );
+    kill_after_an_epoch(
+        command_of(PLAIN, &["--out", &s(&out("plain-cut"))]),
+        &out("plain-cut"),
+    );
+    let o = command_of(&["train-plain", "--resume", &s(&out("plain-cut"))], &[]).output();
+    let said = finished(o.unwrap());
+    assert!(said.contains("continuing after epoch"), "{said}");
+    assert_same_run(&out("plain-whole"), &out("plain-cut"));
+    // A finished run resumed is read back.
+    let o = command_of(&["train-plain", "--resume", &s(&out("plain-cut"))], &[]).output();
+    finished(o.unwrap());
+    assert_same_run(&out("plain-whole"), &out("plain-cut"));
+
+    let run = "k300/perturb-class/seed-3";
+    finished(
+        command_of(SEMANTIC, &["--out", &s(&out("sem-whole")), "--quiet"])
+            .output()
+            .unwrap(),
+    );
+    let cut = command_of(SEMANTIC, &["--out", &s(&out("sem-cut")), "--quiet"]);
+    kill_after_an_epoch(cut, &out("sem-cut").join(run));
+    // The grid command again continues the stopped run.
+    let again = command_of(SEMANTIC, &["--out", &s(&out("sem-cut"))]).output();
+    let said = finished(again.unwrap());
+    assert!(said.contains("continuing after epoch"), "{said}");
+    assert_same_run(&out("sem-whole").join(run), &out("sem-cut").join(run));
+}
+
+#[test]
+fn ctrl_c_stops_a_plain_run_after_its_epoch_and_it_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, int) = (tmp.path().join("whole"), tmp.path().join("int"));
+    let quiet = |dir: &Path| command_of(PLAIN, &["--out", dir.to_str().unwrap(), "--quiet"]);
+    finished(quiet(&whole).output().unwrap());
+    let mut child = quiet(&int).spawn().unwrap();
+    wait_for_epochs(&mut child, &int, 1);
+    let o = interrupt(child);
+    assert_exits(&o, 130, &["ladder train-plain --resume"]);
+    assert!(!int.join("summary.json").exists());
+    // The saved state continues only under the configuration it was written with.
+    let config = std::fs::read_to_string(int.join("plain.toml")).unwrap();
+    std::fs::write(
+        int.join("plain.toml"),
+        config.replace("lr = 0.01", "lr = 0.02"),
+    )
+    .unwrap();
+    let mut resumed = command_of(&["train-plain", "--resume", int.to_str().unwrap()], &[]);
+    assert_exits(&resumed.output().unwrap(), 1, &["another configuration"]);
+    std::fs::write(int.join("plain.toml"), config).unwrap();
+    finished(resumed.output().unwrap());
+    assert_same_run(&whole, &int);
 }

@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use ladder::experiment::plain_run::train_plain_run;
-use ladder::experiment::run::fresh_dir;
+use ladder::experiment::plain_run::{PLAIN_CONFIG_FILE, train_plain_run};
+use ladder::experiment::run::{StartMode, fresh_dir};
 use ladder::train::plain::{PlainConfig, PlainModel, PlainOptimizer};
 use ladder::train::resolve::{flag_table, resolve};
 
@@ -99,8 +99,12 @@ pub struct PlainCmd {
     /// Output directory [default: a fresh one under runs/].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue the stopped run in this directory from its last epoch, on its recorded
+    /// configuration and data [default: start a new run].
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
     /// Replace an existing run directory (checked settings first).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub force: bool,
     /// No progress output.
     #[arg(long, short)]
@@ -110,20 +114,39 @@ pub struct PlainCmd {
 }
 
 pub fn train_plain(cmd: PlainCmd) -> Result<()> {
-    let config = cmd.config.resolve()?;
     let dev = cmd.device.device()?;
-    let data = cmd.data.load(config.num_classes)?;
-    let out = cmd.out.clone().unwrap_or_else(|| {
-        fresh_dir(
-            Path::new("runs"),
-            &format!("plain-{}", config.model.to_string().to_lowercase()),
-        )
-    });
+    let (config, data, out, mode) = match &cmd.resume {
+        Some(dir) => {
+            let path = dir.join(PLAIN_CONFIG_FILE);
+            if !path.exists() {
+                bail!(
+                    "{} has no {PLAIN_CONFIG_FILE}: not a plain run directory to resume",
+                    dir.display()
+                );
+            }
+            let text = std::fs::read_to_string(&path)?;
+            let config = PlainConfig::from_toml_str(&text)?;
+            let data = cmd.data.of_run(dir, config.num_classes)?;
+            (config, data, dir.clone(), StartMode::Resume)
+        }
+        None => {
+            let config = cmd.config.resolve()?;
+            let data = cmd.data.load(config.num_classes)?;
+            let out = cmd.out.clone().unwrap_or_else(|| {
+                fresh_dir(
+                    Path::new("runs"),
+                    &format!("plain-{}", config.model.to_string().to_lowercase()),
+                )
+            });
+            let mode = StartMode::Fresh { force: cmd.force };
+            (config, data, out, mode)
+        }
+    };
     if !cmd.quiet {
         eprintln!("writing to {}", out.display());
     }
     let quiet = cmd.quiet;
-    let s = train_plain_run(&config, &data, &out, cmd.force, &dev, &mut |line| {
+    let s = train_plain_run(&config, &data, &out, mode, &dev, &mut |line| {
         if !quiet {
             eprintln!("{line}");
         }

@@ -1,6 +1,6 @@
-//! Run directories of plain (non-Ladder) networks: `plain.toml`, `metrics.jsonl` (one line per
-//! epoch), `model.bin` (the best network by validation error) and, once finished,
-//! `summary.json`.
+//! Run directories of plain (non-Ladder) networks: `plain.toml`, `data.json`, `metrics.jsonl`
+//! (one line per epoch), `checkpoint.bin` (the state a stopped run continues from exactly),
+//! `model.bin` (the best network by validation error) and, once finished, `summary.json`.
 
 use std::path::Path;
 
@@ -13,12 +13,13 @@ use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    METRICS_FILE, SUMMARY_FILE, device_name, prepare_run_files, record_epoch, write_json,
+    CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, StartMode, device_name, prepare_run_files,
+    read_json, run_epochs, write_json,
 };
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::noise::{RngStream, stream_rng};
 use crate::train::checkpoint::{load_module, save_module, write_atomic};
-use crate::train::plain::{PlainConfig, PlainData, train_plain};
+use crate::train::plain::{PlainConfig, PlainData, PlainMethod};
 
 pub const PLAIN_CONFIG_FILE: &str = "plain.toml";
 pub const PLAIN_MODEL_FILE: &str = "model.bin";
@@ -79,36 +80,41 @@ pub fn load_plain_model(path: &Path, device: &Device) -> Result<(PlainModelHeade
 }
 
 /// The files of a plain run directory.
-const PLAIN_RUN_FILES: [&str; 4] = [
+const PLAIN_RUN_FILES: [&str; 5] = [
     PLAIN_CONFIG_FILE,
     METRICS_FILE,
+    CHECKPOINT_FILE,
     PLAIN_MODEL_FILE,
     SUMMARY_FILE,
 ];
 
-/// Trains a plain network into `out`; `report` sees every epoch's metrics line.
+/// Trains a plain network into `out` (or continues it there); `report` sees every epoch's
+/// metrics line. A finished run is read back when resumed.
 pub fn train_plain_run(
     config: &PlainConfig,
     data: &RecordedData,
     out: &Path,
-    force: bool,
+    mode: StartMode,
     device: &Device,
     report: &mut dyn FnMut(&str),
 ) -> Result<PlainSummary> {
     config.validate()?;
     let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
     let split = PlainData::new(sets, config)?;
-    let _lock = prepare_run_files(out, &PLAIN_RUN_FILES, force, &data.record)?;
-    write_atomic(&out.join(PLAIN_CONFIG_FILE), config.to_toml().as_bytes())?;
-    let metrics = out.join(METRICS_FILE);
-    let outcome = train_plain(config, &split, device, &mut |epoch| {
-        record_epoch(
-            &metrics,
-            epoch,
-            report,
-            "plain runs do not resume: start again with --force",
-        )
-    })?;
+    let method = PlainMethod {
+        config,
+        data: &split,
+        device: device.clone(),
+    };
+    let initial = method.initial_model()?;
+    let _lock = prepare_run_files(out, &PLAIN_RUN_FILES, mode, &data.record)?;
+    if mode == StartMode::Resume && out.join(SUMMARY_FILE).exists() {
+        return read_json(&out.join(SUMMARY_FILE));
+    }
+    let toml = config.to_toml();
+    write_atomic(&out.join(PLAIN_CONFIG_FILE), toml.as_bytes())?;
+    let hint = format!("ladder train-plain --resume {}", out.display());
+    let outcome = run_epochs(&method, out, &toml, mode, initial, report, &hint)?;
     let header = PlainModelHeader {
         config: config.clone(),
         dims: outcome.model.dims(),

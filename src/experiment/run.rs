@@ -20,6 +20,9 @@ use crate::experiment::seeds::mean_std;
 use crate::experiment::trained::TrainedModel;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{Checkpoint, write_atomic};
+use crate::train::epochs::{
+    EpochMethod, EpochOutcome, EpochState, load_state, save_state, train_epochs,
+};
 use crate::train::trainer::{
     Control, CostSummary, EpochMetrics, Observer, PreparedData, Silent, Trainer, load_moments,
 };
@@ -393,28 +396,88 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<()> {
     write_atomic(path, out.as_bytes())
 }
 
+/// How a run of an epoch method (plain, semantic) starts in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// A new run: refused where a run is, unless `force`, which replaces it.
+    Fresh { force: bool },
+    /// Continue the run there (from its saved state, or from the start if it saved none), on
+    /// the same data.
+    Resume,
+}
+
 /// Makes `dir` ready for a run that writes `files` (and [`DATA_FILE`], written here from
-/// `record`), holding its lock: refused if any of them is there, unless `force`, which deletes
-/// them (plain and semantic-noise runs, which do not resume). Callers check their settings and
-/// data first, so that a refused start removes nothing.
+/// `record`), holding its lock. Callers check their settings and data first, so that a
+/// refused start removes nothing.
 pub(crate) fn prepare_run_files(
     dir: &Path,
     files: &[&str],
-    force: bool,
+    mode: StartMode,
     record: &DataRecord,
 ) -> Result<DirLock> {
     let lock = DirLock::acquire(dir)?;
-    if files.iter().any(|f| dir.join(f).exists()) {
-        if !force {
-            return Err(LadderError::RunDir {
-                path: dir.into(),
-                reason: "already holds a run; pass --force to replace it".into(),
-            });
+    match mode {
+        StartMode::Resume => check_data_record(dir, record)?,
+        StartMode::Fresh { force } => {
+            if files.iter().any(|f| dir.join(f).exists()) {
+                if !force {
+                    return Err(LadderError::RunDir {
+                        path: dir.into(),
+                        reason: "already holds a run; pass --resume to continue it or --force \
+                                 to replace it"
+                            .into(),
+                    });
+                }
+                replace_run_files(dir, files)?;
+            }
         }
-        replace_run_files(dir, files)?;
     }
     write_data_record(dir, record)?;
     Ok(lock)
+}
+
+/// Trains `method` in `dir` through the one epoch loop: from the state saved in
+/// [`CHECKPOINT_FILE`] when resuming (and there is one), otherwise from `initial`. Each
+/// epoch's metrics line is appended to [`METRICS_FILE`] and shown to `report`, and the state is
+/// saved after it, so that a run stopped at any point continues exactly; Ctrl-C stops it after
+/// the epoch with a hint to `resume_with`.
+pub(crate) fn run_epochs<M: EpochMethod>(
+    method: &M,
+    dir: &Path,
+    config_toml: &str,
+    mode: StartMode,
+    initial: M::Model,
+    report: &mut dyn FnMut(&str),
+    resume_with: &str,
+) -> Result<EpochOutcome<M>> {
+    let state_path = dir.join(CHECKPOINT_FILE);
+    let metrics = dir.join(METRICS_FILE);
+    let state = if mode == StartMode::Resume && state_path.exists() {
+        let state = load_state(&state_path, config_toml, method, &initial)?;
+        truncate_metrics(&metrics, state.epochs_done())?;
+        report(&format!(
+            "{}: continuing after epoch {}",
+            dir.display(),
+            state.epochs_done()
+        ));
+        state
+    } else {
+        replace_run_files(dir, &[METRICS_FILE, CHECKPOINT_FILE])?;
+        EpochState::fresh(method, initial)
+    };
+    let outcome = train_epochs(method, state, &mut |epoch, state| {
+        let line = serde_json::to_string(epoch).expect("metrics serialise");
+        append_line(&metrics, &line)?;
+        report(&line);
+        save_state(&state_path, config_toml, state)?;
+        Ok(match interrupted() {
+            true => Control::Stop,
+            false => Control::Continue,
+        })
+    })?;
+    outcome.ok_or_else(|| {
+        LadderError::Interrupted(format!("state saved; continue with: {resume_with}"))
+    })
 }
 
 /// Makes `out` ready for a command's output `files` (tables, figures): refused when one of them
@@ -430,24 +493,6 @@ pub fn output_dir(out: &Path, files: &[&str], force: bool) -> Result<()> {
         });
     }
     std::fs::create_dir_all(out).map_err(io(out))
-}
-
-/// Appends one epoch's metrics to `path` as a JSON line and shows it to `report`; then, if
-/// Ctrl-C was pressed, stops the run with `on_interrupt` as the message (for runs that do not
-/// checkpoint: plain and semantic-noise runs).
-pub(crate) fn record_epoch(
-    path: &Path,
-    epoch: &impl Serialize,
-    report: &mut dyn FnMut(&str),
-    on_interrupt: &str,
-) -> Result<()> {
-    let line = serde_json::to_string(epoch).expect("metrics serialise");
-    append_line(path, &line)?;
-    report(&line);
-    if interrupted() {
-        return Err(LadderError::Interrupted(on_interrupt.into()));
-    }
-    Ok(())
 }
 
 pub(crate) fn append_line(path: &Path, line: &str) -> Result<()> {

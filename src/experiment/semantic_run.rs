@@ -1,11 +1,13 @@
 //! Run directories of semantic-noise-modeling networks (003), and the grids of Table 1.
 //!
-//! One run: `semantic.toml`, `metrics.jsonl` (one line per epoch), `model.bin` (the network of
-//! the best validation error, with the mean image it subtracts) and, once finished,
+//! One run: `semantic.toml`, `data.json`, `metrics.jsonl` (one line per epoch),
+//! `checkpoint.bin` (the state a stopped run continues from exactly), `model.bin` (the network
+//! of the best validation error, with the mean image it subtracts) and, once finished,
 //! `summary.json`. A grid of models × examples per class × seeds writes one run per seed to
 //! `ROOT/k{K}/{model}/seed-{S}/`, each cell's mean ± std to `ROOT/k{K}/{model}/summary.json`
 //! and the whole table, in Table 1's layout, to `ROOT/table.md` and `ROOT/table.csv`.
-//! Finished runs are kept and read back, so a grid stopped halfway continues where it was.
+//! Finished runs are kept and read back and a stopped run continues from its saved state, so a
+//! grid stopped halfway continues where it was.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,14 +20,14 @@ use crate::data::RecordedData;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    DirLock, METRICS_FILE, SUMMARY_FILE, check_data_record, device_name, prepare_run_files,
-    read_json, record_epoch, write_data_record, write_json,
+    CHECKPOINT_FILE, DirLock, METRICS_FILE, SUMMARY_FILE, StartMode, check_data_record,
+    device_name, prepare_run_files, read_json, run_epochs, write_data_record, write_json,
 };
 use crate::experiment::seeds::mean_std;
 use crate::model::semantic::{SemanticModel, SemanticNet};
 use crate::noise::{RngStream, stream_rng};
 use crate::train::checkpoint::{load_module, save_module, write_atomic};
-use crate::train::semantic::{SemanticConfig, SemanticData, semantic_split, train_semantic};
+use crate::train::semantic::{SemanticConfig, SemanticData, SemanticMethod, semantic_split};
 
 pub const SEMANTIC_CONFIG_FILE: &str = "semantic.toml";
 pub const SEMANTIC_MODEL_FILE: &str = "model.bin";
@@ -100,19 +102,21 @@ pub fn load_semantic_model(
 }
 
 /// The files of one semantic run directory.
-const RUN_FILES: [&str; 4] = [
+const RUN_FILES: [&str; 5] = [
     SEMANTIC_CONFIG_FILE,
     METRICS_FILE,
+    CHECKPOINT_FILE,
     SEMANTIC_MODEL_FILE,
     SUMMARY_FILE,
 ];
 
-/// Trains one network into `out`; `report` sees every epoch's metrics line.
+/// Trains one network into `out` (or continues it there); `report` sees every epoch's
+/// metrics line.
 pub fn train_semantic_run(
     config: &SemanticConfig,
     data: &RecordedData,
     out: &Path,
-    force: bool,
+    mode: StartMode,
     device: &Device,
     report: &mut dyn FnMut(&str),
 ) -> Result<SemanticSummary> {
@@ -121,18 +125,18 @@ pub fn train_semantic_run(
     config.validate()?;
     config.plan(&data.train.image_shape)?;
     let split = SemanticData::new(data, config)?;
-    let _lock = prepare_run_files(out, &RUN_FILES, force, record)?;
-    write_atomic(&out.join(SEMANTIC_CONFIG_FILE), config.to_toml().as_bytes())?;
-    let metrics = out.join(METRICS_FILE);
-    let outcome = train_semantic(config, &split, device, &mut |epoch| {
-        record_epoch(
-            &metrics,
-            epoch,
-            report,
-            "semantic-noise runs restart from the beginning: run the same command again \
-             (finished runs of a grid are kept)",
-        )
-    })?;
+    let method = SemanticMethod {
+        config,
+        data: &split,
+        device: device.clone(),
+    };
+    let initial = method.initial_model()?;
+    let _lock = prepare_run_files(out, &RUN_FILES, mode, record)?;
+    let toml = config.to_toml();
+    write_atomic(&out.join(SEMANTIC_CONFIG_FILE), toml.as_bytes())?;
+    let hint =
+        "the same train-semantic command again (finished and stopped runs of a grid continue)";
+    let outcome = run_epochs(&method, out, &toml, mode, initial, report, hint)?;
     let header = SemanticModelHeader {
         config: config.clone(),
         image_shape: data.train.image_shape.clone(),
@@ -258,8 +262,12 @@ pub fn train_semantic_grid(
                     }
                     None => {
                         report(&format!("{}: training", run_dir.display()));
-                        // An unfinished run's files are no result: start it again.
-                        train_semantic_run(&c, recorded, &run_dir, true, device, report)?
+                        // A stopped run continues from its saved state; --force starts again.
+                        let mode = match force {
+                            true => StartMode::Fresh { force: true },
+                            false => StartMode::Resume,
+                        };
+                        train_semantic_run(&c, recorded, &run_dir, mode, device, report)?
                     }
                 };
                 report(&format!(

@@ -3,6 +3,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod config;
+pub mod epochs;
 pub mod plain;
 pub mod resolve;
 pub mod schedule;

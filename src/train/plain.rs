@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord, SgdConfig};
 use burn::prelude::*;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use crate::model::mlp::{Mlp, MlpInit};
 use crate::model::spec::parse_layers;
 use crate::noise::{RngStream, fgsm, gaussian_vec, stream_rng};
 use crate::train::adam::FusedAdam;
+use crate::train::epochs::{EpochMethod, EpochOutcome, train_unsaved};
 
 /// The three models of 004 Sec. 3.4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,14 +284,7 @@ pub fn plain_cost(
 }
 
 /// The outcome of a plain run: the best model (by validation error) and its history.
-pub struct PlainOutcome {
-    pub model: Mlp,
-    pub best_epoch: usize,
-    pub best_validation_error_percent: f64,
-    pub epochs_run: usize,
-    pub history: Vec<PlainEpoch>,
-    pub train_seconds: f64,
-}
+pub type PlainOutcome<'a> = EpochOutcome<PlainMethod<'a>>;
 
 fn optimizer(config: &PlainConfig, epoch: usize) -> ModuleOptimizer {
     match config.optimizer {
@@ -305,59 +299,89 @@ fn optimizer(config: &PlainConfig, epoch: usize) -> ModuleOptimizer {
     }
 }
 
-/// Trains a plain network with early stopping; `on_epoch` sees every epoch's metrics and may
-/// stop the run with an error.
-pub fn train_plain(
-    config: &PlainConfig,
-    data: &PlainData,
-    device: &Device,
-    on_epoch: &mut dyn FnMut(&PlainEpoch) -> Result<()>,
-) -> Result<PlainOutcome> {
-    config.validate()?;
-    let dims = config.dims(data.train.dim)?;
-    let init = match config.sparse_init {
-        0 => MlpInit::Scaled,
-        k => MlpInit::Sparse(k),
-    };
-    let mut rng = stream_rng(config.seed, RngStream::Init, 0, 0);
-    let mut model = Mlp::new(&dims, init, &mut rng, device);
-    let mut optim = optimizer(config, 1);
-    let mut best = (model.clone(), 0usize, f64::INFINITY);
-    let mut history = Vec::new();
-    let started = std::time::Instant::now();
-    for epoch in 1..=config.max_epochs {
-        if config.optimizer == PlainOptimizer::Sgd && epoch > 1 {
+/// A plain network trained with early stopping (004 Sec. 3.4), as a method of the one epoch
+/// loop ([`train_epochs`]).
+pub struct PlainMethod<'a> {
+    pub config: &'a PlainConfig,
+    pub data: &'a PlainData,
+    pub device: Device,
+}
+
+impl EpochMethod for PlainMethod<'_> {
+    type Model = Mlp;
+    type Cost = f64;
+    type Epoch = PlainEpoch;
+
+    fn max_epochs(&self) -> usize {
+        self.config.max_epochs
+    }
+    fn patience(&self) -> Option<usize> {
+        Some(self.config.patience)
+    }
+    fn optimizer(&self) -> ModuleOptimizer {
+        optimizer(self.config, 1)
+    }
+    fn next_optimizer(&self, epoch: usize, optim: ModuleOptimizer) -> ModuleOptimizer {
+        match self.config.optimizer {
             // The velocity carries over; only the momentum factor changes.
-            optim = optimizer(config, epoch).load_record(optim.to_record());
-        }
-        let (m, cost) = train_epoch(model, &mut optim, config, data, epoch, device)?;
-        model = m;
-        let val = error_percent_of(&model.valid(), &data.validation);
-        let improved = val < best.2;
-        if improved {
-            best = (model.clone(), epoch, val);
-        }
-        let metrics = PlainEpoch {
-            epoch,
-            momentum: (config.optimizer == PlainOptimizer::Sgd).then(|| config.momentum(epoch)),
-            train_cost: cost,
-            validation_error_percent: val,
-            best: improved,
-        };
-        on_epoch(&metrics)?;
-        history.push(metrics);
-        if epoch - best.1 >= config.patience {
-            break;
+            PlainOptimizer::Sgd => optimizer(self.config, epoch).load_record(optim.to_record()),
+            PlainOptimizer::Adam => optim,
         }
     }
-    Ok(PlainOutcome {
-        model: best.0,
-        best_epoch: best.1,
-        best_validation_error_percent: best.2,
-        epochs_run: history.len(),
-        history,
-        train_seconds: started.elapsed().as_secs_f64(),
-    })
+    fn resumed_optimizer(&self, epoch: usize, record: OptimizerRecord) -> ModuleOptimizer {
+        optimizer(self.config, epoch).load_record(record)
+    }
+    fn train_epoch(
+        &self,
+        model: Mlp,
+        optim: &mut ModuleOptimizer,
+        epoch: usize,
+    ) -> Result<(Mlp, f64)> {
+        train_epoch(model, optim, self.config, self.data, epoch, &self.device)
+    }
+    fn validation_error(&self, model: &Mlp) -> f64 {
+        error_percent_of(&model.valid(), &self.data.validation)
+    }
+    fn record(&self, epoch: usize, cost: f64, val: f64, best: bool, _seconds: f64) -> PlainEpoch {
+        let sgd = self.config.optimizer == PlainOptimizer::Sgd;
+        PlainEpoch {
+            epoch,
+            momentum: sgd.then(|| self.config.momentum(epoch)),
+            train_cost: cost,
+            validation_error_percent: val,
+            best,
+        }
+    }
+}
+
+impl PlainMethod<'_> {
+    /// The network a run starts from, initialised from the seed.
+    pub fn initial_model(&self) -> Result<Mlp> {
+        let dims = self.config.dims(self.data.train.dim)?;
+        let init = match self.config.sparse_init {
+            0 => MlpInit::Scaled,
+            k => MlpInit::Sparse(k),
+        };
+        let mut rng = stream_rng(self.config.seed, RngStream::Init, 0, 0);
+        Ok(Mlp::new(&dims, init, &mut rng, &self.device))
+    }
+}
+
+/// Trains a plain network with early stopping from the start; `on_epoch` sees every epoch's
+/// metrics and may stop the run with an error.
+pub fn train_plain<'a>(
+    config: &'a PlainConfig,
+    data: &'a PlainData,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&PlainEpoch) -> Result<()>,
+) -> Result<PlainOutcome<'a>> {
+    config.validate()?;
+    let method = PlainMethod {
+        config,
+        data,
+        device: device.clone(),
+    };
+    train_unsaved(&method, method.initial_model()?, on_epoch)
 }
 
 /// One pass over the training set in shuffled mini-batches; returns the mean cost.

@@ -3,10 +3,8 @@
 //! examples per class drawn by the seed, inputs mean-subtracted with the training set's mean,
 //! random crops and flips for CIFAR-10, and the network with the best validation error kept.
 
-use std::time::Instant;
-
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::prelude::*;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -19,6 +17,7 @@ use crate::model::layers::{LayerGeom, LayerKind, Shape, parse_layer_kinds, plan}
 use crate::model::semantic::{CostWeights, SemanticCost, SemanticModel, SemanticNet, check_layers};
 use crate::noise::{RngStream, gaussian_vec, stream_rng};
 use crate::train::adam::FusedAdam;
+use crate::train::epochs::{EpochMethod, EpochOutcome, train_unsaved};
 use crate::train::schedule::step_decay;
 
 /// The encoder below the output layer of 003 Fig. 4 for 28×28 digits.
@@ -355,13 +354,7 @@ pub struct SemanticEpoch {
 }
 
 /// The best network by validation error and the history that led to it.
-pub struct SemanticOutcome {
-    pub model: SemanticNet,
-    pub best_epoch: usize,
-    pub best_validation_error_percent: f64,
-    pub history: Vec<SemanticEpoch>,
-    pub train_seconds: f64,
-}
+pub type SemanticOutcome<'a> = EpochOutcome<SemanticMethod<'a>>;
 
 /// A fresh network for `config` and images of `image_shape`, initialised from the seed.
 pub fn new_network(
@@ -374,55 +367,108 @@ pub fn new_network(
     SemanticNet::new(layers, &mut rng, device)
 }
 
-/// Trains for `config.epochs` epochs, keeping the network of the best validation error;
-/// `on_epoch` sees each epoch's metrics and may stop the run with an error.
-pub fn train_semantic(
-    config: &SemanticConfig,
-    data: &SemanticData,
-    device: &Device,
-    on_epoch: &mut dyn FnMut(&SemanticEpoch) -> Result<()>,
-) -> Result<SemanticOutcome> {
-    config.validate()?;
-    let mut model = new_network(config, &data.train.image_shape, device)?;
-    let mut optim = FusedAdam::new(0.9, 0.999, 1e-8).init();
-    let mut best: Option<(SemanticNet, usize, f64)> = None;
-    let mut history = Vec::with_capacity(config.epochs);
-    let started = Instant::now();
-    for epoch in 1..=config.epochs {
-        let t0 = Instant::now();
-        let lr = step_decay(
-            config.lr,
+/// Semantic noise modeling (003 Sec. 4.2) as a method of the one epoch loop
+/// ([`train_epochs`]): Adam with the step-decayed learning rate, the network of the best
+/// validation error kept.
+pub struct SemanticMethod<'a> {
+    pub config: &'a SemanticConfig,
+    pub data: &'a SemanticData,
+    pub device: Device,
+}
+
+fn adam() -> ModuleOptimizer {
+    FusedAdam::new(0.9, 0.999, 1e-8).init()
+}
+
+impl SemanticMethod<'_> {
+    fn lr(&self, epoch: usize) -> f64 {
+        let c = self.config;
+        step_decay(
+            c.lr,
             epoch,
-            config.lr_decay_factor,
-            config.lr_decay_every,
-            config.lr_decay_until,
-        );
-        let (m, cost) = train_epoch(model, &mut optim, config, data, epoch, lr, device)?;
-        model = m;
-        let val = error_percent_of(&model.valid(), &data.validation);
-        let improved = best.as_ref().is_none_or(|b| val < b.2);
-        if improved {
-            best = Some((model.clone(), epoch, val));
-        }
-        let metrics = SemanticEpoch {
+            c.lr_decay_factor,
+            c.lr_decay_every,
+            c.lr_decay_until,
+        )
+    }
+
+    /// The network a run starts from, initialised from the seed.
+    pub fn initial_model(&self) -> Result<SemanticNet> {
+        new_network(self.config, &self.data.train.image_shape, &self.device)
+    }
+}
+
+impl EpochMethod for SemanticMethod<'_> {
+    type Model = SemanticNet;
+    type Cost = SemanticTerms;
+    type Epoch = SemanticEpoch;
+
+    fn max_epochs(&self) -> usize {
+        self.config.epochs
+    }
+    fn patience(&self) -> Option<usize> {
+        None
+    }
+    fn optimizer(&self) -> ModuleOptimizer {
+        adam()
+    }
+    fn resumed_optimizer(&self, _epoch: usize, record: OptimizerRecord) -> ModuleOptimizer {
+        adam().load_record(record)
+    }
+    fn train_epoch(
+        &self,
+        model: SemanticNet,
+        optim: &mut ModuleOptimizer,
+        epoch: usize,
+    ) -> Result<(SemanticNet, SemanticTerms)> {
+        let lr = self.lr(epoch);
+        train_epoch(
+            model,
+            optim,
+            self.config,
+            self.data,
             epoch,
             lr,
+            &self.device,
+        )
+    }
+    fn validation_error(&self, model: &SemanticNet) -> f64 {
+        error_percent_of(&model.valid(), &self.data.validation)
+    }
+    fn record(
+        &self,
+        epoch: usize,
+        cost: SemanticTerms,
+        val: f64,
+        best: bool,
+        seconds: f64,
+    ) -> SemanticEpoch {
+        SemanticEpoch {
+            epoch,
+            lr: self.lr(epoch),
             cost,
             validation_error_percent: val,
-            best: improved,
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        on_epoch(&metrics)?;
-        history.push(metrics);
+            best,
+            seconds,
+        }
     }
-    let (model, best_epoch, best_val) = best.expect("at least one epoch ran");
-    Ok(SemanticOutcome {
-        model,
-        best_epoch,
-        best_validation_error_percent: best_val,
-        history,
-        train_seconds: started.elapsed().as_secs_f64(),
-    })
+}
+
+/// Trains a semantic network from the start; `on_epoch` sees every epoch's metrics and may
+/// stop the run with an error.
+pub fn train_semantic<'a>(
+    config: &'a SemanticConfig,
+    data: &'a SemanticData,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&SemanticEpoch) -> Result<()>,
+) -> Result<SemanticOutcome<'a>> {
+    config.validate()?;
+    let method = SemanticMethod {
+        config,
+        data,
+        device: device.clone(),
+    };
+    train_unsaved(&method, method.initial_model()?, on_epoch)
 }
 
 /// The inputs and classes of one training step, randomly cropped and flipped when configured.
