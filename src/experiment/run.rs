@@ -21,7 +21,7 @@ use crate::experiment::trained::TrainedModel;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{Checkpoint, write_atomic};
 use crate::train::epochs::{
-    EpochMethod, EpochOutcome, EpochState, load_state, save_state, train_epochs,
+    EpochMethod, EpochOutcome, EpochState, encode_state, load_state, train_epochs, write_state,
 };
 use crate::train::trainer::{
     Control, CostSummary, EpochMetrics, Observer, PreparedData, Silent, Trainer, load_moments,
@@ -465,17 +465,41 @@ pub(crate) fn run_epochs<M: EpochMethod>(
         replace_run_files(dir, &[METRICS_FILE, CHECKPOINT_FILE])?;
         EpochState::fresh(method, initial)
     };
-    let outcome = train_epochs(method, state, &mut |epoch, state| {
+    // The state is copied on this thread and written on another, one write at a time.
+    let mut writing: Option<JoinHandle<Result<()>>> = None;
+    let finish = |writing: &mut Option<JoinHandle<Result<()>>>| match writing.take() {
+        Some(w) => w.join().unwrap_or_else(|_| {
+            Err(LadderError::Checkpoint {
+                path: state_path.clone(),
+                reason: "the thread writing it panicked".into(),
+            })
+        }),
+        None => Ok(()),
+    };
+    let trained = train_epochs(method, state, &mut |epoch, state| {
         let line = serde_json::to_string(epoch).expect("metrics serialise");
         append_line(&metrics, &line)?;
         report(&line);
-        save_state(&state_path, config_toml, state)?;
+        let sections = encode_state(config_toml, state)?;
+        finish(&mut writing)?;
+        let path = state_path.clone();
+        writing = Some(
+            std::thread::Builder::new()
+                .name("checkpoint".into())
+                .spawn(move || write_state(&path, &sections))
+                .map_err(|e| LadderError::Checkpoint {
+                    path: state_path.clone(),
+                    reason: format!("cannot start a thread to write it: {e}"),
+                })?,
+        );
         Ok(match interrupted() {
             true => Control::Stop,
             false => Control::Continue,
         })
-    })?;
-    outcome.ok_or_else(|| {
+    });
+    // Whatever happened, the last state is written whole before the run reports.
+    finish(&mut writing)?;
+    trained?.ok_or_else(|| {
         LadderError::Interrupted(format!("state saved; continue with: {resume_with}"))
     })
 }

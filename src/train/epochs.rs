@@ -190,8 +190,9 @@ fn bytes_of(module: &impl Module) -> Result<Bytes> {
         .map_err(|e| LadderError::Setting(format!("cannot serialise the network: {e}")))
 }
 
-/// Writes `state` (after at least one epoch) to `path` atomically, with `config` (TOML).
-pub fn save_state<M: EpochMethod>(path: &Path, config: &str, state: &EpochState<M>) -> Result<()> {
+/// `state` (after at least one epoch) with `config` (TOML), as the file's sections: copied on
+/// the training thread, so that [`write_state`] can go on another.
+pub fn encode_state<M: EpochMethod>(config: &str, state: &EpochState<M>) -> Result<Vec<Bytes>> {
     let (best, best_epoch, best_val) = state.best.as_ref().expect("saved after an epoch");
     let header = StateHeader {
         config: config.into(),
@@ -200,18 +201,20 @@ pub fn save_state<M: EpochMethod>(path: &Path, config: &str, state: &EpochState<
         best_validation_error_percent: *best_val,
         train_seconds: state.train_seconds,
     };
-    let head = serde_json::to_vec(&header).expect("the header serialises");
+    let head = Bytes::from_bytes_vec(serde_json::to_vec(&header).expect("the header serialises"));
     let optim = state.optim.to_record().into_bytes().map_err(|e| {
         LadderError::Setting(format!("cannot serialise the optimizer's state: {e}"))
     })?;
-    write_sections_atomic(
-        path,
-        MAGIC,
-        &[&head, &bytes_of(&state.model)?, &bytes_of(best)?, &optim],
-    )
+    Ok(vec![head, bytes_of(&state.model)?, bytes_of(best)?, optim])
 }
 
-/// Reads a state saved by [`save_state`] into networks shaped as `skeleton`; refused unless it
+/// Writes sections of [`encode_state`] to `path` atomically.
+pub fn write_state(path: &Path, sections: &[Bytes]) -> Result<()> {
+    let parts: Vec<&[u8]> = sections.iter().map(|b| &b[..]).collect();
+    write_sections_atomic(path, MAGIC, &parts)
+}
+
+/// Reads a state written by [`write_state`] into networks shaped as `skeleton`; refused unless it
 /// was written under `config`.
 pub fn load_state<M: EpochMethod>(
     path: &Path,
