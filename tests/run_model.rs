@@ -453,3 +453,51 @@ fn evaluate_predict_and_robustness_take_a_run_of_any_method() {
         assert!(accuracy(&csv, 2) < accuracy(&csv, 1), "{csv}");
     }
 }
+
+#[test]
+fn plain_runs_take_seeds_and_resume_like_every_method() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("seeds");
+    let plain = |extra: &[&str]| {
+        let args = [
+            "train-plain",
+            "--layers",
+            "20",
+            "--epochs",
+            "2",
+            "--validation-samples",
+            "200",
+        ];
+        ladder(&[&args[..], extra, &["--quiet"]].concat())
+    };
+    assert_fails(
+        &plain(&["--out", s(&out), "--seed", "1", "--seeds", "1-2"]),
+        "not both",
+    );
+    let o = plain(&["--out", s(&out), "--seeds", "1-2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&read(out.join("summary.json"))).unwrap();
+    assert_eq!(summary["seeds"], serde_json::json!([1, 2]));
+    let errors: Vec<f64> = (1..=2)
+        .map(|k| recorded_error(&out.join(format!("seed-{k}"))))
+        .collect();
+    assert!((summary["mean"].as_f64().unwrap() - (errors[0] + errors[1]) / 2.0).abs() < 1e-9);
+    assert_ne!(errors[0], errors[1], "two seeds, two runs");
+    // Resumed, the finished seed is read back and the other continues to the same numbers.
+    let whole = read(out.join("summary.json"));
+    std::fs::remove_file(out.join("summary.json")).unwrap();
+    std::fs::remove_file(out.join("seed-2/summary.json")).unwrap();
+    let o = ladder(&["train-plain", "--resume", s(&out), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let strip = |t: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
+        for r in v["runs"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("train_seconds");
+        }
+        v
+    };
+    assert_eq!(strip(&read(out.join("summary.json"))), strip(&whole));
+    // A multi-seed directory is not one network: a seed's directory is named.
+    let o = ladder(&["evaluate", s(&out)]);
+    assert_fails(&o, "seed-1");
+}

@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use ladder::data::{CsvOptions, DataRequest, RecordedData};
-use ladder::experiment::RunOptions;
 use ladder::experiment::run::run_data;
+use ladder::experiment::{RunOptions, parse_seeds};
 
 #[derive(Args, Clone)]
 pub struct DataArgs {
@@ -64,6 +64,15 @@ impl DataArgs {
     }
 }
 
+/// Seeds: one run per seed, reported as mean ± std.
+#[derive(Args)]
+pub struct SeedsArg {
+    /// Seeds, run one after another with mean ± std: a ','-separated list with ranges (`1-10`,
+    /// `1,2,5`) [default: --seed's one run].
+    #[arg(long)]
+    pub seeds: Option<String>,
+}
+
 /// Where a command computes.
 #[derive(Args, Clone)]
 pub struct DeviceArgs {
@@ -109,6 +118,17 @@ impl RunArgs {
             preset,
             checkpoint_every: (minutes > 0.0).then(|| Duration::from_secs_f64(minutes * 60.0)),
         })
+    }
+}
+
+impl SeedsArg {
+    /// The seed list, if given; `--seed` (`seed_given`) with it is an error, as one of the
+    /// two would be ignored.
+    pub fn list(&self, seed_given: bool) -> Result<Option<Vec<u64>>> {
+        if seed_given && self.seeds.is_some() {
+            bail!("give --seed for one run or --seeds for several, not both");
+        }
+        Ok(self.seeds.as_deref().map(parse_seeds).transpose()?)
     }
 }
 

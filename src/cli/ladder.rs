@@ -16,7 +16,7 @@ use ladder::train::TrainConfig;
 use ladder::train::config::PRESETS;
 use ladder::train::resolve::{flag_table, resolve};
 
-use super::args::{DataArgs, DeviceArgs, RunArgs};
+use super::args::{DataArgs, DeviceArgs, RunArgs, SeedsArg};
 
 /// The configuration fields of a Ladder run, named as in the authors' `run.py` (whose own
 /// names `--num-epochs` and `--valid-set-size` are accepted too). Each overrides the preset and
@@ -147,15 +147,6 @@ impl ConfigArgs {
     }
 }
 
-/// Seeds: one run per seed, reported as mean ± std.
-#[derive(Args)]
-pub struct SeedsArg {
-    /// Seeds, run one after another with mean ± std: a ','-separated list with ranges (`1-10`,
-    /// `1,2,5`) [default: --seed's one run].
-    #[arg(long)]
-    pub seeds: Option<String>,
-}
-
 #[derive(Args)]
 pub struct TrainCmd {
     #[command(flatten)]
@@ -199,10 +190,7 @@ pub fn train(cmd: TrainCmd) -> Result<()> {
             (config, seeds, dir.clone(), data)
         }
         None => {
-            if cmd.config.seed.is_some() && cmd.seeds.seeds.is_some() {
-                bail!("give --seed for one run or --seeds for several, not both");
-            }
-            let seeds = cmd.seeds.seeds.as_deref().map(parse_seeds).transpose()?;
+            let seeds = cmd.seeds.list(cmd.config.seed.is_some())?;
             let out = cmd.out.clone().unwrap_or_else(|| {
                 let name = cmd.config.preset.clone().unwrap_or_else(|| "train".into());
                 fresh_dir(Path::new("runs"), &name)

@@ -6,12 +6,12 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use ladder::experiment::plain_run::{PLAIN_CONFIG_FILE, train_plain_run};
-use ladder::experiment::run::{StartMode, fresh_dir};
+use ladder::experiment::plain_run::{PLAIN_CONFIG_FILE, train_plain_run, train_plain_seeds};
+use ladder::experiment::run::{SEEDS_FILE, StartMode, fresh_dir, read_json};
 use ladder::train::plain::{PlainConfig, PlainModel, PlainOptimizer};
 use ladder::train::resolve::{flag_table, resolve};
 
-use super::args::{DataArgs, DeviceArgs};
+use super::args::{DataArgs, DeviceArgs, SeedsArg};
 
 /// The configuration fields of a plain run; each overrides the config file.
 #[serde_with::skip_serializing_none]
@@ -96,6 +96,8 @@ pub struct PlainCmd {
     pub config: PlainConfigArgs,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub seeds: SeedsArg,
     /// Output directory [default: a fresh one under runs/].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -115,7 +117,7 @@ pub struct PlainCmd {
 
 pub fn train_plain(cmd: PlainCmd) -> Result<()> {
     let dev = cmd.device.device()?;
-    let (config, data, out, mode) = match &cmd.resume {
+    let (config, seeds, data, out, mode) = match &cmd.resume {
         Some(dir) => {
             let path = dir.join(PLAIN_CONFIG_FILE);
             if !path.exists() {
@@ -126,11 +128,17 @@ pub fn train_plain(cmd: PlainCmd) -> Result<()> {
             }
             let text = std::fs::read_to_string(&path)?;
             let config = PlainConfig::from_toml_str(&text)?;
+            let seeds_path = dir.join(SEEDS_FILE);
+            let seeds = match seeds_path.exists() {
+                true => Some(read_json::<Vec<u64>>(&seeds_path)?),
+                false => None,
+            };
             let data = cmd.data.of_run(dir, config.num_classes)?;
-            (config, data, dir.clone(), StartMode::Resume)
+            (config, seeds, data, dir.clone(), StartMode::Resume)
         }
         None => {
             let config = cmd.config.resolve()?;
+            let seeds = cmd.seeds.list(cmd.config.seed.is_some())?;
             let data = cmd.data.load(config.num_classes)?;
             let out = cmd.out.clone().unwrap_or_else(|| {
                 fresh_dir(
@@ -139,27 +147,42 @@ pub fn train_plain(cmd: PlainCmd) -> Result<()> {
                 )
             });
             let mode = StartMode::Fresh { force: cmd.force };
-            (config, data, out, mode)
+            (config, seeds, data, out, mode)
         }
     };
     if !cmd.quiet {
         eprintln!("writing to {}", out.display());
     }
     let quiet = cmd.quiet;
-    let s = train_plain_run(&config, &data, &out, mode, &dev, &mut |line| {
+    let mut report = |line: &str| {
         if !quiet {
             eprintln!("{line}");
         }
-    })?;
-    println!(
-        "model {}: test error {:.2} % (best validation error {:.2} % at epoch {} of {}, seed {})",
-        s.model,
-        s.test_error_percent,
-        s.validation_error_percent,
-        s.best_epoch,
-        s.epochs_run,
-        s.seed
-    );
+    };
+    match seeds {
+        Some(seeds) => {
+            let s = train_plain_seeds(&config, &seeds, &data, &out, mode, &dev, &mut report)?;
+            println!(
+                "model {}: test error over {} seeds: {:.2} ± {:.2} %",
+                config.model,
+                s.seeds.len(),
+                s.mean,
+                s.std
+            );
+        }
+        None => {
+            let s = train_plain_run(&config, &data, &out, mode, &dev, &mut report)?;
+            println!(
+                "model {}: test error {:.2} % (best validation error {:.2} % at epoch {} of {}, seed {})",
+                s.model,
+                s.test_error_percent,
+                s.validation_error_percent,
+                s.best_epoch,
+                s.epochs_run,
+                s.seed
+            );
+        }
+    }
     println!("run directory: {}", out.display());
     Ok(())
 }

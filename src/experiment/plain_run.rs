@@ -13,8 +13,8 @@ use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, StartMode, device_name, prepare_run_files,
-    read_json, run_epochs, write_json,
+    CHECKPOINT_FILE, METRICS_FILE, SEEDS_FILE, SUMMARY_FILE, SeedsSummary, StartMode, device_name,
+    prepare_run_files, read_json, run_epochs, write_json,
 };
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::noise::{RngStream, stream_rng};
@@ -135,5 +135,60 @@ pub fn train_plain_run(
         version: env!("CARGO_PKG_VERSION").into(),
     };
     write_json(&out.join(SUMMARY_FILE), &summary)?;
+    Ok(summary)
+}
+
+/// `summary.json` of a multi-seed plain run.
+pub type PlainSeedsSummary = SeedsSummary<PlainSummary>;
+
+/// Runs `config` once per seed into `out/seed-N/` (each a plain run directory) and writes
+/// `out/summary.json` with the mean ± std; resumed, finished seeds are read back and a stopped
+/// one continues. Every seed's split is checked before anything is written.
+pub fn train_plain_seeds(
+    config: &PlainConfig,
+    seeds: &[u64],
+    data: &RecordedData,
+    out: &Path,
+    mode: StartMode,
+    device: &Device,
+    report: &mut dyn FnMut(&str),
+) -> Result<PlainSeedsSummary> {
+    if seeds.is_empty() {
+        return Err(LadderError::Setting("no seeds given".into()));
+    }
+    let with_seed = |seed| PlainConfig {
+        seed,
+        ..config.clone()
+    };
+    config.validate()?;
+    let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
+    for &seed in seeds {
+        PlainData::new(sets, &with_seed(seed))?;
+    }
+    let top_files = [PLAIN_CONFIG_FILE, SEEDS_FILE, SUMMARY_FILE];
+    let _lock = prepare_run_files(out, &top_files, mode, &data.record)?;
+    let summary_path = out.join(SUMMARY_FILE);
+    if mode == StartMode::Resume && summary_path.exists() {
+        return read_json(&summary_path);
+    }
+    write_atomic(&out.join(PLAIN_CONFIG_FILE), config.to_toml().as_bytes())?;
+    write_json(&out.join(SEEDS_FILE), &seeds)?;
+    let mut runs = Vec::with_capacity(seeds.len());
+    for &seed in seeds {
+        let dir = out.join(format!("seed-{seed}"));
+        match train_plain_run(&with_seed(seed), data, &dir, mode, device, report) {
+            Ok(run) => runs.push(run),
+            // The whole multi-seed run is what resumes.
+            Err(LadderError::Interrupted(_)) => {
+                return Err(LadderError::Interrupted(format!(
+                    "state saved; continue with: ladder train-plain --resume {}",
+                    out.display()
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let summary = SeedsSummary::of(seeds, runs, |r| r.test_error_percent);
+    write_json(&summary_path, &summary)?;
     Ok(summary)
 }

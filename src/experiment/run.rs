@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::preprocessed;
 use crate::data::{DataRecord, DataRequest, RecordedData, TrainTest};
 use crate::error::{LadderError, Result};
-use crate::experiment::progress::ProgressObserver;
+use crate::experiment::progress::{Eta, ProgressObserver};
 use crate::experiment::seeds::mean_std;
 use crate::experiment::trained::TrainedModel;
 use crate::train::TrainConfig;
@@ -168,16 +168,32 @@ pub struct RunSummary {
     pub version: String,
 }
 
-/// `summary.json` of a multi-seed run: every run and the mean ± std of their test errors.
+/// `summary.json` of a multi-seed run of any method: every run's summary and the mean ± std
+/// of their test errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeedsSummary {
+pub struct SeedsSummary<R = RunSummary> {
     pub seeds: Vec<u64>,
     /// Mean test error over the seeds, percent.
     pub mean: f64,
     /// Sample standard deviation of the test error over the seeds, percent.
     pub std: f64,
     pub test_error_percent: f64,
-    pub runs: Vec<RunSummary>,
+    pub runs: Vec<R>,
+}
+
+impl<R> SeedsSummary<R> {
+    /// The summary of `runs` (one per seed of `seeds`), whose test errors `error` reads.
+    pub fn of(seeds: &[u64], runs: Vec<R>, error: impl Fn(&R) -> f64) -> Self {
+        let errors: Vec<f64> = runs.iter().map(error).collect();
+        let (mean, std) = mean_std(&errors);
+        SeedsSummary {
+            seeds: seeds.to_vec(),
+            mean,
+            std,
+            test_error_percent: mean,
+            runs,
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LadderError + '_ {
@@ -476,10 +492,15 @@ pub(crate) fn run_epochs<M: EpochMethod>(
         }),
         None => Ok(()),
     };
+    let mut eta = Eta::default();
     let trained = train_epochs(method, state, &mut |epoch, state| {
         let line = serde_json::to_string(epoch).expect("metrics serialise");
         append_line(&metrics, &line)?;
-        report(&line);
+        let (done, most) = (state.epochs_done(), method.max_epochs());
+        report(&format!(
+            "epoch {done}/{most} ({}) {line}",
+            eta.epoch_done(done, most)
+        ));
         let sections = encode_state(config_toml, state)?;
         finish(&mut writing)?;
         let path = state_path.clone();
@@ -779,15 +800,7 @@ pub fn train_seeds(
             Err(e) => return Err(e),
         }
     }
-    let errors: Vec<f64> = runs.iter().map(|r| r.test_error_percent).collect();
-    let (mean, std) = mean_std(&errors);
-    let summary = SeedsSummary {
-        seeds: seeds.to_vec(),
-        mean,
-        std,
-        test_error_percent: mean,
-        runs,
-    };
+    let summary = SeedsSummary::of(seeds, runs, |r| r.test_error_percent);
     write_json(&summary_path, &summary)?;
     Ok(summary)
 }

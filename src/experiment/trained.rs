@@ -86,6 +86,9 @@ impl TrainedModel {
             return Self::load_semantic(dir, device);
         }
         if dir.join(PLAIN_CONFIG_FILE).exists() || dir.join(PLAIN_MODEL_FILE).exists() {
+            if !dir.join(PLAIN_MODEL_FILE).exists() {
+                return Err(not_a_run(dir));
+            }
             let (header, mlp) = load_plain_model(&dir.join(PLAIN_MODEL_FILE), device)?;
             let c = header.config;
             return Ok(TrainedModel::Plain(
