@@ -13,7 +13,7 @@ use ladder::experiment::{parse_seeds, train_run, train_seeds};
 use ladder::model::Activation;
 use ladder::noise::AdvKind;
 use ladder::train::TrainConfig;
-use ladder::train::config::PRESETS;
+use ladder::train::config::PRESET_TABLE;
 use ladder::train::resolve::{flag_table, resolve};
 
 use super::args::{DataArgs, DeviceArgs, RunArgs, SeedsArg};
@@ -363,8 +363,9 @@ pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
 }
 
 pub fn presets() -> Result<()> {
-    for p in PRESETS {
-        println!("{p}");
+    let width = PRESET_TABLE.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in &PRESET_TABLE {
+        println!("{:width$}  {}", p.name, p.about);
     }
     Ok(())
 }

@@ -13,5 +13,6 @@ pub mod semantic_run;
 pub mod sweep;
 pub mod trained;
 
-pub use run::{RunOptions, RunSummary, SeedsSummary, evaluate_run, train_run, train_seeds};
+pub use run::{RunOptions, RunSummary, SeedsSummary, train_run, train_seeds};
 pub use seeds::{mean_std, parse_seeds};
+pub use trained::evaluate_run;

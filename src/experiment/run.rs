@@ -13,11 +13,10 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::preprocessed;
-use crate::data::{DataRecord, DataRequest, RecordedData, TrainTest};
+use crate::data::{DataRecord, DataRequest, RecordedData};
 use crate::error::{LadderError, Result};
 use crate::experiment::progress::{Eta, ProgressObserver};
 use crate::experiment::seeds::mean_std;
-use crate::experiment::trained::TrainedModel;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{Checkpoint, write_atomic};
 use crate::train::epochs::{
@@ -828,11 +827,6 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<LoadedRun> {
     let trainer = Trainer::from_checkpoint(ck, &path, device)?;
     let moments = load_moments(&stored, &device.clone().inner());
     Ok(LoadedRun { trainer, moments })
-}
-
-/// Test error (percent) of a finished run of any method on `data`'s test set.
-pub fn evaluate_run(dir: &Path, data: &TrainTest, device: &Device) -> Result<f64> {
-    TrainedModel::load(dir, device)?.test_error(data)
 }
 
 /// A fresh directory name under `base`: `name`, or `name-2`, `name-3`, ... if taken.

@@ -235,3 +235,8 @@ impl TrainedModel {
         }
     }
 }
+
+/// Test error (percent) of a finished run of any method on `data`'s test set.
+pub fn evaluate_run(dir: &Path, data: &TrainTest, device: &Device) -> Result<f64> {
+    TrainedModel::load(dir, device)?.test_error(data)
+}

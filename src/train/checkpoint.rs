@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 use crate::train::config::TrainConfig;
-use crate::train::trainer::CostSummary;
+use crate::train::metrics::CostSummary;
 
 const MAGIC: &[u8; 8] = b"LADDERCK";
 /// Bumped whenever the layout or the meaning of a field changes.

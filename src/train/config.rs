@@ -142,86 +142,230 @@ fn top_lambda(n: usize, value: &str) -> String {
     v.join(",")
 }
 
-/// The convolutional presets of paper 001 (Table 4, Sec. 4.1.2 and 4.2) with the thesis 000's
-/// settings (Sec. 5.3.4).
-fn conv_preset(name: &str) -> Option<TrainConfig> {
-    let mnist = TrainConfig {
-        labeled_samples: 100,
+/// A named configuration from the papers: its name, where it comes from, and how it is built
+/// from the defaults.
+pub struct Preset {
+    pub name: &'static str,
+    pub about: &'static str,
+    build: fn() -> TrainConfig,
+}
+
+impl Preset {
+    pub fn config(&self) -> TrainConfig {
+        (self.build)()
+    }
+}
+
+/// The MNIST network with `labeled` labels and λ `lambdas` (input first), else the defaults.
+fn mnist(labeled: usize, lambdas: &str) -> TrainConfig {
+    TrainConfig {
+        labeled_samples: labeled,
+        denoising_cost_x: lambdas.into(),
         ..TrainConfig::default()
-    };
-    let cifar = TrainConfig {
+    }
+}
+
+/// The supervised baseline: no decoder, layer noise 0.5.
+fn baseline(labeled: usize) -> TrainConfig {
+    TrainConfig {
+        f_local_noise_std: "0.5".into(),
+        ..mnist(labeled, "0")
+    }
+}
+
+/// The full Ladder of `full` with the thesis 000's adversarial noise: sign noise of τ_sup on
+/// labelled, unit noise of τ_unsup on unlabelled examples, both with Gaussian noise.
+fn adversarial_ladder(full: TrainConfig, sup: f64, unsup: f64) -> TrainConfig {
+    TrainConfig {
+        adv_sup_kind: AdvKind::Sign,
+        adv_sup_tau: sup,
+        adv_unsup_kind: AdvKind::Unit,
+        adv_unsup_tau: unsup,
+        ..full
+    }
+}
+
+fn full_100() -> TrainConfig {
+    mnist(100, "1000,10,0.1,0.1,0.1,0.1,0.1")
+}
+
+fn full_1000() -> TrainConfig {
+    TrainConfig {
+        f_local_noise_std: "0.2".into(),
+        ..mnist(1000, "2000,20,0.1,0.1,0.1,0.1,0.1")
+    }
+}
+
+fn full_all() -> TrainConfig {
+    mnist(0, "1000,1,0.01,0.01,0.01,0.01,0.01")
+}
+
+/// Conv-Small (or another network) on MNIST with 100 labels.
+fn conv_mnist(layers: &str, lambdas: String) -> TrainConfig {
+    TrainConfig {
+        encoder_layers: layers.into(),
+        ..mnist(100, &lambdas)
+    }
+}
+
+/// Conv-Large on CIFAR-10 with 4,000 labels: leaky ReLU, GCN 55, ZCA, no γ.
+fn conv_cifar(lambdas: String) -> TrainConfig {
+    TrainConfig {
         encoder_layers: CONV_LARGE.into(),
+        denoising_cost_x: lambdas,
         labeled_samples: 4000,
         act: Activation::Leakyrelu,
         contrast_norm: 55.0,
         zca: true,
         top_c: false,
         ..TrainConfig::default()
-    };
-    Some(match name {
-        "mnist-100-conv-fc" => TrainConfig {
-            encoder_layers: CONV_FC.into(),
-            denoising_cost_x: "1000,10,0.1,0.1,0.1,0.1,0.1,0.1".into(),
-            ..mnist
-        },
-        "mnist-100-conv-gamma" => TrainConfig {
-            encoder_layers: CONV_SMALL.into(),
-            denoising_cost_x: top_lambda(10, "1"),
-            ..mnist
-        },
-        "mnist-100-conv-baseline" => TrainConfig {
-            encoder_layers: CONV_SMALL.into(),
-            denoising_cost_x: "0".into(),
+    }
+}
+
+/// Every preset: the MNIST settings of Rasmus et al. 2015 (Tables 1 and 2), the full Ladder
+/// with the adversarial noise the thesis 000 chose per task (Tables 18–24), and the
+/// convolutional networks of Rasmus et al. (Table 4, Sec. 4.1.2 and 4.2) on MNIST and CIFAR-10
+/// with the thesis 000's settings (Sec. 5.3.4). `ladder presets` lists this table.
+pub const PRESET_TABLE: [Preset; 24] = [
+    Preset {
+        name: "mnist-100-full",
+        about: "full Ladder, 100 labels (001 Table 1)",
+        build: full_100,
+    },
+    Preset {
+        name: "mnist-100-bottom",
+        about: "denoising cost on the input only, 100 labels (001 Table 1)",
+        build: || mnist(100, &single_lambda(0, "5000")),
+    },
+    Preset {
+        name: "mnist-100-gamma",
+        about: "Γ-model: denoising cost on the top only, 100 labels (001 Table 1)",
+        build: || mnist(100, &single_lambda(6, "0.5")),
+    },
+    Preset {
+        name: "mnist-100-baseline",
+        about: "supervised baseline, no decoder, layer noise 0.5, 100 labels",
+        build: || baseline(100),
+    },
+    Preset {
+        name: "mnist-1000-full",
+        about: "full Ladder, 1000 labels, layer noise 0.2 (001 Table 1)",
+        build: full_1000,
+    },
+    Preset {
+        name: "mnist-1000-bottom",
+        about: "denoising cost on the input only, 1000 labels",
+        build: || mnist(1000, &single_lambda(0, "2000")),
+    },
+    Preset {
+        name: "mnist-1000-gamma",
+        about: "Γ-model, 1000 labels",
+        build: || mnist(1000, &single_lambda(6, "10")),
+    },
+    Preset {
+        name: "mnist-1000-baseline",
+        about: "supervised baseline, 1000 labels",
+        build: || baseline(1000),
+    },
+    Preset {
+        name: "mnist-all-full",
+        about: "full Ladder, every label (001 Table 1)",
+        build: full_all,
+    },
+    Preset {
+        name: "mnist-all-bottom",
+        about: "denoising cost on the input only, every label",
+        build: || mnist(0, &single_lambda(0, "2000")),
+    },
+    Preset {
+        name: "mnist-all-gamma",
+        about: "Γ-model, every label",
+        build: || mnist(0, &single_lambda(6, "2")),
+    },
+    Preset {
+        name: "mnist-all-baseline",
+        about: "supervised baseline, every label",
+        build: || baseline(0),
+    },
+    Preset {
+        name: "mnist-100-adv",
+        about: "full Ladder with adversarial noise τ 0.045 / 0.00045, 100 labels (000 Table 22)",
+        build: || adversarial_ladder(full_100(), 0.045, 0.00045),
+    },
+    Preset {
+        name: "mnist-100-adv-sup",
+        about: "full Ladder with adversarial noise on labelled examples only, 100 labels",
+        build: || adversarial_ladder(full_100(), 0.045, 0.0),
+    },
+    Preset {
+        name: "mnist-100-adv-t21",
+        about: "full Ladder with adversarial noise τ 0.00045 / 4.5e-7 (000 Table 21)",
+        build: || adversarial_ladder(full_100(), 0.00045, 4.5e-7),
+    },
+    Preset {
+        name: "mnist-1000-adv",
+        about: "full Ladder with adversarial noise τ 4.5e-5 / 4.5e-5, 1000 labels (000 Table 24)",
+        build: || adversarial_ladder(full_1000(), 4.5e-5, 4.5e-5),
+    },
+    Preset {
+        name: "mnist-1000-adv-sup",
+        about: "full Ladder with adversarial noise on labelled examples only, 1000 labels",
+        build: || adversarial_ladder(full_1000(), 4.5e-5, 0.0),
+    },
+    Preset {
+        name: "mnist-all-adv",
+        about: "full Ladder with adversarial noise τ 0.00045 / 4.5e-8, every label (000 Table 19)",
+        build: || adversarial_ladder(full_all(), 0.00045, 4.5e-8),
+    },
+    Preset {
+        name: "mnist-all-adv-sup",
+        about: "full Ladder with adversarial noise on labelled examples only, every label (000 Table 18)",
+        build: || adversarial_ladder(full_all(), 0.00045, 0.0),
+    },
+    Preset {
+        name: "mnist-100-conv-fc",
+        about: "Conv-FC: the full Ladder's network as convolutions, 100 labels (001 Sec. 4.1.2)",
+        build: || conv_mnist(CONV_FC, "1000,10,0.1,0.1,0.1,0.1,0.1,0.1".into()),
+    },
+    Preset {
+        name: "mnist-100-conv-gamma",
+        about: "Conv-Small Γ-model, 100 labels (001 Table 2)",
+        build: || conv_mnist(CONV_SMALL, top_lambda(10, "1")),
+    },
+    Preset {
+        name: "mnist-100-conv-baseline",
+        about: "Conv-Small supervised baseline, 20 epochs, decay from half-way, layer noise 0.45",
+        build: || TrainConfig {
             epochs: 20,
             lrate_decay: 0.5,
             f_local_noise_std: "0.45".into(),
-            ..mnist
+            ..conv_mnist(CONV_SMALL, "0".into())
         },
-        "cifar-4000-conv-gamma" => TrainConfig {
-            denoising_cost_x: top_lambda(13, "4"),
+    },
+    Preset {
+        name: "cifar-4000-conv-gamma",
+        about: "Conv-Large Γ-model, 4000 labels, 70 epochs, decay from epoch 60 (001 Table 3)",
+        build: || TrainConfig {
             epochs: 70,
             lrate_decay: 60.0 / 70.0,
-            ..cifar
+            ..conv_cifar(top_lambda(13, "4"))
         },
-        "cifar-4000-conv-baseline" => TrainConfig {
-            denoising_cost_x: "0".into(),
+    },
+    Preset {
+        name: "cifar-4000-conv-baseline",
+        about: "Conv-Large supervised baseline, 20 epochs, decay from half-way",
+        build: || TrainConfig {
             epochs: 20,
             lrate_decay: 0.5,
-            ..cifar
+            ..conv_cifar("0".into())
         },
-        _ => return None,
-    })
-}
-
-/// The names of the presets: the MNIST settings of Rasmus et al. 2015 (Tables 1 and 2), the
-/// full Ladder with the adversarial noise the thesis 000 chose per task (Tables 18–24), and the
-/// convolutional networks of Rasmus et al. (Table 4) on MNIST and CIFAR-10.
-pub const PRESETS: [&str; 24] = [
-    "mnist-100-full",
-    "mnist-100-bottom",
-    "mnist-100-gamma",
-    "mnist-100-baseline",
-    "mnist-1000-full",
-    "mnist-1000-bottom",
-    "mnist-1000-gamma",
-    "mnist-1000-baseline",
-    "mnist-all-full",
-    "mnist-all-bottom",
-    "mnist-all-gamma",
-    "mnist-all-baseline",
-    "mnist-100-adv",
-    "mnist-100-adv-sup",
-    "mnist-100-adv-t21",
-    "mnist-1000-adv",
-    "mnist-1000-adv-sup",
-    "mnist-all-adv",
-    "mnist-all-adv-sup",
-    "mnist-100-conv-fc",
-    "mnist-100-conv-gamma",
-    "mnist-100-conv-baseline",
-    "cifar-4000-conv-gamma",
-    "cifar-4000-conv-baseline",
+    },
 ];
+
+/// The names of the presets, in the table's order.
+pub fn preset_names() -> impl Iterator<Item = &'static str> {
+    PRESET_TABLE.iter().map(|p| p.name)
+}
 
 /// λ with `value` at layer `at` and 0 elsewhere, for the 7 layers of the MNIST network.
 fn single_lambda(at: usize, value: &str) -> String {
@@ -232,57 +376,18 @@ fn single_lambda(at: usize, value: &str) -> String {
 }
 
 impl TrainConfig {
-    /// The authors' settings for a named preset: encoder 1000-500-250-250-250-10, noise 0.3,
-    /// 150 epochs, decay from epoch 100, unless the paper's table says otherwise.
+    /// The configuration of the preset `name` ([`PRESET_TABLE`]).
     pub fn preset(name: &str) -> Result<TrainConfig> {
-        let unknown = || {
-            LadderError::Setting(format!(
-                "unknown preset '{name}'; known presets: {}",
-                PRESETS.join(", ")
-            ))
-        };
-        if let Some(c) = conv_preset(name) {
-            return Ok(c);
-        }
-        let rest = name.strip_prefix("mnist-").ok_or_else(unknown)?;
-        let (labels, variant) = rest.split_once('-').ok_or_else(unknown)?;
-        let labeled_samples = match labels {
-            "100" => 100,
-            "1000" => 1000,
-            "all" => 0,
-            _ => return Err(unknown()),
-        };
-        let mut c = TrainConfig {
-            labeled_samples,
-            ..TrainConfig::default()
-        };
-        match (labels, variant) {
-            ("100", "full") => c.denoising_cost_x = "1000,10,0.1,0.1,0.1,0.1,0.1".into(),
-            ("1000", "full") => {
-                c.denoising_cost_x = "2000,20,0.1,0.1,0.1,0.1,0.1".into();
-                c.f_local_noise_std = "0.2".into();
-            }
-            ("all", "full") => c.denoising_cost_x = "1000,1,0.01,0.01,0.01,0.01,0.01".into(),
-            ("100", "bottom") => c.denoising_cost_x = single_lambda(0, "5000"),
-            ("1000" | "all", "bottom") => c.denoising_cost_x = single_lambda(0, "2000"),
-            ("100", "gamma") => c.denoising_cost_x = single_lambda(6, "0.5"),
-            ("1000", "gamma") => c.denoising_cost_x = single_lambda(6, "10"),
-            ("all", "gamma") => c.denoising_cost_x = single_lambda(6, "2"),
-            (_, "adv" | "adv-sup" | "adv-t21") => {
-                c = TrainConfig::preset(&format!("mnist-{labels}-full"))?;
-                let (sup, unsup) = thesis_adversarial_taus(labels, variant).ok_or_else(unknown)?;
-                c.adv_sup_kind = AdvKind::Sign;
-                c.adv_sup_tau = sup;
-                c.adv_unsup_kind = AdvKind::Unit;
-                c.adv_unsup_tau = unsup;
-            }
-            (_, "baseline") => {
-                c.denoising_cost_x = "0".into();
-                c.f_local_noise_std = "0.5".into();
-            }
-            _ => return Err(unknown()),
-        }
-        Ok(c)
+        PRESET_TABLE
+            .iter()
+            .find(|p| p.name == name)
+            .map(Preset::config)
+            .ok_or_else(|| {
+                LadderError::Setting(format!(
+                    "unknown preset '{name}'; known presets: {}",
+                    preset_names().collect::<Vec<_>>().join(", ")
+                ))
+            })
     }
 
     /// Reads a TOML file of [`TrainConfig`] fields (missing ones take the defaults).
@@ -422,22 +527,6 @@ impl TrainConfig {
     }
 }
 
-/// (τ_sup, τ_unsup) of the thesis 000's chosen runs: sign noise on the labelled rows and unit
-/// noise on the unlabelled ones, both with the Gaussian corruption. `adv-sup` keeps the
-/// supervised part of `adv` alone (Table 18 on all labels).
-fn thesis_adversarial_taus(labels: &str, variant: &str) -> Option<(f64, f64)> {
-    match (labels, variant) {
-        ("100", "adv") => Some((0.045, 0.00045)), // Table 22
-        ("100", "adv-sup") => Some((0.045, 0.0)),
-        ("100", "adv-t21") => Some((0.00045, 4.5e-7)), // Table 21
-        ("1000", "adv") => Some((4.5e-5, 4.5e-5)),     // Table 24
-        ("1000", "adv-sup") => Some((4.5e-5, 0.0)),
-        ("all", "adv") => Some((0.00045, 4.5e-8)), // Table 19
-        ("all", "adv-sup") => Some((0.00045, 0.0)), // Table 18
-        _ => None,
-    }
-}
-
 /// The adversarial setting of one row group, `None` when τ = 0.
 fn adversarial(kind: AdvKind, tau: f64, with_gaussian: bool) -> Option<Adversarial> {
     (tau > 0.0).then_some(Adversarial {
@@ -450,6 +539,22 @@ fn adversarial(kind: AdvKind, tau: f64, with_gaussian: bool) -> Option<Adversari
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_preset_table_names_each_preset_once_and_each_one_validates() {
+        let names: Vec<&str> = preset_names().collect();
+        let unique: std::collections::HashSet<&&str> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for p in &PRESET_TABLE {
+            assert!(!p.about.is_empty(), "{}", p.name);
+            p.config().validate().unwrap();
+            assert_eq!(TrainConfig::preset(p.name).unwrap(), p.config());
+        }
+        let err = TrainConfig::preset("mnist-10-full")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("known presets: mnist-100-full"), "{err}");
+    }
 
     #[test]
     fn conv_presets_build_the_papers_networks() {
@@ -484,7 +589,7 @@ mod tests {
 
     #[test]
     fn every_preset_resolves_to_a_valid_network() {
-        for name in PRESETS.iter().filter(|n| !n.contains("conv")) {
+        for name in preset_names().filter(|n| !n.contains("conv")) {
             let c = TrainConfig::preset(name).unwrap();
             c.validate().unwrap();
             let spec = c.ladder_spec(&[784]).unwrap();

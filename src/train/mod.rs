@@ -4,6 +4,7 @@ pub mod adam;
 pub mod checkpoint;
 pub mod config;
 pub mod epochs;
+pub mod metrics;
 pub mod plain;
 pub mod resolve;
 pub mod schedule;
@@ -11,5 +12,5 @@ pub mod semantic;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;
-pub use config::{PRESETS, TrainConfig};
+pub use config::{PRESET_TABLE, TrainConfig, preset_names};
 pub use trainer::{EpochMetrics, Observer, PreparedData, Silent, Trainer};

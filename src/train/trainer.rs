@@ -12,7 +12,6 @@ use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
@@ -112,25 +111,7 @@ pub fn network_input_shape(image_shape: &[usize], config: &TrainConfig) -> Vec<u
     }
 }
 
-/// The mean cost terms of an epoch (or the values of one step).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CostSummary {
-    pub total: f64,
-    pub supervised: f64,
-    /// Unweighted denoising cost per layer, input first; `None` where λ = 0.
-    pub denoising: Vec<Option<f64>>,
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    pub lr: f64,
-    pub cost: CostSummary,
-    pub validation_error_percent: Option<f64>,
-    pub test_error_percent: Option<f64>,
-}
+pub use crate::train::metrics::{CostSummary, EpochMetrics};
 
 /// What the training loop should do after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
