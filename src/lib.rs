@@ -12,6 +12,7 @@
 //! - [`eval`]: error rates with the training set's batch-norm statistics, predictions;
 //! - [`experiment`]: run directories, multi-seed runs with mean ± std, benchmarks.
 
+pub mod choice;
 pub mod data;
 pub mod device;
 pub mod error;

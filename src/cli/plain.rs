@@ -22,7 +22,7 @@ pub struct PlainConfigArgs {
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// a (standard), b (adversarial, FGSM) or c (noisy inputs) [default: a].
-    #[arg(long)]
+    #[arg(long, ignore_case = true)]
     pub model: Option<PlainModel>,
     /// Hidden widths below the output, '-'-separated, e.g. 800 or 500-300 [default: 800].
     #[arg(long = "layers", alias = "hidden-layers")]

@@ -128,7 +128,7 @@ pub struct SemanticCmd {
 
 fn parse_models(s: &str) -> Result<Vec<SemanticModel>> {
     if s.trim() == "all" {
-        return Ok(SemanticModel::ALL.to_vec());
+        return Ok(SemanticModel::all());
     }
     let models = s
         .split(',')

@@ -176,7 +176,7 @@ pub fn cell_dir(root: &Path, per_class: usize, model: SemanticModel) -> PathBuf 
         0 => "all".to_string(),
         k => k.to_string(),
     };
-    root.join(format!("k{k}")).join(model.name())
+    root.join(format!("k{k}")).join(model.to_string())
 }
 
 /// A finished run in `dir` of exactly `config` and `data`, if there is one; an error if `dir`
@@ -311,8 +311,8 @@ pub fn semantic_table(root: &Path) -> Result<SemanticTable> {
         if !name.starts_with('k') || !entry.path().is_dir() {
             continue;
         }
-        for model in SemanticModel::ALL {
-            let path = entry.path().join(model.name()).join(SUMMARY_FILE);
+        for model in SemanticModel::all() {
+            let path = entry.path().join(model.to_string()).join(SUMMARY_FILE);
             if path.exists() {
                 let cell: SemanticCell = read_json(&path)?;
                 cells.insert((cell.model, cell.per_class), cell);
@@ -340,7 +340,7 @@ fn column_name(k: usize) -> String {
 
 impl SemanticTable {
     fn models(&self) -> Vec<SemanticModel> {
-        SemanticModel::ALL
+        SemanticModel::all()
             .into_iter()
             .filter(|m| self.cells.keys().any(|k| k.0 == *m))
             .collect()

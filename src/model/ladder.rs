@@ -556,7 +556,7 @@ mod tests {
             ),
             reference
         );
-        for kind in AdvKind::ALL {
+        for kind in AdvKind::all() {
             let mut spec = plain.clone();
             spec.adv_sup = adversarial(kind, 0.0, true);
             spec.adv_unsup = adversarial(kind, 0.0, true);

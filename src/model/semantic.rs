@@ -32,7 +32,19 @@ use crate::model::ladder::cross_entropy;
 use crate::model::layers::{LayerGeom, LayerKind, Shape};
 
 /// The models of 003 Table 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SemanticModel {
     /// Eq. (10): the classifier alone.
@@ -51,24 +63,8 @@ pub enum SemanticModel {
 
 impl SemanticModel {
     /// All six, in the order of Table 1.
-    pub const ALL: [SemanticModel; 6] = [
-        SemanticModel::Feedforward,
-        SemanticModel::ReconOne,
-        SemanticModel::ReconAll,
-        SemanticModel::ProposedBase,
-        SemanticModel::PerturbRandom,
-        SemanticModel::PerturbClass,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SemanticModel::Feedforward => "feedforward",
-            SemanticModel::ReconOne => "recon-one",
-            SemanticModel::ReconAll => "recon-all",
-            SemanticModel::ProposedBase => "proposed-base",
-            SemanticModel::PerturbRandom => "perturb-random",
-            SemanticModel::PerturbClass => "perturb-class",
-        }
+    pub fn all() -> Vec<SemanticModel> {
+        crate::choice::all()
     }
 
     /// The row label of Table 1.
@@ -93,24 +89,7 @@ impl SemanticModel {
     }
 }
 
-impl std::fmt::Display for SemanticModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for SemanticModel {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        SemanticModel::ALL
-            .into_iter()
-            .find(|m| m.name() == s.to_ascii_lowercase())
-            .ok_or_else(|| {
-                let names: Vec<&str> = SemanticModel::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown model '{s}': one of {}", names.join(", "))
-            })
-    }
-}
+crate::named_choice!(SemanticModel, "model");
 
 /// The two ways of drawing z_e (eq. 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -671,7 +650,7 @@ mod tests {
             &device,
         );
         let xs = rows_of(x.clone());
-        for model in SemanticModel::ALL {
+        for model in SemanticModel::all() {
             let units = model.perturbation().map_or(1, |p| p.noise_units(&net));
             let e = random(5, units, &mut rng, &device) * 0.2;
             let es = rows_of(e.clone());
@@ -894,8 +873,8 @@ mod tests {
 
     #[test]
     fn models_parse_by_their_table_names() {
-        for m in SemanticModel::ALL {
-            assert_eq!(m.name().parse::<SemanticModel>().unwrap(), m);
+        for m in SemanticModel::all() {
+            assert_eq!(m.to_string().parse::<SemanticModel>().unwrap(), m);
         }
         let err = "perturb".parse::<SemanticModel>().unwrap_err();
         assert!(err.contains("perturb-class"), "{err}");

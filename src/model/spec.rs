@@ -17,8 +17,8 @@ use crate::model::layers::{
 use crate::noise::Adversarial;
 
 /// Activation of the hidden layers (the top is always softmax).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum Activation {
     #[default]
     Relu,
@@ -36,18 +36,7 @@ impl Activation {
     }
 }
 
-impl std::str::FromStr for Activation {
-    type Err = LadderError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "relu" => Ok(Activation::Relu),
-            "leakyrelu" => Ok(Activation::Leakyrelu),
-            other => Err(LadderError::Spec(format!(
-                "unknown activation '{other}' (expected relu or leakyrelu)"
-            ))),
-        }
-    }
-}
+crate::named_choice!(Activation, "activation");
 
 /// Everything that fixes the shape and the noise of a fully connected Ladder network.
 ///

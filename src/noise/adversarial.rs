@@ -10,15 +10,12 @@
 //! Norms are taken per example (per row). U is the gradient of the batch-mean cost, so the raw
 //! `grad` kind scales with 1/batch; the normalised kinds do not depend on it.
 
-use std::fmt;
-use std::str::FromStr;
-
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// How the gradient becomes a direction: eq. 56–59 of the thesis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum AdvKind {
     Sign,
     Grad,
@@ -27,7 +24,10 @@ pub enum AdvKind {
 }
 
 impl AdvKind {
-    pub const ALL: [AdvKind; 4] = [AdvKind::Sign, AdvKind::Grad, AdvKind::Unit, AdvKind::Sqrtk];
+    /// The four of 000 eq. 56–59.
+    pub fn all() -> Vec<AdvKind> {
+        crate::choice::all()
+    }
 
     /// d(U), row by row.
     pub fn direction(self, grad: Tensor<2>) -> Tensor<2> {
@@ -52,31 +52,7 @@ fn unit_rows(u: Tensor<2>) -> Tensor<2> {
     u / norm
 }
 
-impl FromStr for AdvKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sign" => Ok(AdvKind::Sign),
-            "grad" => Ok(AdvKind::Grad),
-            "unit" => Ok(AdvKind::Unit),
-            "sqrtk" => Ok(AdvKind::Sqrtk),
-            other => Err(format!(
-                "unknown adversarial noise kind '{other}': use sign, grad, unit or sqrtk"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for AdvKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AdvKind::Sign => "sign",
-            AdvKind::Grad => "grad",
-            AdvKind::Unit => "unit",
-            AdvKind::Sqrtk => "sqrtk",
-        })
-    }
-}
+crate::named_choice!(AdvKind, "adversarial noise kind");
 
 /// One adversarial corruption setting: u = τ·d(U), with or without the Gaussian noise n on the
 /// same rows (x̃ = x + u or x̃ = x + u + n).
@@ -136,7 +112,7 @@ mod tests {
     fn directions_have_the_defining_norms() {
         let g = Tensor::<2>::from_data([[3.0, -4.0, 0.0, 0.0], [0.5, 0.0, -0.5, 2.0]], &device());
         let tau = 0.1;
-        for kind in AdvKind::ALL {
+        for kind in AdvKind::all() {
             let adv = Adversarial {
                 kind,
                 tau,
@@ -175,7 +151,7 @@ mod tests {
     #[test]
     fn a_zero_gradient_gives_no_perturbation() {
         let g = Tensor::<2>::zeros([2, 3], &device());
-        for kind in AdvKind::ALL {
+        for kind in AdvKind::all() {
             let adv = Adversarial {
                 kind,
                 tau: 1.0,
@@ -214,7 +190,7 @@ mod tests {
 
     #[test]
     fn kinds_parse_and_print() {
-        for k in AdvKind::ALL {
+        for k in AdvKind::all() {
             assert_eq!(k.to_string().parse::<AdvKind>().unwrap(), k);
         }
         assert!("sgn".parse::<AdvKind>().unwrap_err().contains("sign, grad"));

@@ -26,31 +26,28 @@ use crate::train::adam::FusedAdam;
 use crate::train::epochs::{EpochMethod, EpochOutcome, train_unsaved};
 
 /// The three models of 004 Sec. 3.4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum PlainModel {
     /// Ordinary training: C(x, y).
+    #[value(alias = "standard")]
     A,
     /// Adversarial training: α·C(x, y) + (1 − α)·C(x + ε·sgn ∇ₓC(x, y), y).
+    #[value(alias = "adversarial")]
     B,
     /// Training on x + ε·N(0, 1), drawn afresh every step.
+    #[value(alias = "noisy")]
     C,
 }
 
 impl FromStr for PlainModel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "a" | "standard" => Ok(PlainModel::A),
-            "b" | "adversarial" => Ok(PlainModel::B),
-            "c" | "noisy" => Ok(PlainModel::C),
-            other => Err(format!(
-                "unknown model '{other}': a (standard), b (adversarial) or c (noisy)"
-            )),
-        }
+        crate::choice::parse(s, "model")
     }
 }
 
+/// The thesis's name: A, B or C (summaries and the command's output).
 impl fmt::Display for PlainModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -61,24 +58,15 @@ impl fmt::Display for PlainModel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum PlainOptimizer {
     /// SGD with momentum growing linearly from `momentum_start` to `momentum_final`.
     Sgd,
     Adam,
 }
 
-impl FromStr for PlainOptimizer {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sgd" => Ok(PlainOptimizer::Sgd),
-            "adam" => Ok(PlainOptimizer::Adam),
-            other => Err(format!("unknown optimizer '{other}': sgd or adam")),
-        }
-    }
-}
+crate::named_choice!(PlainOptimizer, "optimizer");
 
 /// Everything that decides a plain run; the defaults are 004's MNIST settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
