@@ -24,8 +24,8 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
+use crate::fused::BN_EPSILON;
 use crate::fused::{column_moments, dims, per_column_block, row_chunk, values, widest};
-use crate::model::batch_norm::BN_EPSILON;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait DenoisingKernel: burn::backend::Backend {

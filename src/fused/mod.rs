@@ -16,6 +16,10 @@
 //! - [`math`]: branch-free eˣ, ln x, sin and cos that vectorise, for these kernels and the
 //!   noise sampler.
 
+/// The ε of batch normalisation in the authors' code, added to the variance before the
+/// square root, by the kernels here and the tensor forms of `model::batch_norm` alike.
+pub const BN_EPSILON: f64 = 1e-10;
+
 pub mod batch_norm;
 pub mod bias_relu;
 pub mod denoising;

@@ -9,8 +9,7 @@ use crate::fused;
 use crate::model::layers::Shape;
 use crate::noise::add_to_leading_rows;
 
-/// The ε of the authors' code, added to the variance before the square root.
-pub const BN_EPSILON: f64 = 1e-10;
+pub use crate::fused::BN_EPSILON;
 
 /// Per-unit mean and (biased) variance, each `[1, units]`.
 #[derive(Debug, Clone)]
