@@ -4,25 +4,55 @@ use burn::prelude::*;
 
 use crate::error::{LadderError, Result};
 
-/// The names of the devices this build offers.
-pub fn available() -> Vec<&'static str> {
-    let mut names = vec!["cpu"];
-    if cfg!(feature = "cuda") {
-        names.push("cuda");
-    }
-    if cfg!(feature = "wgpu") {
-        names.push("wgpu");
-    }
-    names
+/// The devices a command can be asked to compute on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeviceKind {
+    /// The pure-Rust CPU backend (Flex) with the fused CPU operations.
+    #[default]
+    #[value(alias = "flex")]
+    Cpu,
+    /// NVIDIA GPUs through CubeCL (builds with `--features cuda`).
+    Cuda,
+    /// GPUs through WebGPU/Vulkan (builds with `--features wgpu`).
+    Wgpu,
 }
 
-/// The training device `name` (`cpu`, or `cuda` / `wgpu` in builds with those features), with
-/// autodiff. A device this build or machine cannot give is an error, never a fallback.
-pub fn training_device(name: &str) -> Result<Device> {
-    let base = match name {
-        "cpu" | "flex" => Device::flex(),
+crate::named_choice!(DeviceKind, "device");
+
+impl DeviceKind {
+    /// Whether this build can compute on it.
+    pub fn built(self) -> bool {
+        match self {
+            DeviceKind::Cpu => true,
+            DeviceKind::Cuda => cfg!(feature = "cuda"),
+            DeviceKind::Wgpu => cfg!(feature = "wgpu"),
+        }
+    }
+}
+
+/// The names of the devices this build offers.
+pub fn available() -> Vec<String> {
+    crate::choice::all::<DeviceKind>()
+        .into_iter()
+        .filter(|k| k.built())
+        .map(|k| k.to_string())
+        .collect()
+}
+
+/// The training device `kind`, with autodiff. A device this build or machine cannot give is
+/// an error, never a fallback.
+pub fn training_device(kind: DeviceKind) -> Result<Device> {
+    if !kind.built() {
+        return Err(LadderError::Setting(format!(
+            "device '{kind}' is not in this build (build with --features {kind}); this build \
+             offers {}",
+            available().join(", ")
+        )));
+    }
+    let base = match kind {
+        DeviceKind::Cpu => Device::flex(),
         #[cfg(feature = "cuda")]
-        "cuda" => {
+        DeviceKind::Cuda => {
             if !cuda_driver_present() {
                 return Err(LadderError::Setting(
                     "device 'cuda': no CUDA driver on this machine (libcuda.so.1 does not load)"
@@ -32,13 +62,9 @@ pub fn training_device(name: &str) -> Result<Device> {
             Device::cuda(0)
         }
         #[cfg(feature = "wgpu")]
-        "wgpu" => Device::wgpu(Default::default()),
-        other => {
-            return Err(LadderError::Setting(format!(
-                "unknown or unavailable device '{other}': this build offers {}",
-                available().join(", ")
-            )));
-        }
+        DeviceKind::Wgpu => Device::wgpu(Default::default()),
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("built() holds"),
     };
     Ok(base.autodiff())
 }
@@ -65,9 +91,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unknown_device_is_named_with_the_ones_on_offer() {
-        assert!(training_device("cpu").is_ok());
-        let err = training_device("tpu").unwrap_err().to_string();
-        assert!(err.contains("'tpu'") && err.contains("offers cpu"), "{err}");
+    fn a_device_outside_the_build_is_named_with_the_ones_on_offer() {
+        assert!(training_device(DeviceKind::Cpu).is_ok());
+        assert_eq!("flex".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
+        if !cfg!(feature = "cuda") {
+            let err = training_device(DeviceKind::Cuda).unwrap_err().to_string();
+            assert!(
+                err.contains("'cuda' is not in this build") && err.contains("cpu"),
+                "{err}"
+            );
+        }
     }
 }

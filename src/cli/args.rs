@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use ladder::data::{CsvOptions, DataRequest, RecordedData};
+use ladder::device::{DeviceKind, training_device};
 use ladder::experiment::run::run_data;
 use ladder::experiment::{RunOptions, parse_seeds};
 
@@ -77,13 +78,13 @@ pub struct SeedsArg {
 #[derive(Args, Clone)]
 pub struct DeviceArgs {
     /// cpu (Flex), cuda or wgpu (when built with those features).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
 }
 
 impl DeviceArgs {
     pub fn device(&self) -> Result<burn::prelude::Device> {
-        Ok(ladder::device::training_device(&self.device)?)
+        Ok(training_device(self.device)?)
     }
 }
 

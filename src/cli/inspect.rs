@@ -202,7 +202,7 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
 }
 
 pub fn weights(cmd: WeightsCmd) -> Result<()> {
-    let dev = ladder::device::training_device("cpu")?;
+    let dev = ladder::device::training_device(ladder::device::DeviceKind::Cpu)?;
     let model = TrainedModel::load(&cmd.run_dir, &dev)?;
     let input = model.weights()?[0].dims()[0];
     let shape = match &cmd.image_shape {
