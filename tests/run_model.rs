@@ -288,6 +288,13 @@ fn sweeps_refuse_mislabelled_grids_and_record_diverged_cells() {
     );
     assert_fails(&sweep(&out, &["--grid", "lr=0.001,0.001"]), "twice");
     assert!(!out.exists());
+    // A first cell that cannot start (an impossible split) leaves nothing behind.
+    let o = sweep(
+        &out,
+        &["--grid", "lr=0.001,0.002", "--labeled-samples", "9000"],
+    );
+    assert_fails(&o, "impossible split");
+    assert!(!out.exists(), "the failed sweep left {}", out.display());
 
     // lr = 1e30 diverges: the cell is reported as such and the sweep chooses among the rest.
     let o = sweep(&out, &["--grid", "lr=0.002,1e30"]);

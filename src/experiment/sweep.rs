@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::RecordedData;
 use crate::error::{LadderError, Result};
 use crate::experiment::run::{
-    DirLock, RunOptions, SEEDS_FILE, check_data_record, read_json, replace_run_files,
+    DATA_FILE, DirLock, RunOptions, SEEDS_FILE, check_data_record, read_json, replace_run_files,
     write_data_record, write_json,
 };
 use crate::experiment::seeds::mean_std;
@@ -228,7 +228,15 @@ pub fn sweep(
         let name = cell_name(settings);
         on_cell(i + 1, grid.len(), &name);
         let dir = out.join(&name);
-        results.push(train_cell(spec, config, settings, data, &dir, out, opts)?);
+        match train_cell(spec, config, settings, data, &dir, out, opts) {
+            Ok(cell) => results.push(cell),
+            // A new sweep whose first cell cannot start leaves nothing to block a rerun.
+            Err(e) if i == 0 && !opts.resume && !dir.exists() => {
+                replace_run_files(out, &[SWEEP_FILE, DATA_FILE])?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
     }
     let chosen = results
         .iter()
