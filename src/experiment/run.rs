@@ -13,7 +13,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::preprocessed;
-use crate::data::{DataRecord, DataRequest, RecordedData};
+use crate::data::{DataRecord, DataRequest, DataSource, RecordedData};
 use crate::error::{LadderError, Result};
 use crate::experiment::progress::{Eta, ProgressObserver};
 use crate::experiment::seeds::mean_std;
@@ -60,45 +60,46 @@ pub struct RunOptions {
     pub checkpoint_every: Option<Duration>,
 }
 
-/// Passes progress on and saves checkpoints: on time within epochs, after each epoch, and on
-/// Ctrl-C. The trainer's state is copied at once; the file is written on another thread, so
-/// the next steps do not wait for the disk.
-struct Checkpointing<'a> {
-    inner: &'a mut dyn Observer,
-    dir: Option<&'a Path>,
-    every: Option<Duration>,
-    last_save: Instant,
-    /// The checkpoint being written, if any.
+/// Writes a file on a thread of its own, one write at a time (each goes through the same
+/// temporary file): the training thread only copies the state. A failed write is the run's
+/// error; dropped, it waits, so a run that stops with an error still leaves its last file whole.
+pub(crate) struct BackgroundWrite {
+    path: PathBuf,
     writing: Option<JoinHandle<Result<()>>>,
 }
 
-impl Checkpointing<'_> {
-    fn save(&mut self, trainer: &Trainer) -> Result<()> {
-        if let Some(dir) = self.dir {
-            // One write at a time: both go to the same temporary file.
-            self.finish_writing()?;
-            let checkpoint = trainer.checkpoint(None)?;
-            let path = dir.join(CHECKPOINT_FILE);
-            let target = path.clone();
-            let writer = std::thread::Builder::new()
-                .name("checkpoint".into())
-                .spawn(move || checkpoint.save(&target))
-                .map_err(|e| LadderError::Checkpoint {
-                    path,
-                    reason: format!("cannot start a thread to write it: {e}"),
-                })?;
-            self.writing = Some(writer);
+impl BackgroundWrite {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        BackgroundWrite {
+            path,
+            writing: None,
         }
-        self.last_save = Instant::now();
+    }
+
+    /// Waits for the write before, then starts `write` (of this writer's file).
+    pub(crate) fn start(
+        &mut self,
+        write: impl FnOnce(&Path) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        self.finish()?;
+        let target = self.path.clone();
+        let writer = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || write(&target))
+            .map_err(|e| LadderError::Checkpoint {
+                path: self.path.clone(),
+                reason: format!("cannot start a thread to write it: {e}"),
+            })?;
+        self.writing = Some(writer);
         Ok(())
     }
 
-    /// Waits for the checkpoint being written; a failed write is the run's error.
-    fn finish_writing(&mut self) -> Result<()> {
+    /// Waits for the write under way, if any.
+    pub(crate) fn finish(&mut self) -> Result<()> {
         match self.writing.take() {
             Some(writer) => writer.join().unwrap_or_else(|_| {
                 Err(LadderError::Checkpoint {
-                    path: self.dir.unwrap_or(Path::new("")).join(CHECKPOINT_FILE),
+                    path: self.path.clone(),
                     reason: "the thread writing it panicked".into(),
                 })
             }),
@@ -107,10 +108,38 @@ impl Checkpointing<'_> {
     }
 }
 
-/// A run that stops with an error still leaves its last checkpoint whole.
-impl Drop for Checkpointing<'_> {
+impl Drop for BackgroundWrite {
     fn drop(&mut self) {
-        let _ = self.finish_writing();
+        let _ = self.finish();
+    }
+}
+
+/// Passes progress on and saves checkpoints: on time within epochs, after each epoch, and on
+/// Ctrl-C. The trainer's state is copied at once; the file is written on another thread, so
+/// the next steps do not wait for the disk.
+struct Checkpointing<'a> {
+    inner: &'a mut dyn Observer,
+    /// The checkpoint's writer; `None` for a run without a directory.
+    writer: Option<BackgroundWrite>,
+    every: Option<Duration>,
+    last_save: Instant,
+}
+
+impl Checkpointing<'_> {
+    fn save(&mut self, trainer: &Trainer) -> Result<()> {
+        if let Some(writer) = &mut self.writer {
+            // Wait for the last write before copying the state, as before.
+            writer.finish()?;
+            let checkpoint = trainer.checkpoint(None)?;
+            writer.start(move |path| checkpoint.save(path))?;
+        }
+        self.last_save = Instant::now();
+        Ok(())
+    }
+
+    /// Waits for the checkpoint being written; a failed write is the run's error.
+    fn finish_writing(&mut self) -> Result<()> {
+        self.writer.as_mut().map_or(Ok(()), BackgroundWrite::finish)
     }
 }
 
@@ -233,6 +262,15 @@ pub(crate) fn check_data_record(dir: &Path, record: &DataRecord) -> Result<()> {
     })
 }
 
+/// Says that the run in `dir`, written before runs recorded their data, is read with `source`.
+fn warn_no_record(dir: &Path, source: &DataSource) {
+    eprintln!(
+        "warning: {} has no {DATA_FILE} (written before runs recorded their data); using {}",
+        dir.display(),
+        source.describe()
+    );
+}
+
 /// The data of the run (or multi-seed run, sweep, grid) in `dir`: the recorded source, or the
 /// moved copy `request` names, checked against the recorded fingerprint. A directory written
 /// before runs recorded their data gets the request's data (the embedded data by default), with
@@ -241,11 +279,7 @@ pub fn run_data(dir: &Path, request: &DataRequest, num_classes: usize) -> Result
     let path = dir.join(DATA_FILE);
     if !path.exists() {
         let source = request.source()?;
-        eprintln!(
-            "warning: {} has no {DATA_FILE} (written before runs recorded their data); using {}",
-            dir.display(),
-            source.describe()
-        );
+        warn_no_record(dir, &source);
         return Ok(source.load(num_classes)?);
     }
     let recorded: DataRecord = read_json(&path)?;
@@ -266,12 +300,7 @@ pub fn runs_data(
     let data = run_data(first, request, num_classes)?;
     for dir in &dirs[1..] {
         if !dir.join(DATA_FILE).exists() {
-            eprintln!(
-                "warning: {} has no {DATA_FILE} (written before runs recorded their data); \
-                 assuming it was trained on {}",
-                dir.display(),
-                data.record.source.describe()
-            );
+            warn_no_record(dir, &data.record.source);
         }
         check_data_record(dir, &data.record)?;
     }
@@ -480,17 +509,8 @@ pub(crate) fn run_epochs<M: EpochMethod>(
         replace_run_files(dir, &[METRICS_FILE, CHECKPOINT_FILE])?;
         EpochState::fresh(method, initial)
     };
-    // The state is copied on this thread and written on another, one write at a time.
-    let mut writing: Option<JoinHandle<Result<()>>> = None;
-    let finish = |writing: &mut Option<JoinHandle<Result<()>>>| match writing.take() {
-        Some(w) => w.join().unwrap_or_else(|_| {
-            Err(LadderError::Checkpoint {
-                path: state_path.clone(),
-                reason: "the thread writing it panicked".into(),
-            })
-        }),
-        None => Ok(()),
-    };
+    // The state is copied on this thread and written on another.
+    let mut writer = BackgroundWrite::new(state_path);
     let mut eta = Eta::default();
     let trained = train_epochs(method, state, &mut |epoch, state| {
         let line = serde_json::to_string(epoch).expect("metrics serialise");
@@ -501,24 +521,14 @@ pub(crate) fn run_epochs<M: EpochMethod>(
             eta.epoch_done(done, most)
         ));
         let sections = encode_state(config_toml, state)?;
-        finish(&mut writing)?;
-        let path = state_path.clone();
-        writing = Some(
-            std::thread::Builder::new()
-                .name("checkpoint".into())
-                .spawn(move || write_state(&path, &sections))
-                .map_err(|e| LadderError::Checkpoint {
-                    path: state_path.clone(),
-                    reason: format!("cannot start a thread to write it: {e}"),
-                })?,
-        );
+        writer.start(move |path| write_state(path, &sections))?;
         Ok(match interrupted() {
             true => Control::Stop,
             false => Control::Continue,
         })
     });
     // Whatever happened, the last state is written whole before the run reports.
-    finish(&mut writing)?;
+    writer.finish()?;
     trained?.ok_or_else(|| {
         LadderError::Interrupted(format!("state saved; continue with: {resume_with}"))
     })
@@ -658,10 +668,9 @@ fn run_to_end(ready: Ready, out: Option<&Path>, opts: &RunOptions) -> Result<Run
     };
     let mut observer = Checkpointing {
         inner: observer,
-        dir: out,
+        writer: out.map(|dir| BackgroundWrite::new(dir.join(CHECKPOINT_FILE))),
         every: opts.checkpoint_every,
         last_save: Instant::now(),
-        writing: None,
     };
     let mut last: Option<EpochMetrics> = None;
     while !trainer.is_finished() {
