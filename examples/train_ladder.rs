@@ -6,7 +6,7 @@
 use burn::prelude::*;
 use ladder::data::load_embedded;
 use ladder::eval::error_percent;
-use ladder::train::{PreparedData, Silent, TrainConfig, Trainer};
+use ladder::train::{PreparedData, TrainConfig, Trainer, never_stop};
 
 fn main() -> ladder::Result<()> {
     let data = load_embedded(10)?;
@@ -22,7 +22,7 @@ fn main() -> ladder::Result<()> {
     let mut trainer = Trainer::new(config, &data.train.image_shape, &Device::flex().autodiff())?;
     while !trainer.is_finished() {
         let m = trainer
-            .train_epoch(&prepared, &mut Silent)?
+            .train_epoch(&prepared, &mut never_stop)?
             .expect("a silent observer never interrupts");
         println!("epoch {}: cost {:.3}", m.epoch, m.cost.total);
     }

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use ladder::data::load_embedded;
 use ladder::eval::robustness::{Perturbation, accuracy_under};
 use ladder::train::plain::{PlainConfig, PlainData, PlainModel, train_plain};
-use ladder::train::{PreparedData, Silent, TrainConfig, Trainer};
+use ladder::train::{PreparedData, TrainConfig, Trainer, never_stop};
 
 fn device() -> Device {
     Device::flex().autodiff()
@@ -100,7 +100,7 @@ fn the_ladder_trains_with_adversarial_noise() {
         let prepared = PreparedData::new(&data, c).unwrap();
         let mut t = Trainer::new(c.clone(), &data.train.image_shape, &device()).unwrap();
         (0..c.epochs)
-            .map(|_| t.train_epoch(&prepared, &mut Silent).unwrap().unwrap())
+            .map(|_| t.train_epoch(&prepared, &mut never_stop).unwrap().unwrap())
             .collect::<Vec<_>>()
     };
     let a = run(&adv);

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use ladder::data::load_embedded;
-use ladder::train::{EpochMetrics, PreparedData, Silent, TrainConfig, Trainer};
+use ladder::train::{EpochMetrics, PreparedData, TrainConfig, Trainer, never_stop};
 
 fn device() -> Device {
     Device::flex().autodiff()
@@ -16,7 +16,7 @@ fn run(config: &TrainConfig) -> Vec<EpochMetrics> {
     (0..config.epochs)
         .map(|_| {
             trainer
-                .train_epoch(&prepared, &mut Silent)
+                .train_epoch(&prepared, &mut never_stop)
                 .unwrap()
                 .unwrap()
         })
@@ -112,7 +112,7 @@ fn monitoring_samples_the_moments() {
     let mut trainer = Trainer::new(config.clone(), &data.train.image_shape, &device()).unwrap();
     for _ in 0..2 {
         let m = trainer
-            .train_epoch(&prepared, &mut Silent)
+            .train_epoch(&prepared, &mut never_stop)
             .unwrap()
             .unwrap();
         let (monitored, full) = (m.test_error_percent.unwrap(), exact(&trainer, &prepared));
@@ -140,7 +140,7 @@ fn monitoring_samples_the_moments() {
     assert!(prepared.monitor_sample.is_none());
     let mut trainer = Trainer::new(all.clone(), &data.train.image_shape, &device()).unwrap();
     let m = trainer
-        .train_epoch(&prepared, &mut Silent)
+        .train_epoch(&prepared, &mut never_stop)
         .unwrap()
         .unwrap();
     assert_eq!(m.test_error_percent, Some(exact(&trainer, &prepared)));

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::train::trainer::{CostSummary, EpochMetrics, Observer};
+use crate::train::epochs::StepDone;
 
 /// The time a run has taken and the time its remaining epochs will take at the pace of the
 /// epochs this process trained.
@@ -39,44 +39,58 @@ impl Eta {
     }
 }
 
-/// Draws a progress bar on a terminal and prints a line per epoch to stderr.
-pub struct ProgressObserver {
-    bar: Option<ProgressBar>,
-    epochs: usize,
+/// The progress of one run: a bar over the steps of an epoch (on a terminal, for methods that
+/// report steps) and a line per finished epoch, "LABEL epoch k/n LINE | 0:01:02 elapsed, ...".
+pub struct Progress<'a> {
     label: String,
+    epochs: usize,
+    /// Whether steps draw a bar.
+    show_bar: bool,
+    bar: Option<ProgressBar>,
     eta: Eta,
+    report: &'a mut dyn FnMut(&str),
 }
 
-impl ProgressObserver {
-    pub fn new(epochs: usize, label: impl Into<String>) -> Self {
-        ProgressObserver {
-            bar: None,
-            epochs,
+impl<'a> Progress<'a> {
+    /// Progress of a run of `epochs` epochs, its lines prefixed with `label` (if not empty) and
+    /// passed to `report`.
+    pub fn new(epochs: usize, label: impl Into<String>, report: &'a mut dyn FnMut(&str)) -> Self {
+        Progress {
             label: label.into(),
+            epochs,
+            show_bar: true,
+            bar: None,
             eta: Eta::default(),
+            report,
         }
     }
-}
 
-fn format_cost(c: &CostSummary) -> String {
-    let den: Vec<String> = c
-        .denoising
-        .iter()
-        .enumerate()
-        .filter_map(|(l, d)| d.map(|d| format!("d{l} {d:.3}")))
-        .collect();
-    let mut s = format!("cost {:.4} sup {:.4}", c.total, c.supervised);
-    if !den.is_empty() {
-        s.push_str(&format!(" [{}]", den.join(" ")));
+    /// The same without the step bar (quiet runs, grids of many runs).
+    pub fn without_bar(mut self) -> Self {
+        self.show_bar = false;
+        self
     }
-    s
-}
 
-impl Observer for ProgressObserver {
-    fn step(&mut self, epoch: usize, step: usize, steps: usize, cost: &CostSummary) {
+    fn prefix(&self, epoch: usize) -> String {
+        match self.label.as_str() {
+            "" => format!("epoch {epoch}/{}", self.epochs),
+            label => format!("{label} epoch {epoch}/{}", self.epochs),
+        }
+    }
+
+    /// A line of its own (resuming, finishing).
+    pub fn say(&mut self, line: &str) {
+        (self.report)(line);
+    }
+
+    pub fn step(&mut self, s: &StepDone) {
+        if !self.show_bar {
+            return;
+        }
+        let prefix = self.prefix(s.epoch);
         let bar = self.bar.get_or_insert_with(|| {
             let bar =
-                ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
+                ProgressBar::with_draw_target(Some(s.steps as u64), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} {msg}")
                     .expect("valid template")
@@ -84,33 +98,21 @@ impl Observer for ProgressObserver {
             );
             bar
         });
-        bar.set_prefix(format!("{} epoch {epoch}/{}", self.label, self.epochs));
-        bar.set_position(step as u64);
-        if step.is_multiple_of(10) || step == steps {
-            bar.set_message(format_cost(cost));
+        bar.set_prefix(prefix);
+        bar.set_position(s.step as u64);
+        if s.step.is_multiple_of(10) || s.step == s.steps {
+            bar.set_message(s.message.clone());
         }
     }
 
-    fn epoch(&mut self, m: &EpochMetrics) {
+    /// Epoch `epoch` has finished; `line` describes it.
+    pub fn epoch(&mut self, epoch: usize, line: &str) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let mut line = format!(
-            "{} epoch {}/{} lr {:.5} {}",
-            self.label,
-            m.epoch,
-            self.epochs,
-            m.lr,
-            format_cost(&m.cost)
-        );
-        if let Some(v) = m.validation_error_percent {
-            line.push_str(&format!(" | validation error {v:.2}%"));
-        }
-        if let Some(t) = m.test_error_percent {
-            line.push_str(&format!(" | test error {t:.2}%"));
-        }
-        line.push_str(&format!(" | {}", self.eta.epoch_done(m.epoch, self.epochs)));
-        eprintln!("{line}");
+        let eta = self.eta.epoch_done(epoch, self.epochs);
+        let line = format!("{} {line} | {eta}", self.prefix(epoch));
+        (self.report)(&line);
     }
 }
 

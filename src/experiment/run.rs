@@ -15,16 +15,15 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::preprocessed;
 use crate::data::{DataRecord, DataRequest, DataSource, RecordedData};
 use crate::error::{LadderError, Result};
-use crate::experiment::progress::{Eta, ProgressObserver};
+use crate::experiment::progress::Progress;
 use crate::experiment::seeds::mean_std;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{Checkpoint, write_atomic};
 use crate::train::epochs::{
-    EpochMethod, EpochOutcome, EpochState, encode_state, load_state, train_epochs, write_state,
+    BestOf, Control, EpochMethod, EpochOutcome, EpochState, Hooks, Method, StepDone, load_state,
+    train,
 };
-use crate::train::trainer::{
-    Control, CostSummary, EpochMetrics, Observer, PreparedData, Silent, Trainer, load_moments,
-};
+use crate::train::trainer::{EpochMetrics, LadderMethod, PreparedData, Trainer, load_moments};
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const METRICS_FILE: &str = "metrics.jsonl";
@@ -114,57 +113,104 @@ impl Drop for BackgroundWrite {
     }
 }
 
-/// Passes progress on and saves checkpoints: on time within epochs, after each epoch, and on
-/// Ctrl-C. The trainer's state is copied at once; the file is written on another thread, so
-/// the next steps do not wait for the disk.
-struct Checkpointing<'a> {
-    inner: &'a mut dyn Observer,
-    /// The checkpoint's writer; `None` for a run without a directory.
+/// What the run writer does around the one loop, the same for every method: each epoch's
+/// metrics line appended to [`METRICS_FILE`], the state saved after every epoch, on time within
+/// epochs and on Ctrl-C (copied at once, written on another thread, so that the next steps do
+/// not wait for the disk), and the progress shown.
+struct RunHooks<'m, 'p, M: Method> {
+    method: &'m M,
+    metrics: Option<PathBuf>,
+    /// The state's writer; `None` for a run without a directory.
     writer: Option<BackgroundWrite>,
     every: Option<Duration>,
     last_save: Instant,
+    progress: &'m mut Progress<'p>,
+    last: Option<M::Epoch>,
 }
 
-impl Checkpointing<'_> {
-    fn save(&mut self, trainer: &Trainer) -> Result<()> {
+impl<M: Method> RunHooks<'_, '_, M> {
+    fn save(&mut self, state: &M::State) -> Result<()> {
         if let Some(writer) = &mut self.writer {
-            // Wait for the last write before copying the state, as before.
+            // Wait for the last write before copying the state.
             writer.finish()?;
-            let checkpoint = trainer.checkpoint(None)?;
-            writer.start(move |path| checkpoint.save(path))?;
+            let snapshot = self.method.snapshot(state)?;
+            writer.start(snapshot)?;
         }
         self.last_save = Instant::now();
         Ok(())
     }
 
-    /// Waits for the checkpoint being written; a failed write is the run's error.
+    /// Waits for the state being written; a failed write is the run's error.
     fn finish_writing(&mut self) -> Result<()> {
         self.writer.as_mut().map_or(Ok(()), BackgroundWrite::finish)
     }
 }
 
-impl Observer for Checkpointing<'_> {
-    fn step(&mut self, epoch: usize, step: usize, steps: usize, cost: &CostSummary) {
-        self.inner.step(epoch, step, steps, cost);
-    }
-
-    fn epoch(&mut self, metrics: &EpochMetrics) {
-        self.inner.epoch(metrics);
-    }
-
-    fn after_step(&mut self, trainer: &Trainer) -> Result<Control> {
+impl<M: Method> Hooks<M> for RunHooks<'_, '_, M> {
+    fn after_step(&mut self, state: &M::State, step: StepDone) -> Result<Control> {
+        self.progress.step(&step);
         if interrupted() {
-            if trainer.steps_done > 0 {
-                self.save(trainer)?;
-                self.finish_writing()?;
-            }
+            self.save(state)?;
+            self.finish_writing()?;
             return Ok(Control::Stop);
         }
         if self.every.is_some_and(|e| self.last_save.elapsed() >= e) {
-            self.save(trainer)?;
+            self.save(state)?;
         }
         Ok(Control::Continue)
     }
+
+    fn after_epoch(&mut self, epoch: &M::Epoch, state: &M::State) -> Result<Control> {
+        if let Some(path) = &self.metrics {
+            let line = serde_json::to_string(epoch).expect("metrics serialise");
+            append_line(path, &line)?;
+        }
+        let done = self.method.epochs_done(state);
+        self.progress.epoch(done, &self.method.describe(epoch));
+        self.save(state)?;
+        self.last = Some(epoch.clone());
+        if interrupted() {
+            self.finish_writing()?;
+            return Ok(Control::Stop);
+        }
+        Ok(Control::Continue)
+    }
+}
+
+/// A run trained to its end by [`drive`]: its final state and the last epoch this process
+/// trained.
+pub(crate) struct Driven<M: Method> {
+    pub state: M::State,
+    pub last: Option<M::Epoch>,
+}
+
+/// Trains `state` of `method` to the end through the one loop, writing the run's metrics and
+/// state in `dir` (nothing without one) and showing `progress`; `None` when Ctrl-C stopped it
+/// (its state saved). With `every`, the state is also saved within epochs once that much time
+/// has passed since the last save.
+pub(crate) fn drive<M: Method>(
+    method: &M,
+    state: M::State,
+    dir: Option<&Path>,
+    progress: &mut Progress<'_>,
+    every: Option<Duration>,
+) -> Result<Option<Driven<M>>> {
+    let mut hooks = RunHooks {
+        method,
+        metrics: dir.map(|d| d.join(METRICS_FILE)),
+        writer: dir.map(|d| BackgroundWrite::new(d.join(CHECKPOINT_FILE))),
+        every,
+        last_save: Instant::now(),
+        progress,
+        last: None,
+    };
+    let trained = train(method, state, &mut hooks);
+    // Whatever happened, the last state is written whole before the run reports.
+    hooks.finish_writing()?;
+    Ok(trained?.map(|state| Driven {
+        state,
+        last: hooks.last,
+    }))
 }
 
 /// The error of a run stopped by Ctrl-C, saying how to continue it.
@@ -480,7 +526,7 @@ pub(crate) fn prepare_run_files(
     Ok(lock)
 }
 
-/// Trains `method` in `dir` through the one epoch loop: from the state saved in
+/// Trains `method` in `dir` through the one loop: from the state saved in
 /// [`CHECKPOINT_FILE`] when resuming (and there is one), otherwise from `initial`. Each
 /// epoch's metrics line is appended to [`METRICS_FILE`] and shown to `report`, and the state is
 /// saved after it, so that a run stopped at any point continues exactly; Ctrl-C stops it after
@@ -496,10 +542,11 @@ pub(crate) fn run_epochs<M: EpochMethod>(
 ) -> Result<EpochOutcome<M>> {
     let state_path = dir.join(CHECKPOINT_FILE);
     let metrics = dir.join(METRICS_FILE);
+    let mut progress = Progress::new(method.max_epochs(), "", report).without_bar();
     let state = if mode == StartMode::Resume && state_path.exists() {
         let state = load_state(&state_path, config_toml, method, &initial)?;
         truncate_metrics(&metrics, state.epochs_done())?;
-        report(&format!(
+        progress.say(&format!(
             "{}: continuing after epoch {}",
             dir.display(),
             state.epochs_done()
@@ -509,29 +556,16 @@ pub(crate) fn run_epochs<M: EpochMethod>(
         replace_run_files(dir, &[METRICS_FILE, CHECKPOINT_FILE])?;
         EpochState::fresh(method, initial)
     };
-    // The state is copied on this thread and written on another.
-    let mut writer = BackgroundWrite::new(state_path);
-    let mut eta = Eta::default();
-    let trained = train_epochs(method, state, &mut |epoch, state| {
-        let line = serde_json::to_string(epoch).expect("metrics serialise");
-        append_line(&metrics, &line)?;
-        let (done, most) = (state.epochs_done(), method.max_epochs());
-        report(&format!(
-            "epoch {done}/{most} ({}) {line}",
-            eta.epoch_done(done, most)
-        ));
-        let sections = encode_state(config_toml, state)?;
-        writer.start(move |path| write_state(path, &sections))?;
-        Ok(match interrupted() {
-            true => Control::Stop,
-            false => Control::Continue,
-        })
-    });
-    // Whatever happened, the last state is written whole before the run reports.
-    writer.finish()?;
-    trained?.ok_or_else(|| {
-        LadderError::Interrupted(format!("state saved; continue with: {resume_with}"))
-    })
+    let best = BestOf {
+        method,
+        config: config_toml,
+    };
+    match drive(&best, state, Some(dir), &mut progress, None)? {
+        Some(done) => done.state.outcome(),
+        None => Err(LadderError::Interrupted(format!(
+            "state saved; continue with: {resume_with}"
+        ))),
+    }
 }
 
 /// Makes `out` ready for a command's output `files` (tables, figures): refused when one of them
@@ -655,41 +689,24 @@ pub fn train_run(
 /// Trains a started run to its last epoch (or to Ctrl-C) and finishes it.
 fn run_to_end(ready: Ready, out: Option<&Path>, opts: &RunOptions) -> Result<RunSummary> {
     let Ready {
-        mut trainer,
+        trainer,
         prepared,
         _lock,
     } = ready;
+    let method = LadderMethod::new(&prepared, &trainer);
     let label = format!("seed {}", trainer.config.seed);
-    let mut progress = ProgressObserver::new(trainer.config.epochs, label);
-    let observer: &mut dyn Observer = if opts.quiet {
-        &mut Silent
-    } else {
-        &mut progress
-    };
-    let mut observer = Checkpointing {
-        inner: observer,
-        writer: out.map(|dir| BackgroundWrite::new(dir.join(CHECKPOINT_FILE))),
-        every: opts.checkpoint_every,
-        last_save: Instant::now(),
-    };
-    let mut last: Option<EpochMetrics> = None;
-    while !trainer.is_finished() {
-        let Some(metrics) = trainer.train_epoch(&prepared, &mut observer)? else {
-            return Err(interruption(out));
-        };
-        if let Some(dir) = out {
-            let line = serde_json::to_string(&metrics).expect("serialisable");
-            append_line(&dir.join(METRICS_FILE), &line)?;
-        }
-        observer.save(&trainer)?;
-        last = Some(metrics);
-        if interrupted() && !trainer.is_finished() {
-            observer.finish_writing()?;
-            return Err(interruption(out));
-        }
+    let mut say = |line: &str| eprintln!("{line}");
+    let mut quiet = |_: &str| {};
+    let report: &mut dyn FnMut(&str) = if opts.quiet { &mut quiet } else { &mut say };
+    let mut progress = Progress::new(trainer.config.epochs, label, report);
+    if opts.quiet {
+        progress = progress.without_bar();
     }
-    observer.finish_writing()?;
-    finish(&trainer, &prepared, last, out, opts)
+    let every = opts.checkpoint_every;
+    let Some(done) = drive(&method, trainer, out, &mut progress, every)? else {
+        return Err(interruption(out));
+    };
+    finish(&done.state, &prepared, done.last, out, opts)
 }
 
 /// Final evaluation, the evaluable checkpoint and `summary.json` (written last).

@@ -1,7 +1,13 @@
-//! The training loop of the methods that train epoch by epoch and keep the network of the best
-//! validation error (plain networks of 004, semantic noise modeling of 003): it owns the epoch
-//! count, early stopping, the best network, the history and the state a run resumes from
-//! exactly. A method only says how one epoch trains and what its metrics line holds.
+//! The one training loop of every method (the Ladder of 001, plain networks of 004, semantic
+//! noise modeling of 003). The loop owns the epochs and when a run stops; a method says how the
+//! rest of an epoch trains (calling back after every step, so that a run can be saved and
+//! stopped in the middle of one), what its metrics line holds and how its state is copied for
+//! saving. The run writer (`experiment::run`) hooks metrics, checkpoints, progress and Ctrl-C
+//! into it, the same for all methods.
+//!
+//! The methods that keep the network of the best validation error (plain, semantic) are
+//! [`EpochMethod`]s: [`BestOf`] makes one a [`Method`], owning early stopping, the best network,
+//! the history and the exact-resume state.
 
 use std::path::Path;
 use std::time::Instant;
@@ -15,9 +21,94 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 use crate::train::checkpoint::{decode_sections, write_sections_atomic};
-use crate::train::trainer::Control;
 
-/// One method's epoch.
+/// What the training loop should do after a step or an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    /// Stop after this step (the caller has saved what it needs).
+    Stop,
+}
+
+/// A step just taken, for the progress display.
+pub struct StepDone {
+    /// 1-based epoch and step, and the steps of the epoch.
+    pub epoch: usize,
+    pub step: usize,
+    pub steps: usize,
+    /// The step's cost terms, as the progress bar shows them.
+    pub message: String,
+}
+
+/// Called after every step with the state consistent (so that it may be saved); `Stop`
+/// interrupts the epoch.
+pub type AfterStep<'a, S> = dyn FnMut(&S, StepDone) -> Result<Control> + 'a;
+
+/// An [`AfterStep`] that never stops a run.
+pub fn never_stop<S>(_: &S, _: StepDone) -> Result<Control> {
+    Ok(Control::Continue)
+}
+
+/// Writes a copy of a run's state, taken on the training thread, to a file (on another).
+pub type Snapshot = Box<dyn FnOnce(&Path) -> Result<()> + Send>;
+
+/// A training method as the one loop drives it.
+pub trait Method {
+    /// Everything a run continues from: network, optimizer, position, history.
+    type State;
+    /// One line of `metrics.jsonl`.
+    type Epoch: Serialize + DeserializeOwned + Clone;
+
+    /// The most epochs to train.
+    fn max_epochs(&self) -> usize;
+    fn epochs_done(&self, state: &Self::State) -> usize;
+    /// All epochs trained, or the method has stopped early.
+    fn is_finished(&self, state: &Self::State) -> bool {
+        self.epochs_done(state) >= self.max_epochs()
+    }
+    /// Trains the rest of the current epoch (all of it, or what a resumed state left of it);
+    /// `None` for the metrics when `after_step` stopped it partway. A cost that is not finite
+    /// is a divergence error.
+    fn train_epoch(
+        &self,
+        state: Self::State,
+        after_step: &mut AfterStep<'_, Self::State>,
+    ) -> Result<(Self::State, Option<Self::Epoch>)>;
+    /// The progress line of a finished epoch (after "epoch k/n").
+    fn describe(&self, epoch: &Self::Epoch) -> String;
+    /// A copy of `state` and how to write it, so that the run can continue from it exactly.
+    fn snapshot(&self, state: &Self::State) -> Result<Snapshot>;
+}
+
+/// What a run's writer does between steps and epochs.
+pub trait Hooks<M: Method> {
+    fn after_step(&mut self, _state: &M::State, _step: StepDone) -> Result<Control> {
+        Ok(Control::Continue)
+    }
+    /// Sees each epoch's metrics with the state after it; may stop the run.
+    fn after_epoch(&mut self, epoch: &M::Epoch, state: &M::State) -> Result<Control>;
+}
+
+/// Trains `state` on to the end; `None` when a hook stopped it first (having saved what it
+/// needs to continue).
+pub fn train<M: Method>(
+    method: &M,
+    mut state: M::State,
+    hooks: &mut dyn Hooks<M>,
+) -> Result<Option<M::State>> {
+    while !method.is_finished(&state) {
+        let (next, epoch) =
+            method.train_epoch(state, &mut |s: &M::State, step| hooks.after_step(s, step))?;
+        state = next;
+        let Some(epoch) = epoch else { return Ok(None) };
+        if hooks.after_epoch(&epoch, &state)? == Control::Stop && !method.is_finished(&state) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(state))
+}
+
+/// One epoch of a method that keeps the network of the best validation error.
 pub trait EpochMethod {
     type Model: Module + Clone;
     /// The epoch's training cost (terms).
@@ -57,7 +148,7 @@ pub trait EpochMethod {
     ) -> Self::Epoch;
 }
 
-/// Where a run stands: everything it continues from.
+/// Where a run of an [`EpochMethod`] stands: everything it continues from.
 pub struct EpochState<M: EpochMethod> {
     pub model: M::Model,
     pub optim: ModuleOptimizer,
@@ -104,7 +195,8 @@ impl<M: EpochMethod> EpochState<M> {
         done >= method.max_epochs() || stalled
     }
 
-    fn outcome(self) -> Result<EpochOutcome<M>> {
+    /// The best network and the history that led to it.
+    pub fn outcome(self) -> Result<EpochOutcome<M>> {
         let (model, best_epoch, best) = self
             .best
             .ok_or_else(|| LadderError::Setting("no epoch was trained: nothing to keep".into()))?;
@@ -119,18 +211,32 @@ impl<M: EpochMethod> EpochState<M> {
     }
 }
 
-/// Sees each epoch's metrics with the state after it; may stop the run.
-pub type OnEpoch<'a, M> =
-    dyn FnMut(&<M as EpochMethod>::Epoch, &EpochState<M>) -> Result<Control> + 'a;
+/// An [`EpochMethod`] as a [`Method`] of the one loop: early stopping on the validation error,
+/// the best network kept, the state saved with the run's configuration `config` (TOML).
+pub struct BestOf<'a, M> {
+    pub method: &'a M,
+    pub config: &'a str,
+}
 
-/// Trains `state` on to the end; `on_epoch` sees each epoch's metrics with the state after it
-/// (to save it) and may stop the run (`Ok(None)`, the state as of that epoch saved by it).
-pub fn train_epochs<M: EpochMethod>(
-    method: &M,
-    mut state: EpochState<M>,
-    on_epoch: &mut OnEpoch<'_, M>,
-) -> Result<Option<EpochOutcome<M>>> {
-    while !state.is_finished(method) {
+impl<M: EpochMethod> Method for BestOf<'_, M> {
+    type State = EpochState<M>;
+    type Epoch = M::Epoch;
+
+    fn max_epochs(&self) -> usize {
+        self.method.max_epochs()
+    }
+    fn epochs_done(&self, state: &EpochState<M>) -> usize {
+        state.epochs_done()
+    }
+    fn is_finished(&self, state: &EpochState<M>) -> bool {
+        state.is_finished(self.method)
+    }
+    fn train_epoch(
+        &self,
+        mut state: EpochState<M>,
+        _: &mut AfterStep<'_, EpochState<M>>,
+    ) -> Result<(EpochState<M>, Option<M::Epoch>)> {
+        let method = self.method;
         let epoch = state.epochs_done() + 1;
         let t0 = Instant::now();
         if epoch > 1 {
@@ -147,11 +253,15 @@ pub fn train_epochs<M: EpochMethod>(
         let metrics = method.record(epoch, cost, val, improved, seconds);
         state.train_seconds += seconds;
         state.history.push(metrics.clone());
-        if on_epoch(&metrics, &state)? == Control::Stop && !state.is_finished(method) {
-            return Ok(None);
-        }
+        Ok((state, Some(metrics)))
     }
-    state.outcome().map(Some)
+    fn describe(&self, epoch: &M::Epoch) -> String {
+        serde_json::to_string(epoch).expect("metrics serialise")
+    }
+    fn snapshot(&self, state: &EpochState<M>) -> Result<Snapshot> {
+        let sections = encode_state(self.config, state)?;
+        Ok(Box::new(move |path: &Path| write_state(path, &sections)))
+    }
 }
 
 /// Trains `method` from `initial` to the end, saving nothing (tests and library users);
@@ -161,12 +271,18 @@ pub fn train_unsaved<M: EpochMethod>(
     initial: M::Model,
     on_epoch: &mut dyn FnMut(&M::Epoch) -> Result<()>,
 ) -> Result<EpochOutcome<M>> {
+    struct Report<'a, E>(&'a mut dyn FnMut(&E) -> Result<()>);
+    impl<M: EpochMethod> Hooks<BestOf<'_, M>> for Report<'_, M::Epoch> {
+        fn after_epoch(&mut self, epoch: &M::Epoch, _: &EpochState<M>) -> Result<Control> {
+            (self.0)(epoch)?;
+            Ok(Control::Continue)
+        }
+    }
+    let best = BestOf { method, config: "" };
     let state = EpochState::fresh(method, initial);
-    let outcome = train_epochs(method, state, &mut |epoch, _| {
-        on_epoch(epoch)?;
-        Ok(Control::Continue)
-    })?;
-    Ok(outcome.expect("only on_epoch stops a run, and it did not"))
+    let end = train(&best, state, &mut Report(on_epoch))?;
+    end.expect("only the hooks stop a run, and these do not")
+        .outcome()
 }
 
 const MAGIC: &[u8; 8] = b"LADDEREP";

@@ -11,6 +11,23 @@ pub struct CostSummary {
     pub denoising: Vec<Option<f64>>,
 }
 
+impl CostSummary {
+    /// "cost 1.2345 sup 0.1234 [d0 0.123 d1 0.456]", as the progress display shows it.
+    pub fn describe(&self) -> String {
+        let den: Vec<String> = self
+            .denoising
+            .iter()
+            .enumerate()
+            .filter_map(|(l, d)| d.map(|d| format!("d{l} {d:.3}")))
+            .collect();
+        let mut s = format!("cost {:.4} sup {:.4}", self.total, self.supervised);
+        if !den.is_empty() {
+            s.push_str(&format!(" [{}]", den.join(" ")));
+        }
+        s
+    }
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {

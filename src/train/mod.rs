@@ -1,4 +1,4 @@
-//! Configuration and presets, the fused Adam optimizer, the training loop, the learning-rate schedule, checkpoints.
+//! Configuration and presets, the fused Adam optimizer, the one training loop and its methods, the learning-rate schedule, checkpoints.
 
 pub mod adam;
 pub mod checkpoint;
@@ -13,4 +13,5 @@ pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::{PRESET_TABLE, TrainConfig, preset_names};
-pub use trainer::{EpochMetrics, Observer, PreparedData, Silent, Trainer};
+pub use epochs::{Control, never_stop};
+pub use trainer::{EpochMetrics, LadderMethod, PreparedData, Trainer};

@@ -288,7 +288,7 @@ fn optimizer(config: &PlainConfig, epoch: usize) -> ModuleOptimizer {
 }
 
 /// A plain network trained with early stopping (004 Sec. 3.4), as a method of the one epoch
-/// loop ([`train_epochs`]).
+/// loop ([`crate::train::epochs::BestOf`]).
 pub struct PlainMethod<'a> {
     pub config: &'a PlainConfig,
     pub data: &'a PlainData,

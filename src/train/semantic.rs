@@ -368,7 +368,7 @@ pub fn new_network(
 }
 
 /// Semantic noise modeling (003 Sec. 4.2) as a method of the one epoch loop
-/// ([`train_epochs`]): Adam with the step-decayed learning rate, the network of the best
+/// ([`crate::train::epochs::BestOf`]): Adam with the step-decayed learning rate, the network of the best
 /// validation error kept.
 pub struct SemanticMethod<'a> {
     pub config: &'a SemanticConfig,

@@ -23,6 +23,7 @@ use crate::noise::{CorruptionNoise, HostNoise, RngStream, stream_rng};
 use crate::train::adam::FusedAdam;
 use crate::train::checkpoint::{Checkpoint, CheckpointHeader, ExactCost, StoredMoments};
 use crate::train::config::TrainConfig;
+use crate::train::epochs::{AfterStep, Control, Method, Snapshot, StepDone};
 use crate::train::schedule::learning_rate;
 
 /// The data of one run, split as the configuration asks.
@@ -112,29 +113,6 @@ pub fn network_input_shape(image_shape: &[usize], config: &TrainConfig) -> Vec<u
 }
 
 pub use crate::train::metrics::{CostSummary, EpochMetrics};
-
-/// What the training loop should do after a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    Continue,
-    /// Stop after this step (the caller has saved what it needs).
-    Stop,
-}
-
-/// Receives progress; the command line draws bars and saves checkpoints, tests ignore it.
-pub trait Observer {
-    fn step(&mut self, _epoch: usize, _step: usize, _steps: usize, _cost: &CostSummary) {}
-    fn epoch(&mut self, _metrics: &EpochMetrics) {}
-    /// Called after every step with the trainer in a consistent state, so that it may be
-    /// checkpointed; `Stop` interrupts the epoch.
-    fn after_step(&mut self, _trainer: &Trainer) -> Result<Control> {
-        Ok(Control::Continue)
-    }
-}
-
-/// Discards all progress.
-pub struct Silent;
-impl Observer for Silent {}
 
 /// A Ladder network being trained, with its optimizer and position.
 pub struct Trainer {
@@ -376,11 +354,11 @@ impl Trainer {
     }
 
     /// Trains the rest of the current epoch and evaluates if it is due; returns its metrics,
-    /// or `None` when the observer stopped it partway.
+    /// or `None` when `after_step` stopped it partway.
     pub fn train_epoch(
         &mut self,
         data: &PreparedData,
-        observer: &mut dyn Observer,
+        after_step: &mut AfterStep<'_, Trainer>,
     ) -> Result<Option<EpochMetrics>> {
         let epoch = self.epochs_done;
         let lr = learning_rate(
@@ -404,8 +382,13 @@ impl Trainer {
             });
             self.steps_done += 1;
             self.train_seconds += started.elapsed().as_secs_f64();
-            observer.step(epoch + 1, s + 1, steps, &c);
-            if observer.after_step(self)? == Control::Stop && self.steps_done < steps {
+            let done = StepDone {
+                epoch: epoch + 1,
+                step: s + 1,
+                steps,
+                message: c.describe(),
+            };
+            if after_step(self, done)? == Control::Stop && self.steps_done < steps {
                 return Ok(None);
             }
         }
@@ -420,15 +403,13 @@ impl Trainer {
         } else {
             (None, None)
         };
-        let metrics = EpochMetrics {
+        Ok(Some(EpochMetrics {
             epoch: self.epochs_done,
             lr,
             cost,
             validation_error_percent,
             test_error_percent,
-        };
-        observer.epoch(&metrics);
-        Ok(Some(metrics))
+        }))
     }
 
     /// Validation error (when `data` has a validation set) and test error, in percent, of the
@@ -484,6 +465,59 @@ impl Trainer {
                 .map_err(io)?,
             optimizer: self.optimizer.to_record().into_bytes().map_err(io)?,
         })
+    }
+}
+
+/// The Ladder as a method of the one training loop: its state is the [`Trainer`], on the data
+/// `data`; the run keeps the network of the last epoch.
+pub struct LadderMethod<'a> {
+    data: &'a PreparedData,
+    epochs: usize,
+}
+
+impl<'a> LadderMethod<'a> {
+    /// The method that trains `trainer` on `data` to its configured epochs.
+    pub fn new(data: &'a PreparedData, trainer: &Trainer) -> Self {
+        LadderMethod {
+            data,
+            epochs: trainer.config.epochs,
+        }
+    }
+}
+
+impl Method for LadderMethod<'_> {
+    type State = Trainer;
+    type Epoch = EpochMetrics;
+
+    fn max_epochs(&self) -> usize {
+        self.epochs
+    }
+    fn epochs_done(&self, trainer: &Trainer) -> usize {
+        trainer.epochs_done
+    }
+    fn train_epoch(
+        &self,
+        mut trainer: Trainer,
+        after_step: &mut AfterStep<'_, Trainer>,
+    ) -> Result<(Trainer, Option<EpochMetrics>)> {
+        let metrics = trainer.train_epoch(self.data, after_step)?;
+        Ok((trainer, metrics))
+    }
+    fn describe(&self, m: &EpochMetrics) -> String {
+        let mut line = format!("lr {:.5} {}", m.lr, m.cost.describe());
+        if let Some(v) = m.validation_error_percent {
+            line.push_str(&format!(" | validation error {v:.2}%"));
+        }
+        if let Some(t) = m.test_error_percent {
+            line.push_str(&format!(" | test error {t:.2}%"));
+        }
+        line
+    }
+    fn snapshot(&self, trainer: &Trainer) -> Result<Snapshot> {
+        let checkpoint = trainer.checkpoint(None)?;
+        Ok(Box::new(move |path: &std::path::Path| {
+            checkpoint.save(path)
+        }))
     }
 }
 
