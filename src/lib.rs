@@ -7,8 +7,10 @@
 //! - [`data`]: IDX readers, the embedded MNIST-10k, semi-supervised splits;
 //! - [`model`]: the layer-spec grammar, encoder, decoder, combinators g, the Ladder and its cost,
 //!   plain MLPs, the semantic-noise network with tied decoding paths;
+//! - [`ops`]: the operations the models are written in, each choosing between its fused CPU
+//!   kernel ([`fused`]) and its tensor form, so model code stays backend-independent;
 //! - [`noise`]: Gaussian corruption and the run's random streams;
-//! - [`train`]: configuration and presets, the training loop, learning-rate schedule, checkpoints;
+//! - [`train`]: configuration and presets, the one training loop and its methods, learning-rate schedules, checkpoints;
 //! - [`eval`]: error rates with the training set's batch-norm statistics, predictions;
 //! - [`experiment`]: run directories, multi-seed runs with mean ± std, benchmarks.
 
@@ -21,6 +23,7 @@ pub mod experiment;
 pub mod fused;
 pub mod model;
 pub mod noise;
+pub mod ops;
 pub mod train;
 
 pub use error::{LadderError, Result};

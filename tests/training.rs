@@ -119,7 +119,7 @@ fn monitoring_samples_the_moments() {
         assert!((monitored - full).abs() < 1.0, "{monitored} vs {full}");
     }
     // The sample's moments are its own, not the whole set's.
-    let first_mean = |moments: Vec<ladder::model::batch_norm::Moments>| {
+    let first_mean = |moments: Vec<ladder::ops::batch_norm::Moments>| {
         moments[0]
             .mean
             .clone()

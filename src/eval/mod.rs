@@ -7,7 +7,7 @@ use burn::prelude::*;
 
 use crate::data::Dataset;
 use crate::model::LadderNetwork;
-use crate::model::batch_norm::Moments;
+use crate::ops::batch_norm::Moments;
 
 /// Rows per forward pass during evaluation: large enough for efficient matrix products, small
 /// enough to bound memory on large data sets.

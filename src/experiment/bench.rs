@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::data::TrainTest;
 use crate::data::preprocess::preprocessed;
 use crate::error::{LadderError, Result};
-use crate::model::batch_norm::Moments;
+use crate::ops::batch_norm::Moments;
 use crate::train::{PreparedData, TrainConfig, Trainer};
 
 /// What a benchmark measured.

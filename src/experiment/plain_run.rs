@@ -8,8 +8,8 @@ use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::RecordedData;
 use crate::data::preprocess::preprocessed;
+use crate::data::{DataRecord, RecordedData, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
@@ -100,6 +100,19 @@ pub fn train_plain_run(
 ) -> Result<PlainSummary> {
     config.validate()?;
     let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
+    train_preprocessed(config, sets, &data.record, out, mode, device, report)
+}
+
+/// [`train_plain_run`] on `sets`, the data of `record` preprocessed as `config` asks.
+fn train_preprocessed(
+    config: &PlainConfig,
+    sets: &TrainTest,
+    record: &DataRecord,
+    out: &Path,
+    mode: StartMode,
+    device: &Device,
+    report: &mut dyn FnMut(&str),
+) -> Result<PlainSummary> {
     let split = PlainData::new(sets, config)?;
     let method = PlainMethod {
         config,
@@ -107,7 +120,7 @@ pub fn train_plain_run(
         device: device.clone(),
     };
     let initial = method.initial_model()?;
-    let _lock = prepare_run_files(out, &PLAIN_RUN_FILES, mode, &data.record)?;
+    let _lock = prepare_run_files(out, &PLAIN_RUN_FILES, mode, record)?;
     if mode == StartMode::Resume && out.join(SUMMARY_FILE).exists() {
         return read_json(&out.join(SUMMARY_FILE));
     }
@@ -176,7 +189,16 @@ pub fn train_plain_seeds(
     let mut runs = Vec::with_capacity(seeds.len());
     for &seed in seeds {
         let dir = out.join(format!("seed-{seed}"));
-        match train_plain_run(&with_seed(seed), data, &dir, mode, device, report) {
+        let run = train_preprocessed(
+            &with_seed(seed),
+            sets,
+            &data.record,
+            &dir,
+            mode,
+            device,
+            report,
+        );
+        match run {
             Ok(run) => runs.push(run),
             // The whole multi-seed run is what resumes.
             Err(LadderError::Interrupted(_)) => {

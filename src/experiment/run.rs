@@ -833,7 +833,7 @@ pub fn train_seeds(
 /// A trained model ready for inference, read from a run directory.
 pub struct LoadedRun {
     pub trainer: Trainer,
-    pub moments: Vec<crate::model::batch_norm::Moments>,
+    pub moments: Vec<crate::ops::batch_norm::Moments>,
 }
 
 /// Loads the final checkpoint of a finished run for inference on `device` (with autodiff).

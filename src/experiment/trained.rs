@@ -14,9 +14,9 @@ use crate::experiment::run::{CHECKPOINT_FILE, CONFIG_FILE, load_run};
 use crate::experiment::semantic_run::{
     SEMANTIC_CONFIG_FILE, SEMANTIC_MODEL_FILE, SemanticModelHeader, load_semantic_model,
 };
-use crate::model::batch_norm::Moments;
 use crate::model::mlp::Mlp;
 use crate::model::semantic::SemanticNet;
+use crate::ops::batch_norm::Moments;
 use crate::train::semantic::SemanticData;
 
 /// A semantic-noise network at inference: inputs minus its training set's mean image.

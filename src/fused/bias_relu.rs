@@ -25,7 +25,7 @@ pub trait BiasReluKernel: burn::backend::Backend {
 }
 
 /// φ(z + β) with φ(x) = max(x, slope·x) (`slope` 0 for ReLU, 0.1 for the leaky ReLU). Only
-/// for [`crate::fused::fusable`] tensors.
+/// for `f32` tensors on the Flex backend (the operation of `crate::ops` chooses).
 pub fn bias_relu(z: Tensor<2>, beta: Tensor<2>, slope: f32) -> Tensor<2> {
     assert_eq!(beta.dims(), [1, z.dims()[1]]);
     Tensor::from_dispatch(<Dispatch as BiasReluKernel>::bias_relu(

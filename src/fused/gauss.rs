@@ -5,7 +5,7 @@
 //! backward pass. On the Flex backend this module computes the forward pass in one sweep
 //! (saving the two sigmoids) and the backward pass in another, with the rows split over the
 //! thread pool. It is registered as a backend extension with a hand-written backward step.
-//! Other backends keep the tensor-operation form in [`crate::model::combinator`]; both
+//! Other backends keep the tensor-operation form in [`crate::ops::gauss`]; both
 //! compute the same function and the tests hold them to each other.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::fused::math::sigmoid;
 use crate::fused::{dims, row_chunk, tensor, values, widest};
 
-/// Parameters of one unit, in the order of [`crate::model::CombinatorKind::Gauss`]:
+/// Parameters of one unit, in the order of `crate::model::CombinatorKind::Gauss`:
 /// μ(u) = a0·σ(a1·u + a2) + a3·u + a4 and υ(u) = a5·σ(a6·u + a7) + a8·u + a9.
 pub const GAUSS_PARAMETERS: usize = 10;
 
@@ -37,7 +37,7 @@ pub trait GaussKernel: burn::backend::Backend {
 }
 
 /// ẑ = g(z̃, u) through the fused operation; `a` is `[10, units]`. Only for
-/// [`crate::fused::fusable`] tensors.
+/// `f32` tensors on the Flex backend (the operation of `crate::ops` chooses).
 pub fn gauss(z_tilde: Tensor<2>, u: Tensor<2>, a: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as GaussKernel>::gauss_combinator(
         z_tilde.into_dispatch(),
@@ -258,117 +258,4 @@ fn backward(s: &Saved, grad: &FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor
         tensor(du, shape),
         tensor(da, [GAUSS_PARAMETERS, units]),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fused::test_support::{assert_close, vals};
-    use crate::model::{Combinator, CombinatorKind};
-    use burn::module::Param;
-    use burn::tensor::Distribution;
-
-    /// A combinator with random parameters (the initial ones zero most terms).
-    fn random_combinator(units: usize, device: &Device) -> Combinator {
-        let mut c = Combinator::new(CombinatorKind::Gauss, units, device);
-        for p in c.a.iter_mut() {
-            *p = Param::from_tensor(
-                Tensor::random([1, units], Distribution::Normal(0.0, 1.0), device).require_grad(),
-            );
-        }
-        c
-    }
-
-    fn inputs(rows: usize, units: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
-        let draw = || {
-            Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 2.0), device)
-                .require_grad()
-        };
-        (draw(), draw())
-    }
-
-    /// The fused forward pass agrees with the tensor form, and its gradients with respect
-    /// to z̃, u and all ten parameters agree with autodiff through the tensor form, on a
-    /// batch small enough for one task and on one split over the pool.
-    #[test]
-    fn fused_gauss_matches_the_tensor_form_and_its_gradients() {
-        let device = Device::flex().autodiff();
-        for (rows, units) in [(3, 5), (96, 700)] {
-            let c = random_combinator(units, &device);
-            let (z, u) = inputs(rows, units, &device);
-            let fused = c.forward(z.clone(), u.clone());
-            let plain = c.apply(z.clone(), u.clone());
-            let (f, p) = (vals(fused.clone()), vals(plain.clone()));
-            assert_close(&f, &p, 1e-5, &format!("forward {rows}x{units}"));
-            // A cost that weights every output differently.
-            let w = Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 1.0), &device);
-            let gf = (fused * w.clone()).sum().backward();
-            let gp = (plain * w).sum().backward();
-            let grad = |t: &Tensor<2>, g| vals(t.grad(g).expect("tracked"));
-            assert_close(&grad(&z, &gf), &grad(&z, &gp), 1e-5, "dz");
-            assert_close(&grad(&u, &gf), &grad(&u, &gp), 1e-5, "du");
-            for (i, p) in c.a.iter().enumerate() {
-                let (f, q) = (grad(&p.val(), &gf), grad(&p.val(), &gp));
-                assert_close(&f, &q, 2e-4, &format!("da{i}"));
-            }
-        }
-    }
-
-    /// Central differences in f64 of eq. (2) against the fused backward pass, for z̃, u and
-    /// each of the ten parameters (summed over rows).
-    #[test]
-    fn fused_gauss_gradient_matches_finite_differences() {
-        let device = Device::flex().autodiff();
-        let (rows, units) = (4, 3);
-        let c = random_combinator(units, &device);
-        let (z, u) = inputs(rows, units, &device);
-        let a: Vec<Vec<f32>> = c.a.iter().map(|p| vals(p.val())).collect();
-        let (zv, uv) = (vals(z.clone()), vals(u.clone()));
-        let g = c.forward(z.clone(), u.clone()).sum().backward();
-        let (dz, du) = (vals(z.grad(&g).unwrap()), vals(u.grad(&g).unwrap()));
-        let f = |z: f64, u: f64, p: &[f64]| {
-            let s = |x: f64| 1.0 / (1.0 + (-x).exp());
-            let mu = p[0] * s(p[1] * u + p[2]) + p[3] * u + p[4];
-            let v = p[5] * s(p[6] * u + p[7]) + p[8] * u + p[9];
-            (z - mu) * v + mu
-        };
-        let unit = |j: usize| a.iter().map(|v| v[j] as f64).collect::<Vec<_>>();
-        let close = |got: f32, fd: f64, what: String| {
-            assert!(
-                (got as f64 - fd).abs() < 1e-3 * (1.0 + fd.abs()),
-                "{what}: {got} vs {fd}"
-            );
-        };
-        let h = 1e-5;
-        for e in 0..rows * units {
-            let p = unit(e % units);
-            let (z, u) = (zv[e] as f64, uv[e] as f64);
-            close(
-                dz[e],
-                (f(z + h, u, &p) - f(z - h, u, &p)) / (2.0 * h),
-                format!("dz[{e}]"),
-            );
-            close(
-                du[e],
-                (f(z, u + h, &p) - f(z, u - h, &p)) / (2.0 * h),
-                format!("du[{e}]"),
-            );
-        }
-        for (k, param) in c.a.iter().enumerate() {
-            let da = vals(param.val().grad(&g).unwrap());
-            for (j, &got) in da.iter().enumerate() {
-                let fd: f64 = (0..rows)
-                    .map(|r| {
-                        let e = r * units + j;
-                        let (z, u) = (zv[e] as f64, uv[e] as f64);
-                        let (mut hi, mut lo) = (unit(j), unit(j));
-                        hi[k] += h;
-                        lo[k] -= h;
-                        (f(z, u, &hi) - f(z, u, &lo)) / (2.0 * h)
-                    })
-                    .sum();
-                close(got, fd, format!("da{k}[{j}]"));
-            }
-        }
-    }
 }

@@ -29,11 +29,8 @@ pub trait LinearKernel: burn::backend::Backend {
     fn linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// x·W, fused on the CPU and `Tensor::matmul` elsewhere.
+/// x·W. Only for `f32` tensors on the Flex backend (`crate::ops::linear::matmul` chooses).
 pub fn matmul(x: Tensor<2>, w: Tensor<2>) -> Tensor<2> {
-    if !(super::fusable(&x) && super::fusable(&w)) {
-        return x.matmul(w);
-    }
     assert_eq!(x.dims()[1], w.dims()[0], "inner dimensions of x·W");
     Tensor::from_dispatch(<Dispatch as LinearKernel>::linear(
         x.into_dispatch(),

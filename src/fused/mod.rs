@@ -4,10 +4,11 @@
 //! passes, each allocating its result and each recorded by autodiff; on the CPU that chain,
 //! not the matrix products, was half of a training step. Each operation here does one such
 //! chain in one sweep over memory forward and one backward, with a hand-written gradient,
-//! registered as a burn backend extension on Flex. Model code calls them through functions
-//! that fall back to the tensor form on every other backend, so it stays
-//! backend-independent, and the tests hold each fused operation to its tensor form.
+//! registered as a burn backend extension on Flex. Model code calls them through the
+//! operations of [`crate::ops`], which fall back to the tensor form on every other backend, so
+//! it stays backend-independent; the tests hold each fused operation to its tensor form.
 //!
+//! - [`adam`]: Adam's update of every parameter in one pass;
 //! - [`gauss`]: the combinator g of eq. (2);
 //! - [`batch_norm`]: normalisation of row groups by their own moments (N_B of Algorithm 1);
 //! - [`bias_relu`]: φ(z + β), the encoder's activation;
@@ -17,9 +18,10 @@
 //!   noise sampler.
 
 /// The ε of batch normalisation in the authors' code, added to the variance before the
-/// square root, by the kernels here and the tensor forms of `model::batch_norm` alike.
+/// square root, by the kernels here and the tensor forms of `ops::batch_norm` alike.
 pub const BN_EPSILON: f64 = 1e-10;
 
+pub mod adam;
 pub mod batch_norm;
 pub mod bias_relu;
 pub mod denoising;
@@ -31,13 +33,7 @@ use std::borrow::Cow;
 
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
-use burn::tensor::DType;
 use rayon::prelude::*;
-
-/// Whether the fused operations serve this tensor: `f32` on the Flex backend.
-pub fn fusable<const D: usize>(t: &Tensor<D>) -> bool {
-    t.device() == Device::flex() && t.dtype() == DType::F32
-}
 
 /// Elements below which a pass runs on the calling thread alone.
 const PARALLEL_ELEMENTS: usize = 1 << 15;

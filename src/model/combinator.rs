@@ -11,8 +11,7 @@ use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
-use crate::fused::gauss as gauss_kernel;
-use crate::model::layers::Shape;
+use crate::ops::{Shape, gauss};
 
 /// Which denoising function a decoder layer uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,15 +114,15 @@ impl Combinator {
 
     /// ẑ = g(z̃, u) for a batch: `z_tilde` and `u` are `[batch, units]`.
     pub fn forward(&self, z_tilde: Tensor<2>, u: Tensor<2>) -> Tensor<2> {
-        if self.kind == CombinatorKind::Gauss && crate::fused::fusable(&z_tilde) {
-            return gauss_kernel::gauss(z_tilde, u, self.stacked());
+        if self.kind == CombinatorKind::Gauss {
+            return gauss::gauss(z_tilde, u, &self.params());
         }
         self.apply(z_tilde, u)
     }
 
-    /// The parameters stacked as `[count, units]`, for the fused kernel.
-    fn stacked(&self) -> Tensor<2> {
-        Tensor::cat(self.a.iter().map(|p| p.val()).collect(), 0)
+    /// The parameters, each shaped to broadcast over a rank-D activation.
+    fn params<const D: usize>(&self) -> Vec<Tensor<D>> {
+        (0..self.a.len()).map(|i| self.p(i)).collect()
     }
 
     /// ẑ = g(z̃, u) for a layer of `shape`, the parameters shared by every position of a
@@ -140,7 +139,7 @@ impl Combinator {
 
     pub(crate) fn apply<const D: usize>(&self, z_tilde: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
         match self.kind {
-            CombinatorKind::Gauss => self.gauss(z_tilde, u),
+            CombinatorKind::Gauss => gauss::tensor_form(z_tilde, u, &self.params()),
             CombinatorKind::G1 => self.mlp(z_tilde.clone(), u.clone(), Some(z_tilde * u)),
             CombinatorKind::G2 => self.mlp(z_tilde, u, None),
             CombinatorKind::G3 => {
@@ -150,16 +149,6 @@ impl Combinator {
             CombinatorKind::G4 => self.mean_only(z_tilde, u),
             CombinatorKind::Linear => z_tilde * self.p(0) + self.p(1),
         }
-    }
-
-    /// Eq. (2): μ(u) = a1·σ(a2·u + a3) + a4·u + a5, υ(u) = a6·σ(a7·u + a8) + a9·u + a10,
-    /// ẑ = (z̃ − μ)·υ + μ.
-    fn gauss<const D: usize>(&self, z_tilde: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
-        let mu = self.p(0) * sigmoid(self.p(1) * u.clone() + self.p(2))
-            + self.p(3) * u.clone()
-            + self.p(4);
-        let v = self.p(5) * sigmoid(self.p(6) * u.clone() + self.p(7)) + self.p(8) * u + self.p(9);
-        (z_tilde - mu.clone()) * v + mu
     }
 
     /// Σ_k a_k ξ_k for ξ = [1, z̃, u(, z̃u)], the parameters starting at index `first`.

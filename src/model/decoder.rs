@@ -12,11 +12,12 @@ use burn::module::Param;
 use burn::prelude::*;
 use rand::Rng;
 
-use crate::model::batch_norm::normalize_batch;
 use crate::model::combinator::Combinator;
 use crate::model::encoder::{scaled_normal, scaled_uniform};
-use crate::model::layers::{LayerGeom, LayerKind, Shape, layer_shape};
+use crate::model::layers::{LayerGeom, LayerKind, layer_shape};
 use crate::model::spec::LadderSpec;
+use crate::ops::Shape;
+use crate::ops::batch_norm::normalize_batch;
 
 /// One decoder layer: the vertical map from the layer above (none at the top, nor under a
 /// pooling layer, whose map is upsampling) and g.

@@ -8,14 +8,14 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, relu};
 use rand::Rng;
 
-use crate::fused;
-use crate::model::batch_norm::{Moments, normalize_batch, normalize_with_shaped};
-use crate::model::layers::{LayerGeom, LayerKind, Shape};
+use crate::model::layers::{LayerGeom, LayerKind};
 use crate::model::spec::{Activation, LadderSpec};
-use crate::noise::{CorruptionNoise, add_to_leading_rows, gaussian_vec};
+use crate::noise::{CorruptionNoise, gaussian_vec};
+use crate::ops::activation::bias_activation;
+use crate::ops::batch_norm::{Moments, normalize_batch, normalize_with_shaped};
+use crate::ops::{Shape, add_per_channel, add_to_leading_rows};
 
 /// Weights W^(l), biases β^(l) and the optional top scale γ^(L).
 #[derive(Module, Debug)]
@@ -144,20 +144,13 @@ impl Encoder {
             return z;
         };
         let shape = layer.geom.output;
-        if l < self.depth() && shape.spatial() == 1 && fused::fusable(&z) {
-            return fused::bias_relu::bias_relu(z, beta, self.activation.negative_slope());
+        if l < self.depth() {
+            return bias_activation(z, beta, self.activation.negative_slope(), shape);
         }
         let shifted = add_per_channel(z, beta, shape);
-        if l < self.depth() {
-            match self.activation {
-                Activation::Relu => relu(shifted),
-                Activation::Leakyrelu => leaky_relu(shifted, 0.1),
-            }
-        } else {
-            match &self.gamma {
-                Some(g) => shifted * g.val(),
-                None => shifted,
-            }
+        match &self.gamma {
+            Some(g) => shifted * g.val(),
+            None => shifted,
         }
     }
 
@@ -245,14 +238,4 @@ impl Encoder {
         }
         out
     }
-}
-
-/// x + b with b `[1, channels]` repeated over every position of its channel.
-pub(crate) fn add_per_channel(x: Tensor<2>, b: Tensor<2>, shape: Shape) -> Tensor<2> {
-    if shape.spatial() == 1 {
-        return x + b;
-    }
-    let [n, units] = x.dims();
-    let c = shape.channels;
-    (x.reshape([n, c, shape.spatial()]) + b.reshape([1, c, 1])).reshape([n, units])
 }

@@ -13,15 +13,14 @@
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 
-use crate::fused;
-use crate::model::batch_norm::{Moments, moments_shaped, normalize_with_shaped};
 use crate::model::decoder::Decoder;
 use crate::model::encoder::Encoder;
-use crate::model::layers::Shape;
 use crate::model::spec::LadderSpec;
 use crate::noise::{
     Adversarial, CorruptionNoise, InputPerturbation, RngStream, input_gradient, stream_rng,
 };
+use crate::ops::batch_norm::Moments;
+use crate::ops::denoising::denoising_cost;
 
 /// The trainable parameters of a Ladder network.
 #[derive(Module, Debug)]
@@ -239,47 +238,6 @@ impl LadderNetwork {
     }
 }
 
-/// Eq. (3) for one layer: ‖z − (ẑ − μ)/σ‖² summed over units, averaged over the batch and
-/// divided by the layer's width, with z = (z_pre − μ)/σ the clean value and μ, σ² the clean
-/// pass's batch moments of z_pre (per channel in convolutional layers of `shape`). The means
-/// cancel, so this is (ẑ − z_pre)²/σ², computed from `clean` = z_pre when `normalised`. The
-/// input layer is not normalised: `clean` is the clean input and the cost (ẑ − x)². One
-/// fused operation on the CPU for fully connected layers.
-pub fn denoising_cost(
-    z_hat: Tensor<2>,
-    clean: Tensor<2>,
-    normalised: bool,
-    shape: Shape,
-) -> Tensor<1> {
-    if fused::fusable(&z_hat) && shape.spatial() == 1 {
-        return fused::denoising::denoising_cost(z_hat, clean, normalised);
-    }
-    denoising_cost_tensor_form(z_hat, clean, normalised, shape)
-}
-
-/// [`denoising_cost`] written with tensor operations, for every backend.
-pub(crate) fn denoising_cost_tensor_form(
-    z_hat: Tensor<2>,
-    clean: Tensor<2>,
-    normalised: bool,
-    shape: Shape,
-) -> Tensor<1> {
-    let error = z_hat - clean.clone();
-    let error = if normalised {
-        // (ẑ − z_pre)/σ: normalising with a zero mean divides by σ alone.
-        let m = moments_shaped(clean, shape);
-        let zero = Moments {
-            mean: m.mean.zeros_like(),
-            var: m.var,
-        };
-        normalize_with_shaped(error, &zero, shape)
-    } else {
-        error
-    };
-    // The mean over batch × units is (1/N) Σ_n (1/d) Σ_i.
-    error.square().mean()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,7 +325,7 @@ mod tests {
         let mut rng = stream_rng(11, RngStream::Init, 0, 0);
         let mut model = randomized(spec, &device, &mut rng);
         let b = batch_of(spec.dims[0], &device, &mut rng);
-        let noise = CorruptionNoise::draw(spec, 12, &mut rng, &device);
+        let noise = CorruptionNoise::draw(&spec.noise_levels(), 12, &mut rng, &device);
 
         let terms = model.cost(spec, &b, &noise);
         assert!(terms.denoising.iter().all(Option::is_some));
@@ -459,31 +417,6 @@ mod tests {
     }
 
     #[test]
-    fn denoising_cost_normalises_with_the_clean_moments() {
-        let device = Device::flex();
-        let t = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [2, 2]), &device);
-        // Clean z_pre with moments mean (1, 2), variance (4, 1), so z = [−1, −1; 1, 1].
-        let z_pre = t(vec![-1.0, 1.0, 3.0, 3.0]);
-        let z_hat = t(vec![3.0, 2.0, 1.0, 4.0]);
-        // ẑ_BN = [(3−1)/2, (2−2)/1; (1−1)/2, (4−2)/1] = [1, 0; 0, 2]; errors against z
-        // [2, 1; −1, 1], squared [4, 1; 1, 1]: 7 over 2 examples × 2 units.
-        let shape = Shape::vector(2);
-        let fused = denoising_cost(z_hat.clone(), z_pre.clone(), true, shape);
-        let tensor = denoising_cost_tensor_form(z_hat.clone(), z_pre.clone(), true, shape);
-        for c in [fused, tensor] {
-            let c = c.into_scalar::<f32>();
-            assert!((c - 1.75).abs() < 1e-6, "{c}");
-        }
-        // The input layer is not normalised: errors [16, 1; 4, 1] → 22 / 4.
-        let fused = denoising_cost(z_hat.clone(), z_pre.clone(), false, shape);
-        let tensor = denoising_cost_tensor_form(z_hat, z_pre, false, shape);
-        for c in [fused, tensor] {
-            let c = c.into_scalar::<f32>();
-            assert!((c - 5.5).abs() < 1e-6, "{c}");
-        }
-    }
-
-    #[test]
     fn variants_build_the_decoder_they_need() {
         let device = Device::flex();
         let mut spec = tiny_spec();
@@ -545,7 +478,7 @@ mod tests {
         let plain = tiny_spec();
         let model = randomized(&plain, &device, &mut rng);
         let b = batch(&device, &mut rng);
-        let noise = CorruptionNoise::draw(&plain, 12, &mut rng, &device);
+        let noise = CorruptionNoise::draw(&plain.noise_levels(), 12, &mut rng, &device);
         let reference = total(&model, &plain, &b, &noise);
         assert_eq!(
             total(
@@ -659,7 +592,7 @@ mod tests {
         let mut spec = tiny_spec();
         let model = randomized(&spec, &device, &mut rng);
         let b = batch(&device, &mut rng);
-        let noise = CorruptionNoise::draw(&spec, 12, &mut rng, &device);
+        let noise = CorruptionNoise::draw(&spec.noise_levels(), 12, &mut rng, &device);
         let gaussian = values(noise.input.as_ref().unwrap());
         spec.adv_sup = adversarial(AdvKind::Sign, 0.5, false);
         spec.adv_unsup = adversarial(AdvKind::Unit, 0.5, true);

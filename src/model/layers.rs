@@ -20,7 +20,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
-use crate::fused;
+use crate::ops::{Shape, linear};
 
 /// Border mode of a convolution, as in Theano's `conv2d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,60 +59,6 @@ pub enum LayerKind {
 /// The most values one layer may hold per example, and the most weights one layer may have:
 /// beyond this a typo in a spec would try to allocate terabytes.
 pub const MAX_VALUES: usize = 1 << 31;
-
-/// Channels × height × width of one layer's activation; a vector of d units is d × 1 × 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shape {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-}
-
-impl Shape {
-    pub fn vector(units: usize) -> Shape {
-        Shape {
-            channels: units,
-            height: 1,
-            width: 1,
-        }
-    }
-
-    /// Values per example.
-    pub fn units(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-
-    /// Positions per channel; batch statistics and combinator parameters are shared over them.
-    pub fn spatial(&self) -> usize {
-        self.height * self.width
-    }
-
-    /// The input shape of a data set: `[d]` is a vector, `[H, W]` a grey image, `[C, H, W]`.
-    pub fn of_input(image_shape: &[usize]) -> Result<Shape> {
-        match *image_shape {
-            [d] => Ok(Shape::vector(d)),
-            [height, width] => Ok(Shape {
-                channels: 1,
-                height,
-                width,
-            }),
-            [channels, height, width] => Ok(Shape {
-                channels,
-                height,
-                width,
-            }),
-            _ => Err(LadderError::Spec(format!(
-                "inputs of shape {image_shape:?} are neither vectors nor images"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}×{}×{}", self.channels, self.height, self.width)
-    }
-}
 
 /// A layer with the shapes it maps between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,9 +237,7 @@ impl LayerGeom {
     pub fn encode(&self, h: Tensor<2>, weight: Option<Tensor<2>>) -> Tensor<2> {
         let n = h.dims()[0];
         match self.kind {
-            LayerKind::Fc { .. } => {
-                fused::linear::matmul(h, weight.expect("fc layers have weights"))
-            }
+            LayerKind::Fc { .. } => linear::matmul(h, weight.expect("fc layers have weights")),
             LayerKind::Conv {
                 border,
                 size,
@@ -332,7 +276,7 @@ impl LayerGeom {
         let (inp, out) = (self.input, self.output);
         match self.kind {
             LayerKind::Fc { .. } => {
-                fused::linear::matmul(z_hat, vertical.expect("fc layers have a vertical map"))
+                linear::matmul(z_hat, vertical.expect("fc layers have a vertical map"))
             }
             LayerKind::Conv {
                 border,

@@ -67,7 +67,7 @@ impl Mlp {
         let depth = self.weights.len();
         let mut h = x;
         for l in 0..depth {
-            h = crate::fused::linear::matmul(h, self.weights[l].val()) + self.biases[l].val();
+            h = crate::ops::linear::matmul(h, self.weights[l].val()) + self.biases[l].val();
             if l + 1 < depth {
                 h = relu(h);
             }

@@ -1,7 +1,6 @@
 //! The model pieces: layer-spec grammar, encoder, decoder, combinators and the Ladder itself,
 //! plain MLPs, and the semantic-noise-modeling network (paper 003).
 
-pub mod batch_norm;
 pub mod combinator;
 pub mod decoder;
 pub mod encoder;
@@ -11,9 +10,10 @@ pub mod mlp;
 pub mod semantic;
 pub mod spec;
 
+pub use crate::ops::Shape;
 pub use combinator::{Combinator, CombinatorKind};
 pub use decoder::Decoder;
 pub use encoder::Encoder;
 pub use ladder::{CostTerms, LadderBatch, LadderNetwork};
-pub use layers::{LayerGeom, LayerKind, Shape};
+pub use layers::{LayerGeom, LayerKind};
 pub use spec::{Activation, LadderSpec};

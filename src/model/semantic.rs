@@ -27,9 +27,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
-use crate::model::encoder::{add_per_channel, scaled_uniform};
+use crate::model::encoder::scaled_uniform;
 use crate::model::ladder::cross_entropy;
-use crate::model::layers::{LayerGeom, LayerKind, Shape};
+use crate::model::layers::{LayerGeom, LayerKind};
+use crate::ops::Shape;
+use crate::ops::add_per_channel;
 
 /// The models of 003 Table 1.
 #[derive(

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 use crate::model::combinator::CombinatorKind;
-use crate::model::layers::{
-    LayerGeom, LayerKind, Shape, dense_plan, layer_shape, parse_layer_kinds,
-};
+use crate::model::layers::{LayerGeom, LayerKind, dense_plan, layer_shape, parse_layer_kinds};
 use crate::noise::Adversarial;
+use crate::ops::Shape;
 
 /// Activation of the hidden layers (the top is always softmax).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -28,7 +27,7 @@ pub enum Activation {
 
 impl Activation {
     /// The slope for negative inputs: 0 for ReLU, 0.1 for the leaky ReLU.
-    pub fn negative_slope(self) -> f32 {
+    pub fn negative_slope(self) -> f64 {
         match self {
             Activation::Relu => 0.0,
             Activation::Leakyrelu => 0.1,
@@ -70,6 +69,13 @@ impl LadderSpec {
     /// Number of encoder layers L (not counting the input).
     pub fn depth(&self) -> usize {
         self.dims.len() - 1
+    }
+
+    /// Each layer's width and the std of its corruption noise, input first (Algorithm 1's
+    /// x̃ = x + noise and z̃ = N_B(z_pre) + noise).
+    pub fn noise_levels(&self) -> Vec<(usize, f64)> {
+        let stds = std::iter::once(&self.input_noise_std).chain(&self.layer_noise_std);
+        self.dims.iter().copied().zip(stds.copied()).collect()
     }
 
     /// Shape of layer l's activation (l = 0 is the input).

@@ -7,8 +7,6 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::fused::math::{cos_sin_turns, ln};
 use crate::fused::widest;
 
-use crate::model::LadderSpec;
-
 /// The purposes random numbers are drawn for; each gets an independent stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]
@@ -98,12 +96,12 @@ pub struct HostNoise {
 }
 
 impl HostNoise {
-    /// Draws the noise for `rows` examples through a network of `spec`'s shape, input first.
-    pub fn draw(spec: &LadderSpec, rows: usize, rng: &mut impl Rng) -> Self {
-        let stds = std::iter::once(&spec.input_noise_std).chain(&spec.layer_noise_std);
-        let parts = stds
-            .zip(&spec.dims)
-            .map(|(&std, &width)| {
+    /// Draws the noise for `rows` examples through layers of `levels` (each layer's width and
+    /// noise std, input first).
+    pub fn draw(levels: &[(usize, f64)], rows: usize, rng: &mut impl Rng) -> Self {
+        let parts = levels
+            .iter()
+            .map(|&(width, std)| {
                 let values = (std > 0.0).then(|| gaussian_vec(rng, rows * width, std as f32));
                 (width, values)
             })
@@ -112,22 +110,11 @@ impl HostNoise {
     }
 }
 
-/// x + n for noise `n` covering the first rows of `x` (the corrupted ones); the rows after
-/// them pass unchanged.
-pub fn add_to_leading_rows(x: Tensor<2>, n: Tensor<2>) -> Tensor<2> {
-    let [rows, cols] = x.dims();
-    let k = n.dims()[0];
-    if k == rows {
-        return x + n;
-    }
-    let clean = Tensor::zeros([rows - k, cols], &x.device());
-    x + Tensor::cat(vec![n, clean], 0)
-}
-
 impl CorruptionNoise {
-    /// Draws the noise for `rows` examples through a network of `spec`'s shape.
-    pub fn draw(spec: &LadderSpec, rows: usize, rng: &mut impl Rng, device: &Device) -> Self {
-        CorruptionNoise::from_host(HostNoise::draw(spec, rows, rng), device)
+    /// Draws the noise for `rows` examples through layers of `levels` (width and std, input
+    /// first).
+    pub fn draw(levels: &[(usize, f64)], rows: usize, rng: &mut impl Rng, device: &Device) -> Self {
+        CorruptionNoise::from_host(HostNoise::draw(levels, rows, rng), device)
     }
 
     /// The tensors of host-drawn noise.
@@ -202,27 +189,6 @@ mod tests {
         for o in other {
             assert_ne!(o, a[0]);
         }
-    }
-
-    /// Noise over the first rows leaves the others as they were.
-    #[test]
-    fn noise_covering_the_leading_rows_leaves_the_rest() {
-        let device = Device::flex();
-        let x = Tensor::<2>::from_data(
-            TensorData::new(vec![1.0f32, 2., 3., 4., 5., 6.], [3, 2]),
-            &device,
-        );
-        let n = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -0.5], [1, 2]), &device);
-        let y = add_to_leading_rows(x.clone(), n)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        assert_eq!(y, vec![1.5, 1.5, 3., 4., 5., 6.]);
-        let all = add_to_leading_rows(x.clone(), x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        assert_eq!(all, vec![2., 4., 6., 8., 10., 12.]);
     }
 
     #[test]

@@ -9,6 +9,5 @@ pub mod gaussian;
 
 pub use adversarial::{AdvKind, Adversarial, fgsm, input_gradient};
 pub use gaussian::{
-    CorruptionNoise, HostNoise, InputPerturbation, RngStream, add_to_leading_rows, gaussian_vec,
-    stream_rng,
+    CorruptionNoise, HostNoise, InputPerturbation, RngStream, gaussian_vec, stream_rng,
 };

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::Preprocessing;
 use crate::error::{LadderError, Result};
-use crate::model::layers::{LayerKind, Shape, parse_layer_kinds, plan};
+use crate::model::layers::{LayerKind, parse_layer_kinds, plan};
 use crate::model::spec::{Activation, LadderSpec, parse_decoder, parse_float_list};
 use crate::noise::{AdvKind, Adversarial};
+use crate::ops::Shape;
 
 /// Everything that decides a training run. Field names follow `run.py`'s flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

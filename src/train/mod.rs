@@ -1,6 +1,5 @@
-//! Configuration and presets, the fused Adam optimizer, the one training loop and its methods, the learning-rate schedule, checkpoints.
+//! Configuration and presets, the one training loop and its methods, the learning-rate schedule, checkpoints.
 
-pub mod adam;
 pub mod checkpoint;
 pub mod config;
 pub mod epochs;

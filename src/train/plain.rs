@@ -22,7 +22,7 @@ use crate::model::ladder::cross_entropy;
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::model::spec::parse_layers;
 use crate::noise::{RngStream, fgsm, gaussian_vec, stream_rng};
-use crate::train::adam::FusedAdam;
+use crate::ops::adam::FusedAdam;
 use crate::train::epochs::{EpochMethod, EpochOutcome, train_unsaved};
 
 /// The three models of 004 Sec. 3.4.

@@ -13,10 +13,11 @@ use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
 use crate::data::{Dataset, SemiSupervisedSplit, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval::{Classifier, batch_tensors, error_percent_of};
-use crate::model::layers::{LayerGeom, LayerKind, Shape, parse_layer_kinds, plan};
+use crate::model::layers::{LayerGeom, LayerKind, parse_layer_kinds, plan};
 use crate::model::semantic::{CostWeights, SemanticCost, SemanticModel, SemanticNet, check_layers};
 use crate::noise::{RngStream, gaussian_vec, stream_rng};
-use crate::train::adam::FusedAdam;
+use crate::ops::Shape;
+use crate::ops::adam::FusedAdam;
 use crate::train::epochs::{EpochMethod, EpochOutcome, train_unsaved};
 use crate::train::schedule::step_decay;
 

@@ -17,10 +17,10 @@ use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval;
-use crate::model::batch_norm::Moments;
 use crate::model::{LadderBatch, LadderNetwork, LadderSpec};
 use crate::noise::{CorruptionNoise, HostNoise, RngStream, stream_rng};
-use crate::train::adam::FusedAdam;
+use crate::ops::adam::FusedAdam;
+use crate::ops::batch_norm::Moments;
 use crate::train::checkpoint::{Checkpoint, CheckpointHeader, ExactCost, StoredMoments};
 use crate::train::config::TrainConfig;
 use crate::train::epochs::{AfterStep, Control, Method, Snapshot, StepDone};
@@ -327,23 +327,24 @@ impl Trainer {
     /// it is this one, else drawn now. With more than one worker thread, the draw for the
     /// following step starts in the background.
     fn corruption_noise(&mut self, epoch: usize, step: usize, rows: usize) -> HostNoise {
-        let draw = |seed: u64, spec: &LadderSpec, (epoch, step, rows): (usize, usize, usize)| {
+        let draw = |seed: u64, levels: &[(usize, f64)], (epoch, step, rows)| {
             let mut rng = stream_rng(seed, RngStream::Corruption, epoch as u64, step as u64);
-            HostNoise::draw(spec, rows, &mut rng)
+            HostNoise::draw(levels, rows, &mut rng)
         };
         let key = (epoch, step, rows);
         let ready = match self.prefetch.take() {
             Some(p) if p.key == key => p.noise.recv().ok(),
             _ => None,
         };
-        let noise = ready.unwrap_or_else(|| draw(self.config.seed, &self.spec, key));
+        let levels = self.spec.noise_levels();
+        let noise = ready.unwrap_or_else(|| draw(self.config.seed, &levels, key));
         // A lone worker would wait on its own queued job: only prefetch with company.
         if rayon::current_num_threads() > 1 {
             let (tx, rx) = std::sync::mpsc::channel();
-            let (seed, spec) = (self.config.seed, self.spec.clone());
+            let seed = self.config.seed;
             let next = (epoch, step + 1, rows);
             rayon::spawn(move || {
-                let _ = tx.send(draw(seed, &spec, next));
+                let _ = tx.send(draw(seed, &levels, next));
             });
             self.prefetch = Some(Prefetch {
                 key: next,

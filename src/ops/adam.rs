@@ -15,12 +15,9 @@ use burn::optim::{
     Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
 };
 use burn::prelude::*;
-use rayon::prelude::*;
 
-use crate::fused::{fusable, widest};
-
-/// Elements per parallel task: large enough that scheduling costs nothing next to the work.
-const CHUNK: usize = 1 << 14;
+use crate::fused::adam::Update;
+use crate::ops::fusable;
 
 /// Adam with β1, β2 and ε; the update of eq. (Algorithm 1) in burn's formulation:
 /// m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g², θ ← θ − lr·(c·m) / (√v + ε·√(1−β2ᵗ)), with
@@ -132,55 +129,10 @@ impl Optimizer for FusedAdam {
     }
 }
 
-/// One step's scalars, applied element by element.
-#[derive(Clone, Copy)]
-struct Update {
-    beta_1: f32,
-    beta_2: f32,
-    combined: f32,
-    eps: f32,
-    lr: f32,
-    /// The first step, where burn starts the moments from (1−β)·g rather than from zero.
-    first: bool,
-}
-
-impl Update {
-    /// Updates θ, m and v in place from g, in chunks over the thread pool.
-    fn apply(self, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
-        theta
-            .par_chunks_mut(CHUNK)
-            .zip(m.par_chunks_mut(CHUNK))
-            .zip(v.par_chunks_mut(CHUNK))
-            .zip(g.par_chunks(CHUNK))
-            .for_each(|(((theta, m), v), g)| update_chunk(self, theta, m, v, g));
-    }
-}
-
-widest!(update_chunk, update_chunk_body, (u: Update, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]));
-
-/// The update of one chunk. Each line is one of burn's tensor operations, in its order, so
-/// the results are bit for bit those of burn's Adam (no operation is fused into an FMA).
-#[inline(always)]
-fn update_chunk_body(u: Update, theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
-    let (f1, f2) = (1.0 - u.beta_1, 1.0 - u.beta_2);
-    let n = theta.len();
-    let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
-    for i in 0..n {
-        let (mg, vg) = (g[i] * f1, (g[i] * g[i]) * f2);
-        if u.first {
-            (m[i], v[i]) = (mg, vg);
-        } else {
-            m[i] = m[i] * u.beta_1 + mg;
-            v[i] = v[i] * u.beta_2 + vg;
-        }
-        let step = (m[i] * u.combined) / (v[i].sqrt() + u.eps);
-        theta[i] -= step * u.lr;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::adam::CHUNK;
     use burn::tensor::Distribution;
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {

@@ -5,9 +5,8 @@
 
 use burn::prelude::*;
 
-use crate::fused;
-use crate::model::layers::Shape;
-use crate::noise::add_to_leading_rows;
+use crate::fused::batch_norm as kernel;
+use crate::ops::{Shape, add_to_leading_rows, fusable};
 
 pub use crate::fused::BN_EPSILON;
 
@@ -48,8 +47,8 @@ pub fn normalize_batch(
     noise: Option<Tensor<2>>,
 ) -> Tensor<2> {
     let equal = groups.iter().all(|&g| g == groups[0]);
-    if fused::fusable(&x) && shape.spatial() == 1 && equal {
-        return fused::batch_norm::normalize_groups(x, groups[0], noise);
+    if fusable(&x) && shape.spatial() == 1 && equal {
+        return kernel::normalize_groups(x, groups[0], noise);
     }
     let (y, _) = normalize_groups_shaped(x, groups, shape);
     match noise {
@@ -164,6 +163,8 @@ pub fn normalize_groups(x: Tensor<2>, groups: &[usize]) -> (Tensor<2>, Vec<Momen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::test_support::{assert_close, vals};
+    use burn::tensor::Distribution;
 
     #[test]
     fn channels_are_normalised_over_rows_and_positions() {
@@ -213,5 +214,34 @@ mod tests {
         let y3 = values(y3);
         assert_eq!(y3[0], 0.0);
         assert_eq!(values(m3[1].mean.clone()), vec![(3.0 + 10.0 + 30.0) / 3.0]);
+    }
+
+    /// Output and input gradient agree with autodiff through the tensor form, for one and for
+    /// two groups, small (one task) and large (split over the pool), with and without noise.
+    #[test]
+    fn fused_batch_norm_matches_the_tensor_form_and_its_gradient() {
+        let device = Device::flex().autodiff();
+        for (rows, units, group) in [(6, 5, 3), (6, 5, 6), (200, 700, 100)] {
+            let x = Tensor::<2>::random([rows, units], Distribution::Normal(1.0, 3.0), &device)
+                .require_grad();
+            let noise = Tensor::<2>::random([rows / 2, units], Distribution::Default, &device);
+            let groups = vec![group; rows / group];
+            let w = Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 1.0), &device);
+            for with_noise in [false, true] {
+                let fused =
+                    kernel::normalize_groups(x.clone(), group, with_noise.then(|| noise.clone()));
+                let mut plain = normalize_groups(x.clone(), &groups).0;
+                if with_noise {
+                    let pad = Tensor::zeros([rows - rows / 2, units], &device);
+                    plain = plain + Tensor::cat(vec![noise.clone(), pad], 0);
+                }
+                let what = format!("{rows}x{units}/{group} noise {with_noise}");
+                assert_close(&vals(fused.clone()), &vals(plain.clone()), 1e-5, &what);
+                let gf = (fused * w.clone()).sum().backward();
+                let gp = (plain * w.clone()).sum().backward();
+                let (df, dp) = (x.grad(&gf).unwrap(), x.grad(&gp).unwrap());
+                assert_close(&vals(df), &vals(dp), 1e-4, &format!("dx {what}"));
+            }
+        }
     }
 }

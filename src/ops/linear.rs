@@ -1,0 +1,15 @@
+//! The matrix products of fully connected layers, y = x·W.
+
+use burn::prelude::*;
+
+use crate::fused::linear as kernel;
+use crate::ops::fusable;
+
+/// x·W: the fused product on the CPU, `Tensor::matmul` elsewhere (the same gemm kernels, so the
+/// same numbers, on the CPU).
+pub fn matmul(x: Tensor<2>, w: Tensor<2>) -> Tensor<2> {
+    if fusable(&x) && fusable(&w) {
+        return kernel::matmul(x, w);
+    }
+    x.matmul(w)
+}
