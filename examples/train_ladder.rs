@@ -11,8 +11,8 @@ use ladder::train::{PreparedData, TrainConfig, Trainer, never_stop};
 fn main() -> ladder::Result<()> {
     let data = load_embedded(10)?;
     let config = TrainConfig {
-        encoder_layers: "500-250-10".into(),
-        denoising_cost_x: "1000,10,0.1,0.1".into(),
+        encoder_layers: ladder::model::spec::Written::known("500-250-10"),
+        denoising_cost_x: ladder::model::spec::Written::known("1000,10,0.1,0.1"),
         labeled_samples: 100,
         epochs: 5,
         seed: 1,

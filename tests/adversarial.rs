@@ -15,7 +15,7 @@ fn device() -> Device {
 fn short(model: PlainModel) -> PlainConfig {
     PlainConfig {
         model,
-        hidden_layers: "200".into(),
+        hidden_layers: ladder::model::spec::Written::known("200"),
         max_epochs: 12,
         patience: 100,
         validation_samples: 1000,
@@ -53,7 +53,7 @@ fn early_stopping_keeps_the_best_epoch() {
     let config = PlainConfig {
         max_epochs: 30,
         patience: 3,
-        hidden_layers: "50".into(),
+        hidden_layers: ladder::model::spec::Written::known("50"),
         ..PlainConfig::default()
     };
     let split = PlainData::new(&data, &config).unwrap();
@@ -85,8 +85,8 @@ fn early_stopping_keeps_the_best_epoch() {
 fn the_ladder_trains_with_adversarial_noise() {
     let data = load_embedded(10).unwrap();
     let base = TrainConfig {
-        encoder_layers: "100-50-10".into(),
-        denoising_cost_x: "1000,10,0.1,0.1".into(),
+        encoder_layers: ladder::model::spec::Written::known("100-50-10"),
+        denoising_cost_x: ladder::model::spec::Written::known("1000,10,0.1,0.1"),
         unlabeled_samples: Some(2000),
         epochs: 3,
         ..TrainConfig::default()

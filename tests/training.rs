@@ -26,8 +26,8 @@ fn run(config: &TrainConfig) -> Vec<EpochMetrics> {
 #[test]
 fn same_seed_gives_identical_metrics_and_another_seed_does_not() {
     let config = TrainConfig {
-        encoder_layers: "50-20-10".into(),
-        denoising_cost_x: "100,1,0.1,0.1".into(),
+        encoder_layers: ladder::model::spec::Written::known("50-20-10"),
+        denoising_cost_x: ladder::model::spec::Written::known("100,1,0.1,0.1"),
         unlabeled_samples: Some(1000),
         validation_samples: 500,
         epochs: 2,
@@ -47,15 +47,15 @@ fn same_seed_gives_identical_metrics_and_another_seed_does_not() {
 #[test]
 fn full_ladder_beats_the_supervised_baseline_with_100_labels() {
     let ladder = TrainConfig {
-        encoder_layers: "500-250-10".into(),
-        denoising_cost_x: "1000,10,0.1,0.1".into(),
+        encoder_layers: ladder::model::spec::Written::known("500-250-10"),
+        denoising_cost_x: ladder::model::spec::Written::known("1000,10,0.1,0.1"),
         epochs: 8,
         lrate_decay: 0.6,
         ..TrainConfig::default()
     };
     let baseline = TrainConfig {
-        denoising_cost_x: "0".into(),
-        f_local_noise_std: "0.5".into(),
+        denoising_cost_x: ladder::model::spec::Written::known("0"),
+        f_local_noise_std: ladder::model::spec::Written::known("0.5"),
         ..ladder.clone()
     };
     let error = |c: &TrainConfig| run(c).last().unwrap().test_error_percent.unwrap();
@@ -72,8 +72,8 @@ fn full_ladder_beats_the_supervised_baseline_with_100_labels() {
 #[test]
 fn noise_drawn_ahead_on_another_thread_gives_the_same_run() {
     let config = TrainConfig {
-        encoder_layers: "50-20-10".into(),
-        denoising_cost_x: "100,1,0.1,0.1".into(),
+        encoder_layers: ladder::model::spec::Written::known("50-20-10"),
+        denoising_cost_x: ladder::model::spec::Written::known("100,1,0.1,0.1"),
         unlabeled_samples: Some(1000),
         epochs: 2,
         seed: 3,
@@ -97,8 +97,8 @@ fn noise_drawn_ahead_on_another_thread_gives_the_same_run() {
 #[test]
 fn monitoring_samples_the_moments() {
     let config = TrainConfig {
-        encoder_layers: "100-50-10".into(),
-        denoising_cost_x: "100,1,0.1,0.1".into(),
+        encoder_layers: ladder::model::spec::Written::known("100-50-10"),
+        denoising_cost_x: ladder::model::spec::Written::known("100,1,0.1,0.1"),
         unlabeled_samples: Some(3000),
         monitor_moments: 500,
         epochs: 2,

@@ -38,8 +38,8 @@ pub struct ConfigArgs {
     /// globalmeanpool:0, fc:N [default: 1000-500-250-250-250-10].
     #[arg(long)]
     pub encoder_layers: Option<String>,
-    /// Combinator g per layer, input first, ','-separated, or one for all: gauss, g1, g2, g3,
-    /// g4, linear, 0 [default: gauss].
+    /// Combinator g per layer, input first, ','-separated (the authors' '-' works too), or one
+    /// for all: gauss, g1, g2, g3, g4, linear, 0 [default: gauss].
     #[arg(long)]
     pub decoder_spec: Option<String>,
     /// λ per layer, input first, ','-separated, or one for all [default:

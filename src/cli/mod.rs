@@ -255,10 +255,7 @@ mod tests {
             panic!("not train-plain")
         };
         let c = cmd.config.resolve().unwrap();
-        assert_eq!(
-            (c.max_epochs, c.hidden_layers.as_str(), c.seed),
-            (4, "30", 3)
-        );
+        assert_eq!((c.max_epochs, c.hidden_layers.text(), c.seed), (4, "30", 3));
         let semantic = Cli::try_parse_from([
             "ladder",
             "train-semantic",
@@ -304,6 +301,6 @@ mod tests {
             panic!("not train-semantic")
         };
         let c = cmd.config.resolve().unwrap();
-        assert_eq!((c.epochs, c.layers.as_str()), (4, "fc:20"));
+        assert_eq!((c.epochs, c.layers.text()), (4, "fc:20"));
     }
 }

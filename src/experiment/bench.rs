@@ -180,8 +180,8 @@ mod tests {
 
     fn tiny() -> TrainConfig {
         TrainConfig {
-            encoder_layers: "30-10".into(),
-            denoising_cost_x: "10,1,0.1".into(),
+            encoder_layers: crate::model::spec::Written::known("30-10"),
+            denoising_cost_x: crate::model::spec::Written::known("10,1,0.1"),
             labeled_samples: 100,
             unlabeled_samples: Some(500),
             ..TrainConfig::default()

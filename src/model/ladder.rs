@@ -377,9 +377,11 @@ mod tests {
     /// global mean pooling, a fully connected top) and a denoising cost on each.
     fn tiny_conv_spec() -> LadderSpec {
         let config = crate::train::TrainConfig {
-            encoder_layers: "convf:2:2:1:1-maxpool:2:2-convv:3:2:1:1-globalmeanpool:0-fc:3".into(),
-            decoder_spec: "gauss".into(),
-            denoising_cost_x: "2,0.7,0.5,0.4,0.3,0.2".into(),
+            encoder_layers: crate::model::spec::Written::known(
+                "convf:2:2:1:1-maxpool:2:2-convv:3:2:1:1-globalmeanpool:0-fc:3",
+            ),
+            decoder_spec: crate::model::spec::Written::known("gauss"),
+            denoising_cost_x: crate::model::spec::Written::known("2,0.7,0.5,0.4,0.3,0.2"),
             num_classes: 3,
             ..Default::default()
         };

@@ -2,10 +2,16 @@
 //!
 //! - encoder layers: `1000-500-250-250-250-10` (widths of the hidden layers and the output);
 //! - decoder: `gauss` for every layer, or one combinator per layer, bottom (input) first,
-//!   joined by `-`: `gauss-gauss-linear-0-0-0-0` (`0` = no decoder at that layer);
+//!   joined by `,` as the other per-layer lists are (or by `-`, as in the authors' code):
+//!   `gauss,gauss,linear,0,0,0,0` (`0` = no decoder at that layer);
 //! - λ (denoising cost weights): `1000,10,0.1,0.1,0.1,0.1,0.1`, bottom first, one per layer
 //!   including the input layer, or a single number applied to every layer;
 //! - per-layer noise: one number for every layer, or a comma list of one per encoder layer.
+//!
+//! A configuration holds each as a typed value parsed when it is read ([`Written`]): a
+//! malformed spec is an error when the configuration loads, the network code never re-parses
+//! text, and the configuration writes back the very text it read, so existing `config.toml`
+//! files load and compare as before.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +42,146 @@ impl Activation {
 }
 
 crate::named_choice!(Activation, "activation");
+
+/// A value of the spec grammar that parses from its text.
+pub trait FromText: Sized {
+    fn from_text(s: &str) -> Result<Self>;
+}
+
+/// A typed value together with the text it was parsed from: it serialises as that text, and
+/// two are equal when their texts are.
+#[derive(Debug, Clone)]
+pub struct Written<T: FromText + Clone> {
+    text: String,
+    value: T,
+}
+
+impl<T: FromText + Clone> Written<T> {
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(Written {
+            value: T::from_text(text)?,
+            text: text.into(),
+        })
+    }
+
+    /// A spec written in this program (a default or a preset), known to parse.
+    pub fn known(text: &str) -> Self {
+        Self::parse(text).unwrap_or_else(|e| panic!("built-in spec '{text}' is invalid: {e}"))
+    }
+
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl<T: FromText + Clone> PartialEq for Written<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl<T: FromText + Clone> Serialize for Written<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de, T: FromText + Clone> Deserialize<'de> for Written<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<T: FromText + Clone> std::fmt::Display for Written<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// One value for every layer, or one per layer (input first).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PerLayer<T> {
+    All(T),
+    Each(Vec<T>),
+}
+
+impl<T: Clone> PerLayer<T> {
+    /// The values of a network of `n` layers; `what` and `text` name the list in the error
+    /// when it has another length.
+    pub fn for_layers(&self, n: usize, what: &str, text: &str) -> Result<Vec<T>> {
+        match self {
+            PerLayer::All(v) => Ok(vec![v.clone(); n]),
+            PerLayer::Each(v) if v.len() == n => Ok(v.clone()),
+            PerLayer::Each(v) => Err(LadderError::Spec(format!(
+                "{what} '{text}' has {} values but the network needs {n} (or a single value for all)",
+                v.len()
+            ))),
+        }
+    }
+}
+
+fn per_layer<T>(mut values: Vec<T>) -> PerLayer<T> {
+    match values.len() {
+        1 => PerLayer::All(values.remove(0)),
+        _ => PerLayer::Each(values),
+    }
+}
+
+impl FromText for Vec<LayerKind> {
+    fn from_text(s: &str) -> Result<Self> {
+        parse_layer_kinds(s)
+    }
+}
+
+impl FromText for PerLayer<f64> {
+    fn from_text(s: &str) -> Result<Self> {
+        let values = s
+            .split(',')
+            .map(|p| {
+                p.trim().parse::<f64>().map_err(|_| {
+                    LadderError::Spec(format!("cannot parse '{}' as a number in '{s}'", p.trim()))
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(per_layer(values))
+    }
+}
+
+impl FromText for PerLayer<Option<CombinatorKind>> {
+    fn from_text(s: &str) -> Result<Self> {
+        let kinds = s
+            .split([',', '-'])
+            .map(|p| CombinatorKind::parse(p.trim()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(per_layer(kinds))
+    }
+}
+
+/// An encoder spec: the layer chain `1000-500-10` or `convv:32:3:1:1-maxpool:2:2-fc:10`.
+pub type EncoderLayers = Written<Vec<LayerKind>>;
+/// A combinator for every layer or one per layer.
+pub type DecoderSpec = Written<PerLayer<Option<CombinatorKind>>>;
+/// A number for every layer or one per layer: λ, noise std.
+pub type LayerValues = Written<PerLayer<f64>>;
+
+impl LayerValues {
+    /// The values of a network of `n` layers.
+    pub fn for_layers(&self, n: usize, what: &str) -> Result<Vec<f64>> {
+        self.value.for_layers(n, what, &self.text)
+    }
+}
+
+impl DecoderSpec {
+    /// The combinators of a network of `n` layers (input included).
+    pub fn for_layers(&self, n: usize) -> Result<Vec<Option<CombinatorKind>>> {
+        self.value.for_layers(n, "decoder spec", &self.text)
+    }
+}
 
 /// Everything that fixes the shape and the noise of a fully connected Ladder network.
 ///
@@ -174,11 +320,13 @@ impl LadderSpec {
     }
 }
 
-/// Parses `1000-500-250-250-250-10` into widths: a fully connected network's layers.
-pub fn parse_layers(s: &str) -> Result<Vec<usize>> {
-    parse_layer_kinds(s)?
-        .into_iter()
-        .map(|kind| match kind {
+/// The widths of a fully connected network's layers (`1000-500-250-250-250-10`); an error
+/// for convolution or pooling layers.
+pub fn widths(spec: &EncoderLayers) -> Result<Vec<usize>> {
+    let s = spec.text();
+    spec.value()
+        .iter()
+        .map(|kind| match *kind {
             LayerKind::Fc { units } => Ok(units),
             _ => Err(LadderError::Spec(format!(
                 "encoder spec '{s}' has convolution or pooling layers, but this network is \
@@ -188,53 +336,19 @@ pub fn parse_layers(s: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Parses a comma-separated list of numbers; a single number is repeated `n` times.
-pub fn parse_float_list(s: &str, n: usize, what: &str) -> Result<Vec<f64>> {
-    let values = s
-        .split(',')
-        .map(|p| {
-            p.trim().parse::<f64>().map_err(|_| {
-                LadderError::Spec(format!("cannot parse '{}' in {what} '{s}'", p.trim()))
-            })
-        })
-        .collect::<Result<Vec<f64>>>()?;
-    match values.len() {
-        1 => Ok(vec![values[0]; n]),
-        len if len == n => Ok(values),
-        len => Err(LadderError::Spec(format!(
-            "{what} '{s}' has {len} values but the network needs {n} (or a single value for all)"
-        ))),
-    }
-}
-
-/// Parses the decoder spec: one combinator name for all layers or one per layer joined by `-`.
-pub fn parse_decoder(s: &str, n: usize) -> Result<Vec<Option<CombinatorKind>>> {
-    let parts: Vec<&str> = s.split('-').map(str::trim).collect();
-    let kinds = parts
-        .iter()
-        .map(|p| CombinatorKind::parse(p))
-        .collect::<Result<Vec<_>>>()?;
-    match kinds.len() {
-        1 => Ok(vec![kinds[0]; n]),
-        len if len == n => Ok(kinds),
-        len => Err(LadderError::Spec(format!(
-            "decoder spec '{s}' has {len} entries but the network has {n} layers (input included)"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_layer_widths() {
+        let parse_layers = |s: &str| EncoderLayers::parse(s).and_then(|l| widths(&l));
         assert_eq!(
             parse_layers("1000-500-250-250-250-10").unwrap(),
             vec![1000, 500, 250, 250, 250, 10]
         );
         assert_eq!(parse_layers("fc:10").unwrap(), vec![10]);
-        for bad in ["", "10-x", "10--5", "0-10", "-3"] {
+        for bad in ["", "10-x", "10--5", "0-10", "-3", "convv:4:3:1:1"] {
             let err = parse_layers(bad).unwrap_err().to_string();
             assert!(
                 err.contains("encoder spec") || err.contains("empty"),
@@ -245,34 +359,57 @@ mod tests {
 
     #[test]
     fn float_lists_broadcast_or_match_length() {
-        assert_eq!(parse_float_list("0.3", 3, "noise").unwrap(), vec![0.3; 3]);
-        assert_eq!(
-            parse_float_list("1,2,3", 3, "λ").unwrap(),
-            vec![1.0, 2.0, 3.0]
-        );
-        let err = parse_float_list("1,2", 3, "denoising costs")
-            .unwrap_err()
-            .to_string();
+        let values = |s: &str, n| LayerValues::parse(s).unwrap().for_layers(n, "λ");
+        assert_eq!(values("0.3", 3).unwrap(), vec![0.3; 3]);
+        assert_eq!(values("1,2,3", 3).unwrap(), vec![1.0, 2.0, 3.0]);
+        let err = values("1,2", 3).unwrap_err().to_string();
         assert!(
-            err.contains("has 2 values but the network needs 3"),
+            err.contains("λ '1,2' has 2 values but the network needs 3"),
             "{err}"
         );
-        assert!(parse_float_list("1,a", 2, "λ").is_err());
+        let err = LayerValues::parse("1,a").unwrap_err().to_string();
+        assert!(err.contains("cannot parse 'a'"), "{err}");
     }
 
     #[test]
-    fn decoder_spec_parses_names() {
-        let kinds = parse_decoder("gauss-0-linear", 3).unwrap();
-        assert_eq!(
-            kinds,
-            vec![
-                Some(CombinatorKind::Gauss),
-                None,
-                Some(CombinatorKind::Linear)
-            ]
+    fn decoder_spec_parses_names_joined_by_commas_or_dashes() {
+        let want = vec![
+            Some(CombinatorKind::Gauss),
+            None,
+            Some(CombinatorKind::Linear),
+        ];
+        for text in ["gauss-0-linear", "gauss,0,linear"] {
+            let spec = DecoderSpec::parse(text).unwrap();
+            assert_eq!(spec.for_layers(3).unwrap(), want);
+            assert_eq!(spec.text(), text);
+        }
+        assert!(
+            DecoderSpec::parse("gauss-gauss")
+                .unwrap()
+                .for_layers(3)
+                .is_err()
         );
-        assert!(parse_decoder("gauss-gauss", 3).is_err());
-        assert!(parse_decoder("nope", 3).is_err());
+        assert!(DecoderSpec::parse("nope").is_err());
+    }
+
+    /// A typed spec writes back the text it read, and a malformed one fails to load.
+    #[test]
+    fn written_specs_round_trip_their_text() {
+        #[derive(Serialize, Deserialize)]
+        struct C {
+            layers: EncoderLayers,
+        }
+        let c: C = toml::from_str("layers = 'convv:4:3:1:1-fc:10'").unwrap();
+        assert_eq!(c.layers.value().len(), 2);
+        assert_eq!(
+            toml::to_string(&c).unwrap(),
+            "layers = \"convv:4:3:1:1-fc:10\"\n"
+        );
+        let err = toml::from_str::<C>("layers = '10-x'")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("cannot parse 'x'"), "{err}");
     }
 
     fn spec() -> LadderSpec {

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::Preprocessing;
 use crate::error::{LadderError, Result};
-use crate::model::layers::{LayerKind, parse_layer_kinds, plan};
-use crate::model::spec::{Activation, LadderSpec, parse_decoder, parse_float_list};
+use crate::model::layers::{LayerKind, plan};
+use crate::model::spec::{
+    Activation, DecoderSpec, EncoderLayers, LadderSpec, LayerValues, Written,
+};
 use crate::noise::{AdvKind, Adversarial};
 use crate::ops::Shape;
 
@@ -15,12 +17,12 @@ use crate::ops::Shape;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Hidden and output widths, `-`-separated (`--encoder-layers`).
-    pub encoder_layers: String,
+    /// Hidden and output layers, `-`-separated (`--encoder-layers`).
+    pub encoder_layers: EncoderLayers,
     /// Combinator per layer or one for all (`--decoder-spec`).
-    pub decoder_spec: String,
+    pub decoder_spec: DecoderSpec,
     /// λ per layer, input first (`--denoising-cost-x`).
-    pub denoising_cost_x: String,
+    pub denoising_cost_x: LayerValues,
     /// Labelled examples, balanced across classes; 0 = every training example.
     pub labeled_samples: usize,
     /// Unlabelled examples; `None` = every training example.
@@ -41,7 +43,7 @@ pub struct TrainConfig {
     pub super_noise_std: f64,
     /// Std of the corruption after each layer, one value or one per layer
     /// (`--f-local-noise-std`).
-    pub f_local_noise_std: String,
+    pub f_local_noise_std: LayerValues,
     /// Learn γ at the softmax top (`--top-c`).
     pub top_c: bool,
     /// Hidden activation (`--act`).
@@ -89,9 +91,9 @@ impl Default for TrainConfig {
     /// The paper's full Ladder on MNIST with 100 labels.
     fn default() -> Self {
         TrainConfig {
-            encoder_layers: "1000-500-250-250-250-10".into(),
-            decoder_spec: "gauss".into(),
-            denoising_cost_x: "1000,10,0.1,0.1,0.1,0.1,0.1".into(),
+            encoder_layers: Written::known("1000-500-250-250-250-10"),
+            decoder_spec: Written::known("gauss"),
+            denoising_cost_x: Written::known("1000,10,0.1,0.1,0.1,0.1,0.1"),
             labeled_samples: 100,
             unlabeled_samples: None,
             validation_samples: 0,
@@ -101,7 +103,7 @@ impl Default for TrainConfig {
             lrate_decay: 0.67,
             batch_size: 100,
             super_noise_std: 0.3,
-            f_local_noise_std: "0.3".into(),
+            f_local_noise_std: Written::known("0.3"),
             top_c: true,
             act: Activation::Relu,
             num_classes: 10,
@@ -161,7 +163,7 @@ impl Preset {
 fn mnist(labeled: usize, lambdas: &str) -> TrainConfig {
     TrainConfig {
         labeled_samples: labeled,
-        denoising_cost_x: lambdas.into(),
+        denoising_cost_x: Written::known(lambdas),
         ..TrainConfig::default()
     }
 }
@@ -169,7 +171,7 @@ fn mnist(labeled: usize, lambdas: &str) -> TrainConfig {
 /// The supervised baseline: no decoder, layer noise 0.5.
 fn baseline(labeled: usize) -> TrainConfig {
     TrainConfig {
-        f_local_noise_std: "0.5".into(),
+        f_local_noise_std: Written::known("0.5"),
         ..mnist(labeled, "0")
     }
 }
@@ -192,7 +194,7 @@ fn full_100() -> TrainConfig {
 
 fn full_1000() -> TrainConfig {
     TrainConfig {
-        f_local_noise_std: "0.2".into(),
+        f_local_noise_std: Written::known("0.2"),
         ..mnist(1000, "2000,20,0.1,0.1,0.1,0.1,0.1")
     }
 }
@@ -204,7 +206,7 @@ fn full_all() -> TrainConfig {
 /// Conv-Small (or another network) on MNIST with 100 labels.
 fn conv_mnist(layers: &str, lambdas: String) -> TrainConfig {
     TrainConfig {
-        encoder_layers: layers.into(),
+        encoder_layers: Written::known(layers),
         ..mnist(100, &lambdas)
     }
 }
@@ -212,8 +214,8 @@ fn conv_mnist(layers: &str, lambdas: String) -> TrainConfig {
 /// Conv-Large on CIFAR-10 with 4,000 labels: leaky ReLU, GCN 55, ZCA, no γ.
 fn conv_cifar(lambdas: String) -> TrainConfig {
     TrainConfig {
-        encoder_layers: CONV_LARGE.into(),
-        denoising_cost_x: lambdas,
+        encoder_layers: Written::known(CONV_LARGE),
+        denoising_cost_x: Written::known(&lambdas),
         labeled_samples: 4000,
         act: Activation::Leakyrelu,
         contrast_norm: 55.0,
@@ -339,7 +341,7 @@ pub const PRESET_TABLE: [Preset; 24] = [
         build: || TrainConfig {
             epochs: 20,
             lrate_decay: 0.5,
-            f_local_noise_std: "0.45".into(),
+            f_local_noise_std: Written::known("0.45"),
             ..conv_mnist(CONV_SMALL, "0".into())
         },
     },
@@ -414,14 +416,14 @@ impl TrainConfig {
     /// The network this configuration describes, for inputs of `image_shape` (`[d]`,
     /// `[H, W]` or `[C, H, W]`; a fully connected network flattens images).
     pub fn ladder_spec(&self, image_shape: &[usize]) -> Result<LadderSpec> {
-        let kinds = parse_layer_kinds(&self.encoder_layers)?;
+        let kinds = self.encoder_layers.value();
         let input = Shape::of_input(image_shape)?;
         let input = if kinds.iter().any(LayerKind::is_spatial) {
             input
         } else {
             Shape::vector(input.units())
         };
-        let layers = plan(input, &kinds)?;
+        let layers = plan(input, kinds)?;
         let mut dims = vec![input.units()];
         dims.extend(layers.iter().map(|g| g.output.units()));
         let n = dims.len();
@@ -434,10 +436,12 @@ impl TrainConfig {
         }
         let spec = LadderSpec {
             layers,
-            combinators: parse_decoder(&self.decoder_spec, n)?,
-            lambdas: parse_float_list(&self.denoising_cost_x, n, "denoising costs")?,
+            combinators: self.decoder_spec.for_layers(n)?,
+            lambdas: self.denoising_cost_x.for_layers(n, "denoising costs")?,
             input_noise_std: self.super_noise_std,
-            layer_noise_std: parse_float_list(&self.f_local_noise_std, n - 1, "layer noise std")?,
+            layer_noise_std: self
+                .f_local_noise_std
+                .for_layers(n - 1, "layer noise std")?,
             top_c: self.top_c,
             activation: self.act,
             adv_sup: adversarial(self.adv_sup_kind, self.adv_sup_tau, self.adv_sup_gaussian),
@@ -515,12 +519,13 @@ impl TrainConfig {
         // The network shape is checked against an arbitrary input here (a vector, or an image
         // for convolutional networks); the real one comes with the data, so only the lists'
         // lengths and values count.
-        let kinds = parse_layer_kinds(&self.encoder_layers)?;
+        let kinds = self.encoder_layers.value();
         if kinds.iter().any(LayerKind::is_spatial) {
             let n = kinds.len() + 1;
-            parse_decoder(&self.decoder_spec, n)?;
-            parse_float_list(&self.denoising_cost_x, n, "denoising costs")?;
-            parse_float_list(&self.f_local_noise_std, n - 1, "layer noise std")?;
+            self.decoder_spec.for_layers(n)?;
+            self.denoising_cost_x.for_layers(n, "denoising costs")?;
+            self.f_local_noise_std
+                .for_layers(n - 1, "layer noise std")?;
             Ok(())
         } else {
             self.ladder_spec(&[1]).map(|_| ())
@@ -692,16 +697,16 @@ mod tests {
         };
         assert!(c.validate().unwrap_err().to_string().contains("batch size"));
         c.batch_size = 100;
-        c.denoising_cost_x = "1,2,3".into();
+        c.denoising_cost_x = Written::known("1,2,3");
         let err = c.validate().unwrap_err().to_string();
         assert!(
             err.contains("has 3 values but the network needs 7"),
             "{err}"
         );
-        c.denoising_cost_x = "1".into();
-        c.encoder_layers = "100-x".into();
-        assert!(c.validate().is_err());
-        c.encoder_layers = "100-5".into();
+        c.denoising_cost_x = Written::known("1");
+        let err = TrainConfig::from_toml_str("encoder_layers = '100-x'").unwrap_err();
+        assert!(err.to_string().contains("cannot parse 'x'"), "{err}");
+        c.encoder_layers = Written::known("100-5");
         assert!(
             c.validate()
                 .unwrap_err()

@@ -20,7 +20,7 @@ use crate::error::{LadderError, Result};
 use crate::eval::{Classifier, batch_tensors, error_percent_of};
 use crate::model::ladder::cross_entropy;
 use crate::model::mlp::{Mlp, MlpInit};
-use crate::model::spec::parse_layers;
+use crate::model::spec::{EncoderLayers, Written, widths};
 use crate::noise::{RngStream, fgsm, gaussian_vec, stream_rng};
 use crate::ops::adam::FusedAdam;
 use crate::train::epochs::{EpochMethod, EpochOutcome, train_unsaved};
@@ -73,7 +73,7 @@ crate::named_choice!(PlainOptimizer, "optimizer");
 #[serde(default, deny_unknown_fields)]
 pub struct PlainConfig {
     /// Hidden widths, `-`-separated (the classes are added on top).
-    pub hidden_layers: String,
+    pub hidden_layers: EncoderLayers,
     pub model: PlainModel,
     /// ε: the FGSM step of model B, the noise std of model C.
     pub epsilon: f64,
@@ -108,7 +108,7 @@ impl Default for PlainConfig {
     /// epochs, patience 100, sparse init 15; ε 0.25 and α 0.5 for the other models.
     fn default() -> Self {
         PlainConfig {
-            hidden_layers: "800".into(),
+            hidden_layers: Written::known("800"),
             model: PlainModel::A,
             epsilon: 0.25,
             alpha: 0.5,
@@ -152,7 +152,7 @@ impl PlainConfig {
     /// Layer widths for `input_dim`-dimensional inputs.
     pub fn dims(&self, input_dim: usize) -> Result<Vec<usize>> {
         let mut dims = vec![input_dim];
-        dims.extend(parse_layers(&self.hidden_layers)?);
+        dims.extend(widths(&self.hidden_layers)?);
         dims.push(self.num_classes);
         Ok(dims)
     }

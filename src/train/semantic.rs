@@ -13,8 +13,9 @@ use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
 use crate::data::{Dataset, SemiSupervisedSplit, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval::{Classifier, batch_tensors, error_percent_of};
-use crate::model::layers::{LayerGeom, LayerKind, parse_layer_kinds, plan};
+use crate::model::layers::{LayerGeom, LayerKind, plan};
 use crate::model::semantic::{CostWeights, SemanticCost, SemanticModel, SemanticNet, check_layers};
+use crate::model::spec::{EncoderLayers, Written};
 use crate::noise::{RngStream, gaussian_vec, stream_rng};
 use crate::ops::Shape;
 use crate::ops::adam::FusedAdam;
@@ -37,7 +38,7 @@ pub struct SemanticConfig {
     pub model: SemanticModel,
     /// Layers below the output (the layer grammar of `--encoder-layers`); the last one is the
     /// latent z, and a fully connected output of `num_classes` units goes on top.
-    pub layers: String,
+    pub layers: EncoderLayers,
     pub num_classes: usize,
     /// λ₁ (eq. 5, 7), λ (eq. 11), λ₀ (eq. 12).
     pub lambda_input: f64,
@@ -78,7 +79,7 @@ impl Default for SemanticConfig {
     fn default() -> Self {
         SemanticConfig {
             model: SemanticModel::PerturbClass,
-            layers: MNIST_LAYERS.into(),
+            layers: Written::known(MNIST_LAYERS),
             num_classes: 10,
             lambda_input: 0.03,
             lambda_latent: 0.03,
@@ -108,7 +109,7 @@ impl SemanticConfig {
         match name {
             "mnist" => Ok(SemanticConfig::default()),
             "cifar" => Ok(SemanticConfig {
-                layers: CIFAR_LAYERS.into(),
+                layers: Written::known(CIFAR_LAYERS),
                 lambda_input: 0.01,
                 lambda_latent: 0.01,
                 lambda_hidden: 0.01,
@@ -174,7 +175,7 @@ impl SemanticConfig {
                     .into(),
             );
         }
-        parse_layer_kinds(&self.layers).map(|_| ())
+        Ok(())
     }
 
     /// The input shape the network sees for images of `image_shape`.
@@ -187,7 +188,7 @@ impl SemanticConfig {
 
     /// Every layer's geometry for images of `image_shape` (before cropping), output included.
     pub fn plan(&self, image_shape: &[usize]) -> Result<Vec<LayerGeom>> {
-        let mut kinds = parse_layer_kinds(&self.layers)?;
+        let mut kinds = self.layers.value().clone();
         kinds.push(LayerKind::Fc {
             units: self.num_classes,
         });
@@ -615,18 +616,15 @@ mod tests {
                 },
                 "batch size",
             ),
-            (
-                SemanticConfig {
-                    layers: "convs:8:x:1:1".into(),
-                    ..ok.clone()
-                },
-                "whole numbers",
-            ),
         ];
         for (c, needle) in cases {
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{needle}: {err}");
         }
+        let err = EncoderLayers::parse("convs:8:x:1:1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("whole numbers"), "{err}");
         // A crop larger than the images.
         let big = SemanticConfig { crop: 40, ..ok };
         let err = big.plan(&[28, 28]).unwrap_err().to_string();
