@@ -511,7 +511,7 @@ fn a_conv_ladder_trains_on_cifar_files_with_preprocessing_and_augmentation() {
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(read(plain.join("plain.toml")).contains("grey = true"));
+    assert!(read(plain.join("config.toml")).contains("grey = true"));
     let rob = tmp.path().join("rob");
     let o = ladder(&[
         "robustness",
@@ -595,7 +595,7 @@ fn a_semantic_grid_tabulates_resumes_and_draws_its_figures() {
     assert_eq!(cell["runs"].as_array().unwrap().len(), 2);
     let run = root.join("k10/perturb-class/seed-1");
     assert_eq!(read(run.join("metrics.jsonl")).lines().count(), 2);
-    assert!(read(run.join("semantic.toml")).contains("model = \"perturb-class\""));
+    assert!(read(run.join("config.toml")).contains("model = \"perturb-class\""));
 
     // Finished runs are read back, not retrained: the same table.
     let again = semantic_grid(&root, &[]);
@@ -733,7 +733,7 @@ fn the_cifar_semantic_preset_trains_on_cifar_files() {
             .collect::<Vec<_>>()
     };
     assert_eq!(metrics(&a), metrics(&b));
-    let config = read(a.join("k2/perturb-class/seed-1/semantic.toml"));
+    let config = read(a.join("k2/perturb-class/seed-1/config.toml"));
     assert!(
         config.contains("crop = 24") && config.contains("flip = true"),
         "{config}"

@@ -369,15 +369,15 @@ fn ctrl_c_stops_a_plain_run_after_its_epoch_and_it_resumes_exactly() {
     assert_exits(&o, 130, &["ladder train-plain --resume"]);
     assert!(!int.join("summary.json").exists());
     // The saved state continues only under the configuration it was written with.
-    let config = std::fs::read_to_string(int.join("plain.toml")).unwrap();
+    let config = std::fs::read_to_string(int.join("config.toml")).unwrap();
     std::fs::write(
-        int.join("plain.toml"),
+        int.join("config.toml"),
         config.replace("lr = 0.01", "lr = 0.02"),
     )
     .unwrap();
     let mut resumed = command_of(&["train-plain", "--resume", int.to_str().unwrap()], &[]);
     assert_exits(&resumed.output().unwrap(), 1, &["another configuration"]);
-    std::fs::write(int.join("plain.toml"), config).unwrap();
+    std::fs::write(int.join("config.toml"), config).unwrap();
     finished(resumed.output().unwrap());
     assert_same_run(&whole, &int);
 }

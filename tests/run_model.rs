@@ -508,3 +508,53 @@ fn plain_runs_take_seeds_and_resume_like_every_method() {
     let o = ladder(&["evaluate", s(&out)]);
     assert_fails(&o, "seed-1");
 }
+
+/// Every method writes the same `config.toml` (plain and semantic runs name their method in
+/// it); a command for one method refuses another's run, and runs written with the older
+/// per-method names (`plain.toml`) still evaluate and resume.
+#[test]
+fn every_method_writes_one_config_file_and_older_layouts_still_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let args = |out: &Path| {
+        vec![
+            "train-plain".to_string(),
+            "--layers".into(),
+            "20".into(),
+            "--epochs".into(),
+            "2".into(),
+            "--validation-samples".into(),
+            "200".into(),
+            "--out".into(),
+            s(out).into(),
+            "--quiet".into(),
+        ]
+    };
+    let run = |a: Vec<String>| ladder(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args(&plain));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = read(plain.join("config.toml"));
+    assert!(config.starts_with("method = \"plain\"\n"), "{config}");
+    assert!(!plain.join("plain.toml").exists());
+    assert_fails(
+        &ladder(&["train", "--resume", s(&plain), "--quiet"]),
+        "holds a Plain run, not a Ladder run",
+    );
+    let ladder_run = tmp.path().join("ladder");
+    assert!(train(&ladder_run, &[]).status.success());
+    assert!(!read(ladder_run.join("config.toml")).contains("method"));
+    assert_fails(
+        &ladder(&["train-plain", "--resume", s(&ladder_run), "--quiet"]),
+        "holds a Ladder run, not a Plain run",
+    );
+    // The older layout: the configuration in plain.toml, without the method line.
+    let old = tmp.path().join("old");
+    copy_dir(&plain, &old);
+    std::fs::remove_file(old.join("config.toml")).unwrap();
+    let body = config.strip_prefix("method = \"plain\"\n").unwrap();
+    std::fs::write(old.join("plain.toml"), body).unwrap();
+    assert_close(evaluated(&[s(&old)]), recorded_error(&plain));
+    let o = ladder(&["train-plain", "--resume", s(&old), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(recorded_error(&old), recorded_error(&plain));
+}

@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 
 use ladder::experiment::bench::bench;
-use ladder::experiment::run::{CONFIG_FILE, SEEDS_FILE, fresh_dir, read_json};
+use ladder::experiment::run::{RunMethod, SEEDS_FILE, fresh_dir, read_config, read_json};
 use ladder::experiment::sweep::{GridAxis, SWEEP_FILE, SweepSpec, sweep};
 use ladder::experiment::{parse_seeds, train_run, train_seeds};
 use ladder::model::Activation;
@@ -173,19 +173,12 @@ pub fn train(cmd: TrainCmd) -> Result<()> {
     // A resumed run takes its configuration, seed list and data from its own directory.
     let (config, seeds, out, data) = match &cmd.resume {
         Some(dir) => {
-            let config_path = dir.join(CONFIG_FILE);
-            if !config_path.exists() {
-                bail!(
-                    "{} has no {CONFIG_FILE}: not a run directory to resume",
-                    dir.display()
-                );
-            }
+            let config: TrainConfig = read_config(dir, RunMethod::Ladder)?;
             let seeds_path = dir.join(SEEDS_FILE);
             let seeds = match seeds_path.exists() {
                 true => Some(read_json::<Vec<u64>>(&seeds_path)?),
                 false => None,
             };
-            let config = TrainConfig::from_toml_file(&config_path)?;
             let data = cmd.data.of_run(dir, config.num_classes)?;
             (config, seeds, dir.clone(), data)
         }

@@ -2,12 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use ladder::experiment::plain_run::{PLAIN_CONFIG_FILE, train_plain_run, train_plain_seeds};
-use ladder::experiment::run::{SEEDS_FILE, StartMode, fresh_dir, read_json};
+use ladder::experiment::plain_run::{train_plain_run, train_plain_seeds};
+use ladder::experiment::run::{
+    RunMethod, SEEDS_FILE, StartMode, fresh_dir, read_config, read_json,
+};
 use ladder::train::plain::{PlainConfig, PlainModel, PlainOptimizer};
 use ladder::train::resolve::{flag_table, resolve};
 
@@ -119,15 +121,7 @@ pub fn train_plain(cmd: PlainCmd) -> Result<()> {
     let dev = cmd.device.device()?;
     let (config, seeds, data, out, mode) = match &cmd.resume {
         Some(dir) => {
-            let path = dir.join(PLAIN_CONFIG_FILE);
-            if !path.exists() {
-                bail!(
-                    "{} has no {PLAIN_CONFIG_FILE}: not a plain run directory to resume",
-                    dir.display()
-                );
-            }
-            let text = std::fs::read_to_string(&path)?;
-            let config = PlainConfig::from_toml_str(&text)?;
+            let config: PlainConfig = read_config(dir, RunMethod::Plain)?;
             let seeds_path = dir.join(SEEDS_FILE);
             let seeds = match seeds_path.exists() {
                 true => Some(read_json::<Vec<u64>>(&seeds_path)?),

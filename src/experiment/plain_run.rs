@@ -1,4 +1,4 @@
-//! Run directories of plain (non-Ladder) networks: `plain.toml`, `data.json`, `metrics.jsonl`
+//! Run directories of plain (non-Ladder) networks: `config.toml` (with `method = "plain"`), `data.json`, `metrics.jsonl`
 //! (one line per epoch), `checkpoint.bin` (the state a stopped run continues from exactly),
 //! `model.bin` (the best network by validation error) and, once finished, `summary.json`.
 
@@ -13,15 +13,14 @@ use crate::data::{DataRecord, RecordedData, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    CHECKPOINT_FILE, METRICS_FILE, SEEDS_FILE, SUMMARY_FILE, SeedsSummary, StartMode, device_name,
-    prepare_run_files, read_json, run_epochs, write_json,
+    CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunMethod, SEEDS_FILE, SUMMARY_FILE, SeedsSummary,
+    StartMode, device_name, prepare_run_files, read_json, run_epochs, write_config, write_json,
 };
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::noise::{RngStream, stream_rng};
-use crate::train::checkpoint::{load_module, save_module, write_atomic};
+use crate::train::checkpoint::{load_module, save_module};
 use crate::train::plain::{PlainConfig, PlainData, PlainMethod};
 
-pub const PLAIN_CONFIG_FILE: &str = "plain.toml";
 pub const PLAIN_MODEL_FILE: &str = "model.bin";
 const PLAIN_MAGIC: &[u8; 8] = b"LADDERPL";
 
@@ -81,7 +80,7 @@ pub fn load_plain_model(path: &Path, device: &Device) -> Result<(PlainModelHeade
 
 /// The files of a plain run directory.
 const PLAIN_RUN_FILES: [&str; 5] = [
-    PLAIN_CONFIG_FILE,
+    CONFIG_FILE,
     METRICS_FILE,
     CHECKPOINT_FILE,
     PLAIN_MODEL_FILE,
@@ -125,7 +124,7 @@ fn train_preprocessed(
         return read_json(&out.join(SUMMARY_FILE));
     }
     let toml = config.to_toml();
-    write_atomic(&out.join(PLAIN_CONFIG_FILE), toml.as_bytes())?;
+    write_config(out, RunMethod::Plain, &toml)?;
     let hint = format!("ladder train-plain --resume {}", out.display());
     let outcome = run_epochs(&method, out, &toml, mode, initial, report, &hint)?;
     let header = PlainModelHeader {
@@ -178,13 +177,13 @@ pub fn train_plain_seeds(
     for &seed in seeds {
         PlainData::new(sets, &with_seed(seed))?;
     }
-    let top_files = [PLAIN_CONFIG_FILE, SEEDS_FILE, SUMMARY_FILE];
+    let top_files = [CONFIG_FILE, SEEDS_FILE, SUMMARY_FILE];
     let _lock = prepare_run_files(out, &top_files, mode, &data.record)?;
     let summary_path = out.join(SUMMARY_FILE);
     if mode == StartMode::Resume && summary_path.exists() {
         return read_json(&summary_path);
     }
-    write_atomic(&out.join(PLAIN_CONFIG_FILE), config.to_toml().as_bytes())?;
+    write_config(out, RunMethod::Plain, &config.to_toml())?;
     write_json(&out.join(SEEDS_FILE), &seeds)?;
     let mut runs = Vec::with_capacity(seeds.len());
     for &seed in seeds {

@@ -35,6 +35,107 @@ pub const SEEDS_FILE: &str = "seeds.json";
 /// fingerprint of every file.
 pub const DATA_FILE: &str = "data.json";
 
+/// The method a run directory belongs to, as its [`CONFIG_FILE`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMethod {
+    /// A Ladder network or one of its baselines: `config.toml` without a `method` key.
+    Ladder,
+    /// A plain network of 004: `method = "plain"`.
+    Plain,
+    /// A semantic-noise-modeling network of 003: `method = "semantic"`.
+    Semantic,
+}
+
+/// The key of [`CONFIG_FILE`] that names the method (absent for the Ladder, as in runs written
+/// before it existed).
+const METHOD_KEY: &str = "method";
+
+impl RunMethod {
+    fn key(self) -> Option<&'static str> {
+        match self {
+            RunMethod::Ladder => None,
+            RunMethod::Plain => Some("plain"),
+            RunMethod::Semantic => Some("semantic"),
+        }
+    }
+
+    /// Where runs written before every method shared [`CONFIG_FILE`] kept their configuration.
+    fn legacy_file(self) -> Option<&'static str> {
+        match self {
+            RunMethod::Ladder => None,
+            RunMethod::Plain => Some("plain.toml"),
+            RunMethod::Semantic => Some("semantic.toml"),
+        }
+    }
+
+    /// The method of the run (or multi-seed run, or grid cell) in `dir`; `None` when it holds
+    /// no configuration.
+    pub fn of_dir(dir: &Path) -> Result<Option<RunMethod>> {
+        let path = dir.join(CONFIG_FILE);
+        if path.exists() {
+            let table = read_toml_table(&path)?;
+            return match table.get(METHOD_KEY) {
+                None => Ok(Some(RunMethod::Ladder)),
+                Some(toml::Value::String(s)) if s == "plain" => Ok(Some(RunMethod::Plain)),
+                Some(toml::Value::String(s)) if s == "semantic" => Ok(Some(RunMethod::Semantic)),
+                Some(other) => Err(LadderError::Format {
+                    path,
+                    reason: format!("unknown method {other}; expected \"plain\" or \"semantic\""),
+                }),
+            };
+        }
+        let legacy = [RunMethod::Plain, RunMethod::Semantic]
+            .into_iter()
+            .find(|m| m.legacy_file().is_some_and(|f| dir.join(f).exists()));
+        Ok(legacy)
+    }
+}
+
+fn read_toml_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    toml::from_str(&text).map_err(|e| LadderError::Format {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes `config` (TOML) as the [`CONFIG_FILE`] of a run of `method` in `dir`, atomically.
+pub(crate) fn write_config(dir: &Path, method: RunMethod, config: &str) -> Result<()> {
+    let text = match method.key() {
+        Some(name) => format!("{METHOD_KEY} = \"{name}\"\n{config}"),
+        None => config.to_string(),
+    };
+    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+}
+
+/// The configuration of the run of `method` in `dir` (from its legacy file in older runs);
+/// an error when the directory holds another method's run or none.
+pub fn read_config<C: serde::de::DeserializeOwned>(dir: &Path, method: RunMethod) -> Result<C> {
+    let found = RunMethod::of_dir(dir)?;
+    if found != Some(method) {
+        return Err(LadderError::RunDir {
+            path: dir.into(),
+            reason: match found {
+                None => format!("has no {CONFIG_FILE}: not a run directory"),
+                Some(other) => format!("holds a {other:?} run, not a {method:?} run"),
+            },
+        });
+    }
+    let path = match (dir.join(CONFIG_FILE), method.legacy_file()) {
+        (p, _) if p.exists() => p,
+        (_, Some(legacy)) => dir.join(legacy),
+        (p, None) => p,
+    };
+    let mut table = read_toml_table(&path)?;
+    table.remove(METHOD_KEY);
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| LadderError::Format {
+            path,
+            reason: e.to_string(),
+        })
+}
+
 /// Set by the Ctrl-C handler: the run finishes its current step, saves and stops.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

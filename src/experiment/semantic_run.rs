@@ -1,6 +1,6 @@
 //! Run directories of semantic-noise-modeling networks (003), and the grids of Table 1.
 //!
-//! One run: `semantic.toml`, `data.json`, `metrics.jsonl` (one line per epoch),
+//! One run: `config.toml` (with `method = "semantic"`), `data.json`, `metrics.jsonl` (one line per epoch),
 //! `checkpoint.bin` (the state a stopped run continues from exactly), `model.bin` (the network
 //! of the best validation error, with the mean image it subtracts) and, once finished,
 //! `summary.json`. A grid of models × examples per class × seeds writes one run per seed to
@@ -20,8 +20,9 @@ use crate::data::RecordedData;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
 use crate::experiment::run::{
-    CHECKPOINT_FILE, DirLock, METRICS_FILE, SUMMARY_FILE, StartMode, check_data_record,
-    device_name, prepare_run_files, read_json, run_epochs, write_data_record, write_json,
+    CHECKPOINT_FILE, CONFIG_FILE, DirLock, METRICS_FILE, RunMethod, SUMMARY_FILE, StartMode,
+    check_data_record, device_name, prepare_run_files, read_config, read_json, run_epochs,
+    write_config, write_data_record, write_json,
 };
 use crate::experiment::seeds::mean_std;
 use crate::model::semantic::{SemanticModel, SemanticNet};
@@ -29,7 +30,6 @@ use crate::noise::{RngStream, stream_rng};
 use crate::train::checkpoint::{load_module, save_module, write_atomic};
 use crate::train::semantic::{SemanticConfig, SemanticData, SemanticMethod, semantic_split};
 
-pub const SEMANTIC_CONFIG_FILE: &str = "semantic.toml";
 pub const SEMANTIC_MODEL_FILE: &str = "model.bin";
 pub const TABLE_MARKDOWN: &str = "table.md";
 pub const TABLE_CSV: &str = "table.csv";
@@ -103,7 +103,7 @@ pub fn load_semantic_model(
 
 /// The files of one semantic run directory.
 const RUN_FILES: [&str; 5] = [
-    SEMANTIC_CONFIG_FILE,
+    CONFIG_FILE,
     METRICS_FILE,
     CHECKPOINT_FILE,
     SEMANTIC_MODEL_FILE,
@@ -133,7 +133,7 @@ pub fn train_semantic_run(
     let initial = method.initial_model()?;
     let _lock = prepare_run_files(out, &RUN_FILES, mode, record)?;
     let toml = config.to_toml();
-    write_atomic(&out.join(SEMANTIC_CONFIG_FILE), toml.as_bytes())?;
+    write_config(out, RunMethod::Semantic, &toml)?;
     let hint =
         "the same train-semantic command again (finished and stopped runs of a grid continue)";
     let outcome = run_epochs(&method, out, &toml, mode, initial, report, hint)?;
@@ -192,9 +192,7 @@ fn finished_run(
         return Ok(None);
     }
     check_data_record(dir, &data.record)?;
-    let path = dir.join(SEMANTIC_CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| LadderError::io(&path, e))?;
-    let stored = SemanticConfig::from_toml_str(&text)?;
+    let stored: SemanticConfig = read_config(dir, RunMethod::Semantic)?;
     if &stored != config {
         return Err(LadderError::RunDir {
             path: dir.into(),

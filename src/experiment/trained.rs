@@ -9,10 +9,10 @@ use crate::data::preprocess::{Preprocessing, preprocessed};
 use crate::data::{Dataset, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval::{Classifier, LadderClassifier, classify, error_percent_of};
-use crate::experiment::plain_run::{PLAIN_CONFIG_FILE, PLAIN_MODEL_FILE, load_plain_model};
-use crate::experiment::run::{CHECKPOINT_FILE, CONFIG_FILE, load_run};
+use crate::experiment::plain_run::{PLAIN_MODEL_FILE, load_plain_model};
+use crate::experiment::run::{CHECKPOINT_FILE, CONFIG_FILE, RunMethod, load_run};
 use crate::experiment::semantic_run::{
-    SEMANTIC_CONFIG_FILE, SEMANTIC_MODEL_FILE, SemanticModelHeader, load_semantic_model,
+    SEMANTIC_MODEL_FILE, SemanticModelHeader, load_semantic_model,
 };
 use crate::model::mlp::Mlp;
 use crate::model::semantic::SemanticNet;
@@ -72,8 +72,8 @@ fn not_a_run(dir: &Path) -> LadderError {
     LadderError::RunDir {
         path: dir.into(),
         reason: format!(
-            "holds no trained network: neither {CONFIG_FILE} and {CHECKPOINT_FILE} (Ladder) nor \
-             {PLAIN_CONFIG_FILE} or {SEMANTIC_CONFIG_FILE} with {PLAIN_MODEL_FILE}{hint}"
+            "holds no trained network: neither {CONFIG_FILE} with {CHECKPOINT_FILE} (Ladder) nor \
+             {CONFIG_FILE} with {PLAIN_MODEL_FILE} (plain, semantic){hint}"
         ),
     }
 }
@@ -82,10 +82,11 @@ impl TrainedModel {
     /// Reads the network of a finished run directory onto `device` (with autodiff, for
     /// gradient attacks).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        if dir.join(SEMANTIC_CONFIG_FILE).exists() {
+        let method = RunMethod::of_dir(dir)?;
+        if method == Some(RunMethod::Semantic) {
             return Self::load_semantic(dir, device);
         }
-        if dir.join(PLAIN_CONFIG_FILE).exists() || dir.join(PLAIN_MODEL_FILE).exists() {
+        if method == Some(RunMethod::Plain) {
             if !dir.join(PLAIN_MODEL_FILE).exists() {
                 return Err(not_a_run(dir));
             }
