@@ -11,9 +11,12 @@
 //!   kernel ([`fused`]) and its tensor form, so model code stays backend-independent;
 //! - [`noise`]: Gaussian corruption and the run's random streams;
 //! - [`train`]: configuration and presets, the one training loop and its methods, learning-rate schedules, checkpoints;
-//! - [`eval`]: error rates with the training set's batch-norm statistics, predictions;
+//! - [`eval`]: error rates with the training set's batch-norm statistics, predictions,
+//!   robustness tables;
+//! - [`attack`]: the threat model and the attacks (FGSM, PGD, APGD-CE, Square Attack);
 //! - [`experiment`]: run directories, multi-seed runs with mean ± std, benchmarks.
 
+pub mod attack;
 pub mod choice;
 pub mod data;
 pub mod device;

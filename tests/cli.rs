@@ -292,6 +292,12 @@ fn plain_models_train_and_their_robustness_is_tabulated_and_drawn() {
         "0,0.1",
         "--sigmas",
         "0,0.3",
+        "--attack-epsilons",
+        "0.1,0.3",
+        "--attack-examples",
+        "200",
+        "--square-queries",
+        "100",
         "--out",
         rob.to_str().unwrap(),
     ]);
@@ -299,9 +305,14 @@ fn plain_models_train_and_their_robustness_is_tabulated_and_drawn() {
     let csv = read(rob.join("robustness.csv"));
     assert_eq!(csv.lines().count(), 1 + 2 * 4, "{csv}");
     assert!(csv.contains("model-b,fgsm,0.1,"), "{csv}");
-    for png in ["fgsm.png", "gaussian.png"] {
+    for png in ["fgsm.png", "gaussian.png", "attacks.png"] {
         assert_eq!(&std::fs::read(rob.join(png)).unwrap()[1..4], b"PNG");
     }
+    // Per model: the clean line, then four attacks and the worst case at each of two radii.
+    let attacks = read(rob.join("attacks.csv"));
+    assert_eq!(attacks.lines().count(), 1 + 2 * (1 + 2 * 5), "{attacks}");
+    assert!(attacks.contains("model-b,linf,0.3,square,"), "{attacks}");
+    assert!(read(rob.join("attacks.md")).contains("inputs clipped to [0, 1]"));
     let w = dir.path().join("w");
     let o = ladder(&[
         "weights",
@@ -320,6 +331,14 @@ fn plain_models_train_and_their_robustness_is_tabulated_and_drawn() {
     assert_fails(
         &ladder(&["robustness", d0, "--epsilons", "0,abc"]),
         "'abc' is not a number",
+    );
+    assert_fails(
+        &ladder(&["robustness", d0, "--attacks", "pgd,cw"]),
+        "unknown attack 'cw'",
+    );
+    assert_fails(
+        &ladder(&["robustness", d0, "--norm", "l2"]),
+        "Square Attack is implemented for the L∞ norm only",
     );
     assert_fails(
         &ladder(&["robustness", dir.path().to_str().unwrap()]),

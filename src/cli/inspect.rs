@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use ladder::attack::{AttackKind, AttackSettings, Norm};
 use ladder::data::{Dataset, load_idx_images};
 use ladder::experiment::robustness::{
     RobustnessOptions, TrainedModel, robustness, weight_pictures,
@@ -48,9 +49,37 @@ pub struct RobustnessCmd {
     /// A name per run for the table and legends [default: the directory names].
     #[arg(long = "name")]
     names: Vec<String>,
-    /// FGSM steps ε, comma-separated.
+    /// The thesis 004's unclipped FGSM steps ε, comma-separated (robustness.md, fgsm.png).
     #[arg(long, default_value = "0,0.05,0.1,0.15,0.2,0.25,0.3")]
     epsilons: String,
+    /// Attacks within the clipped threat model, comma-separated: fgsm, pgd, apgd, square, or
+    /// none (attacks.md, attacks.csv, attacks.png, with the worst case per example).
+    #[arg(long, default_value = "fgsm,pgd,apgd,square")]
+    attacks: String,
+    /// The norm of the attacks' ball: linf or l2.
+    #[arg(long, value_enum, default_value_t = Norm::Linf)]
+    norm: Norm,
+    /// The attacks' radii ε, comma-separated.
+    #[arg(long, default_value = "0.1,0.3")]
+    attack_epsilons: String,
+    /// PGD's iterations.
+    #[arg(long, default_value_t = 40)]
+    pgd_steps: usize,
+    /// PGD's random starts.
+    #[arg(long, default_value_t = 1)]
+    pgd_restarts: usize,
+    /// PGD's step size [default: 2.5 ε / --pgd-steps].
+    #[arg(long)]
+    pgd_step_size: Option<f64>,
+    /// APGD-CE's iterations.
+    #[arg(long, default_value_t = 100)]
+    apgd_steps: usize,
+    /// Square Attack's queries per example.
+    #[arg(long, default_value_t = 1000)]
+    square_queries: usize,
+    /// Attack only the first N test examples [default: all of them].
+    #[arg(long)]
+    attack_examples: Option<usize>,
     /// Gaussian noise stds σ, comma-separated.
     #[arg(long, default_value = "0,0.1,0.2,0.3,0.4,0.5")]
     sigmas: String,
@@ -186,17 +215,41 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
             (name, d.clone())
         })
         .collect();
+    let attacks = match cmd.attacks.trim() {
+        "none" => Vec::new(),
+        list => list
+            .split(',')
+            .map(|a| a.parse::<AttackKind>().map_err(anyhow::Error::msg))
+            .collect::<Result<Vec<_>>>()?,
+    };
     let opts = RobustnessOptions {
         epsilons: parse_levels(&cmd.epsilons, "--epsilons")?,
         sigmas: parse_levels(&cmd.sigmas, "--sigmas")?,
         seed: cmd.seed,
+        attacks,
+        norm: cmd.norm,
+        attack_epsilons: parse_levels(&cmd.attack_epsilons, "--attack-epsilons")?,
+        attack_settings: AttackSettings {
+            pgd_steps: cmd.pgd_steps,
+            pgd_restarts: cmd.pgd_restarts,
+            pgd_step_size: cmd.pgd_step_size,
+            apgd_steps: cmd.apgd_steps,
+            square_queries: cmd.square_queries,
+            seed: cmd.seed,
+            ..AttackSettings::default()
+        },
+        attack_examples: cmd.attack_examples,
         force: cmd.force,
     };
     let dev = cmd.device.device()?;
     let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
     let data = runs_data(&dirs, &cmd.data.request(), cmd.num_classes)?;
-    let table = robustness(&runs, &data.sets.test, &opts, &cmd.out, &dev)?;
+    let mut say = |line: &str| eprintln!("{line}");
+    let (table, attacks) = robustness(&runs, &data.sets.test, &opts, &cmd.out, &dev, &mut say)?;
     print!("{}", table.to_markdown());
+    if let Some(attacks) = attacks {
+        print!("{}", attacks.to_markdown());
+    }
     println!("written to {}", cmd.out.display());
     Ok(())
 }

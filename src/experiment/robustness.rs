@@ -5,47 +5,64 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
+use crate::attack::{AttackKind, AttackSettings, Norm};
 use crate::data::Dataset;
 use crate::error::{LadderError, Result};
-use crate::eval::robustness::RobustnessTable;
+use crate::eval::robustness::{AttackTable, RobustnessTable};
 use crate::experiment::plots::{Series, line_chart, tile_grid};
 use crate::experiment::run::output_dir;
 pub use crate::experiment::trained::TrainedModel;
 use crate::train::checkpoint::write_atomic;
 
-/// Test-set perturbation levels and the seed of the Gaussian noise.
+/// Test-set perturbation levels and the seed of the Gaussian noise; the attacks, their radii
+/// and settings.
 #[derive(Debug, Clone)]
 pub struct RobustnessOptions {
+    /// The thesis 004's unclipped FGSM steps.
     pub epsilons: Vec<f64>,
     pub sigmas: Vec<f64>,
     pub seed: u64,
+    /// The attacks of today's standard (none: only the thesis's tables).
+    pub attacks: Vec<AttackKind>,
+    pub norm: Norm,
+    pub attack_epsilons: Vec<f64>,
+    pub attack_settings: AttackSettings,
+    /// Attack the first this many test examples (`None`: all of them).
+    pub attack_examples: Option<usize>,
     /// Replace the tables and plots of an earlier measurement in the output directory.
     pub force: bool,
 }
 
 /// The files [`robustness`] writes.
-pub const ROBUSTNESS_FILES: [&str; 4] = [
+pub const ROBUSTNESS_FILES: [&str; 7] = [
     "robustness.csv",
     "robustness.md",
     "fgsm.png",
     "gaussian.png",
+    "attacks.csv",
+    "attacks.md",
+    "attacks.png",
 ];
 /// The files [`weight_pictures`] writes.
 pub const WEIGHT_FILES: [&str; 2] = ["first-layer.png", "class-patterns.png"];
 
 /// Measures every `(name, run directory)` on `test` and writes `robustness.csv`,
-/// `robustness.md`, `fgsm.png` and `gaussian.png` into `out`.
+/// `robustness.md`, `fgsm.png` and `gaussian.png` (the thesis 004's unclipped FGSM and Gaussian
+/// noise) into `out`, and with attacks, `attacks.csv`, `attacks.md` and `attacks.png`;
+/// `report` sees progress lines and the gradient-masking warnings.
 pub fn robustness(
     runs: &[(String, PathBuf)],
     test: &Dataset,
     opts: &RobustnessOptions,
     out: &Path,
     device: &Device,
-) -> Result<RobustnessTable> {
+    report: &mut dyn FnMut(&str),
+) -> Result<(RobustnessTable, Option<AttackTable>)> {
     if opts
         .epsilons
         .iter()
         .chain(&opts.sigmas)
+        .chain(&opts.attack_epsilons)
         .any(|v| !(v.is_finite() && *v >= 0.0))
     {
         return Err(LadderError::Setting(
@@ -80,6 +97,19 @@ pub fn robustness(
                 test.dim
             )));
         }
+    }
+    opts.attack_settings.validate()?;
+    if opts.attacks.contains(&AttackKind::Square) && opts.norm != Norm::Linf {
+        return Err(LadderError::Setting(
+            "Square Attack is implemented for the L∞ norm only: drop it from --attacks for \
+             --norm l2"
+                .into(),
+        ));
+    }
+    if opts.attack_examples == Some(0) {
+        return Err(LadderError::Setting(
+            "--attack-examples must be at least 1".into(),
+        ));
     }
     output_dir(out, &ROBUSTNESS_FILES, opts.force)?;
     let table = RobustnessTable::measure(&models, &test, &opts.epsilons, &opts.sigmas, opts.seed);
@@ -124,6 +154,70 @@ pub fn robustness(
             .collect();
         line_chart(&out.join(file), title, x, &s)?;
     }
+    let attacks = match opts.attacks.is_empty() {
+        true => None,
+        false => Some(measure_attacks(&models, &test, opts, out, report)?),
+    };
+    Ok((table, attacks))
+}
+
+/// The attack table on the first `opts.attack_examples` of `test`, written as `attacks.csv`,
+/// `attacks.md` and `attacks.png` (accuracy against ε, a curve per model and attack).
+fn measure_attacks(
+    models: &[(String, TrainedModel)],
+    test: &Dataset,
+    opts: &RobustnessOptions,
+    out: &Path,
+    report: &mut dyn FnMut(&str),
+) -> Result<AttackTable> {
+    let subset = match opts.attack_examples {
+        Some(k) if k < test.len() => test.subset(&(0..k).collect::<Vec<_>>()),
+        _ => test.clone(),
+    };
+    let table = AttackTable::measure(
+        models,
+        &subset,
+        opts.norm,
+        &opts.attack_epsilons,
+        &opts.attacks,
+        &opts.attack_settings,
+        report,
+    )?;
+    for w in table.warnings() {
+        report(&format!("warning: {w}"));
+    }
+    write_atomic(&out.join(ROBUSTNESS_FILES[4]), table.to_csv().as_bytes())?;
+    write_atomic(
+        &out.join(ROBUSTNESS_FILES[5]),
+        table.to_markdown().as_bytes(),
+    )?;
+    let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for (m, name) in table.models.iter().enumerate() {
+        let at = |acc: &dyn Fn(usize) -> f64| {
+            let mut p = vec![(0.0, table.clean[m])];
+            p.extend(
+                table
+                    .epsilons
+                    .iter()
+                    .enumerate()
+                    .map(|(e, &eps)| (eps, acc(e))),
+            );
+            p
+        };
+        for (a, kind) in table.attacks.iter().enumerate() {
+            curves.push((format!("{name} {kind}"), at(&|e| table.accuracy[m][e][a])));
+        }
+        curves.push((format!("{name} worst case"), at(&|e| table.worst[m][e])));
+    }
+    let series: Vec<Series> = curves
+        .iter()
+        .map(|(n, p)| Series {
+            name: n,
+            points: p.clone(),
+        })
+        .collect();
+    let title = format!("Robust accuracy ({} ball, clipped inputs)", table.norm);
+    line_chart(&out.join(ROBUSTNESS_FILES[6]), &title, "ε", &series)?;
     Ok(table)
 }
 

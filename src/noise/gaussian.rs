@@ -20,6 +20,8 @@ pub enum RngStream {
     Evaluation = 6,
     /// Random crops and flips of training images.
     Augmentation = 7,
+    /// Random starts and squares of adversarial attacks.
+    Attack = 8,
 }
 
 /// SplitMix64 finaliser: spreads nearby integers over the whole 64-bit range.
