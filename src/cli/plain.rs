@@ -23,13 +23,15 @@ pub struct PlainConfigArgs {
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// a (standard), b (adversarial, FGSM) or c (noisy inputs) [default: a].
+    /// a (standard), b (adversarial, FGSM), c (noisy inputs), pgd (PGD adversarial training) or
+    /// trades (TRADES) [default: a].
     #[arg(long, ignore_case = true)]
     pub model: Option<PlainModel>,
     /// Hidden widths below the output, '-'-separated, e.g. 800 or 500-300 [default: 800].
     #[arg(long = "layers", alias = "hidden-layers")]
     pub hidden_layers: Option<String>,
-    /// ε: FGSM step of model B, noise std of model C [default: 0.25].
+    /// ε: FGSM step of model B, noise std of model C, L∞ radius of pgd and trades [default:
+    /// 0.25].
     #[arg(long)]
     pub epsilon: Option<f64>,
     /// α of model B's cost α·C(x) + (1 − α)·C(x_adv) [default: 0.5].
@@ -77,6 +79,19 @@ pub struct PlainConfigArgs {
     /// Convert colour images to grey first (grey CIFAR-10 of 004) [default: false].
     #[arg(long)]
     pub grey: Option<bool>,
+    /// PGD steps of the inner maximisation of pgd and trades [default: 10].
+    #[arg(long)]
+    pub attack_steps: Option<usize>,
+    /// Their step size [default: 2.5 ε / --attack-steps].
+    #[arg(long)]
+    pub attack_step_size: Option<f64>,
+    /// β of TRADES, the weight of its robustness term [default: 6].
+    #[arg(long)]
+    pub trades_beta: Option<f64>,
+    /// Attack the model's predicted labels instead of the true ones (models b and pgd), against
+    /// label leaking [default: false].
+    #[arg(long)]
+    pub attack_predicted: Option<bool>,
 }
 
 impl PlainConfigArgs {

@@ -90,6 +90,28 @@ pub fn fgsm(x: Tensor<2>, epsilon: f64, cost: impl FnOnce(Tensor<2>) -> Tensor<1
     x.detach() + g.sign() * epsilon
 }
 
+/// Projected gradient ascent on `cost` for training (Madry et al. 2018; TRADES' inner
+/// maximisation): from `start`, `steps` steps x ← P(x + α·sgn ∂cost/∂x), P the projection onto
+/// the L∞ ball of radius ε around `x` within `bounds`. Returns the last iterate, detached.
+pub fn pgd_linf(
+    x: Tensor<2>,
+    start: Tensor<2>,
+    (epsilon, alpha, steps): (f64, f64, usize),
+    bounds: (f32, f32),
+    cost: impl Fn(Tensor<2>) -> Tensor<1>,
+) -> Tensor<2> {
+    let x = x.detach();
+    let lower = (x.clone() - epsilon).clamp_min(bounds.0);
+    let upper = (x + epsilon).clamp_max(bounds.1);
+    let project = |v: Tensor<2>| v.max_pair(lower.clone()).min_pair(upper.clone());
+    let mut v = project(start.detach());
+    for _ in 0..steps {
+        let g = input_gradient(v.clone(), &cost);
+        v = project(v + g.sign() * alpha);
+    }
+    v.detach()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

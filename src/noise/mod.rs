@@ -7,7 +7,7 @@
 pub mod adversarial;
 pub mod gaussian;
 
-pub use adversarial::{AdvKind, Adversarial, fgsm, input_gradient};
+pub use adversarial::{AdvKind, Adversarial, fgsm, input_gradient, pgd_linf};
 pub use gaussian::{
     CorruptionNoise, HostNoise, InputPerturbation, RngStream, gaussian_vec, stream_rng,
 };

@@ -1,6 +1,7 @@
 //! Training of the plain classifier of the adversarial-training thesis (004, Sec. 3.4, 4.3):
 //! model A (ordinary cross-entropy), model B (adversarial cost, eq. 3.2) and model C (inputs
-//! with fresh Gaussian noise every step), with SGD whose momentum grows over the first epochs
+//! with fresh Gaussian noise every step), and the stronger adversarial training of today: PGD
+//! training (Madry et al. 2018) and TRADES (Zhang et al. 2019), with SGD whose momentum grows over the first epochs
 //! (pylearn2's `MomentumAdjustor`) or Adam, and early stopping on a validation set that keeps
 //! the best model.
 
@@ -11,17 +12,20 @@ use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord, SgdConfig};
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::Preprocessing;
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
+use crate::eval::robustness::input_box;
 use crate::eval::{Classifier, batch_tensors, error_percent_of};
 use crate::model::ladder::cross_entropy;
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::model::spec::{EncoderLayers, Written, widths};
-use crate::noise::{RngStream, fgsm, gaussian_vec, stream_rng};
+use crate::noise::{RngStream, fgsm, gaussian_vec, pgd_linf, stream_rng};
 use crate::ops::adam::FusedAdam;
 use crate::train::epochs::{EpochMethod, EpochOutcome, train_unsaved};
 
@@ -38,6 +42,12 @@ pub enum PlainModel {
     /// Training on x + ε·N(0, 1), drawn afresh every step.
     #[value(alias = "noisy")]
     C,
+    /// PGD adversarial training (Madry et al. 2018): C(x', y) with x' the PGD point of the L∞
+    /// ball of radius ε (clipped to the inputs' box), from a random start.
+    Pgd,
+    /// TRADES (Zhang et al. 2019, eq. 5): C(x, y) + β·KL(p(·|x) ‖ p(·|x')), x' maximising the
+    /// KL term in the ball by PGD from x + 0.001·N(0, 1).
+    Trades,
 }
 
 impl FromStr for PlainModel {
@@ -54,6 +64,8 @@ impl fmt::Display for PlainModel {
             PlainModel::A => "A",
             PlainModel::B => "B",
             PlainModel::C => "C",
+            PlainModel::Pgd => "PGD",
+            PlainModel::Trades => "TRADES",
         })
     }
 }
@@ -75,7 +87,7 @@ pub struct PlainConfig {
     /// Hidden widths, `-`-separated (the classes are added on top).
     pub hidden_layers: EncoderLayers,
     pub model: PlainModel,
-    /// ε: the FGSM step of model B, the noise std of model C.
+    /// ε: the FGSM step of model B, the noise std of model C, the L∞ radius of PGD and TRADES.
     pub epsilon: f64,
     /// α of model B's cost (1 = ordinary training).
     pub alpha: f64,
@@ -101,6 +113,32 @@ pub struct PlainConfig {
     pub num_classes: usize,
     /// Convert colour images to grey first (004 trained its plain networks on grey CIFAR-10).
     pub grey: bool,
+    /// PGD steps of the inner maximisation of PGD training and TRADES.
+    #[serde(skip_serializing_if = "is_default_attack_steps")]
+    pub attack_steps: usize,
+    /// Their step size; `None`: 2.5 ε / steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack_step_size: Option<f64>,
+    /// β of TRADES: the weight of the robustness term.
+    #[serde(skip_serializing_if = "is_default_trades_beta")]
+    pub trades_beta: f64,
+    /// Attack the model's own predictions rather than the true labels (FGSM of model B, PGD
+    /// training), which avoids the label leaking of FGSM training (Kurakin et al. 2017).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub attack_predicted: bool,
+}
+
+const DEFAULT_ATTACK_STEPS: usize = 10;
+const DEFAULT_TRADES_BETA: f64 = 6.0;
+
+// Settings at their defaults are left out of the written configuration, so that runs of
+// versions without them compare equal and resume.
+fn is_default_attack_steps(v: &usize) -> bool {
+    *v == DEFAULT_ATTACK_STEPS
+}
+
+fn is_default_trades_beta(v: &f64) -> bool {
+    *v == DEFAULT_TRADES_BETA
 }
 
 impl Default for PlainConfig {
@@ -126,6 +164,10 @@ impl Default for PlainConfig {
             seed: 1,
             num_classes: 10,
             grey: false,
+            attack_steps: DEFAULT_ATTACK_STEPS,
+            attack_step_size: None,
+            trades_beta: DEFAULT_TRADES_BETA,
+            attack_predicted: false,
         }
     }
 }
@@ -182,7 +224,25 @@ impl PlainConfig {
         if self.validation_samples == 0 {
             return bad("early stopping needs validation samples (validation-samples > 0)".into());
         }
+        if self.attack_steps == 0 {
+            return bad("attack-steps must be at least 1".into());
+        }
+        if self
+            .attack_step_size
+            .is_some_and(|a| !(a.is_finite() && a > 0.0))
+        {
+            return bad("attack-step-size must be a finite number > 0".into());
+        }
+        if !(self.trades_beta.is_finite() && self.trades_beta >= 0.0) {
+            return bad(format!("trades-beta {} must be ≥ 0", self.trades_beta));
+        }
         self.dims(1).map(|_| ())
+    }
+
+    /// The step size of PGD training and TRADES.
+    fn attack_alpha(&self) -> f64 {
+        self.attack_step_size
+            .unwrap_or(2.5 * self.epsilon / self.attack_steps as f64)
     }
 
     /// pylearn2's `MomentumAdjustor(start=1, saturate)`: linear from the first epoch's
@@ -211,6 +271,9 @@ pub struct PlainData {
     pub train: Dataset,
     pub validation: Dataset,
     pub test: Dataset,
+    /// The box the training attacks clip to (`eval::robustness::input_box` of the training
+    /// set: [0, 1] for pixels).
+    pub bounds: (f32, f32),
 }
 
 impl PlainData {
@@ -222,8 +285,10 @@ impl PlainData {
         };
         let split =
             semi_supervised_split(&data.train.labels, config.num_classes, &spec, config.seed)?;
+        let train = data.train.subset(&split.labeled);
         Ok(PlainData {
-            train: data.train.subset(&split.labeled),
+            bounds: input_box(&train),
+            train,
             validation: data.train.subset(&split.validation),
             test: data.test.clone(),
         })
@@ -239,24 +304,75 @@ impl Classifier for Mlp {
     }
 }
 
-/// The cost of one step of `model` (eq. 3.2 of 004 for B), on an autodiff device.
+/// The labels the training attacks aim at: the true ones, or the model's predictions.
+fn attack_labels(
+    frozen: &Mlp,
+    config: &PlainConfig,
+    x: &Tensor<2>,
+    y: &Tensor<1, Int>,
+) -> Tensor<1, Int> {
+    match config.attack_predicted {
+        false => y.clone(),
+        true => {
+            let n = y.dims()[0];
+            frozen.logits(x.clone().detach()).argmax(1).reshape([n])
+        }
+    }
+}
+
+/// KL(p ‖ q) of the softmax distributions of two logit batches, averaged over the rows.
+fn kl_divergence(p_logits: Tensor<2>, q_logits: Tensor<2>) -> Tensor<1> {
+    let log_p = log_softmax(p_logits, 1);
+    let log_q = log_softmax(q_logits, 1);
+    (log_p.clone().exp() * (log_p - log_q)).sum_dim(1).mean()
+}
+
+/// The cost of one step of `model` (eq. 3.2 of 004 for B), on an autodiff device. `noise` is
+/// the step's draw: model C's Gaussian noise, PGD's random start offset, TRADES' small start
+/// noise; `bounds` the box the PGD points are clipped to.
 pub fn plain_cost(
     mlp: &Mlp,
     config: &PlainConfig,
     x: Tensor<2>,
     y: Tensor<1, Int>,
     noise: Option<Tensor<2>>,
+    bounds: (f32, f32),
 ) -> Tensor<1> {
+    let eps = config.epsilon;
+    let inner = (eps, config.attack_alpha(), config.attack_steps);
+    let start = |x: &Tensor<2>| match &noise {
+        Some(n) => x.clone() + n.clone(),
+        None => x.clone(),
+    };
     match config.model {
         PlainModel::A => cross_entropy(mlp.logits(x), y),
+        PlainModel::Pgd => {
+            let frozen = mlp.clone().no_grad();
+            let target = attack_labels(&frozen, config, &x, &y);
+            let x_adv = pgd_linf(x.clone(), start(&x), inner, bounds, |v| {
+                cross_entropy(frozen.logits(v), target.clone())
+            });
+            cross_entropy(mlp.logits(x_adv), y)
+        }
+        PlainModel::Trades => {
+            let frozen = mlp.clone().no_grad();
+            let clean = frozen.logits(x.clone()).detach();
+            let x_adv = pgd_linf(x.clone(), start(&x), inner, bounds, |v| {
+                kl_divergence(clean.clone(), frozen.logits(v))
+            });
+            let logits = mlp.logits(x);
+            let natural = cross_entropy(logits.clone(), y);
+            natural + kl_divergence(logits, mlp.logits(x_adv)) * config.trades_beta
+        }
         PlainModel::B => {
             let clean = cross_entropy(mlp.logits(x.clone()), y.clone());
             if config.alpha >= 1.0 {
                 return clean;
             }
             let frozen = mlp.clone().no_grad();
+            let target = attack_labels(&frozen, config, &x, &y);
             let x_adv = fgsm(x, config.epsilon, |x| {
-                cross_entropy(frozen.logits(x), y.clone())
+                cross_entropy(frozen.logits(x), target)
             });
             let adv = cross_entropy(mlp.logits(x_adv), y);
             clean * config.alpha + adv * (1.0 - config.alpha)
@@ -373,6 +489,28 @@ pub fn train_plain<'a>(
 }
 
 /// One pass over the training set in shuffled mini-batches; returns the mean cost.
+/// The random draw of step (`epoch`, `step`) for `n` input values: model C's N(0, ε²) noise,
+/// PGD's uniform start in the ball, TRADES' 0.001·N(0, 1); `None` for the other models.
+fn step_noise(config: &PlainConfig, n: usize, (epoch, step): (usize, usize)) -> Option<Vec<f32>> {
+    let eps = config.epsilon as f32;
+    let stream = match config.model {
+        PlainModel::C => RngStream::Corruption,
+        PlainModel::Pgd | PlainModel::Trades => RngStream::Adversarial,
+        PlainModel::A | PlainModel::B => return None,
+    };
+    let mut rng = stream_rng(config.seed, stream, epoch as u64, step as u64);
+    match config.model {
+        PlainModel::C if eps > 0.0 => Some(gaussian_vec(&mut rng, n, eps)),
+        PlainModel::Pgd => Some(
+            (0..n)
+                .map(|_| eps * rng.random_range(-1.0f32..=1.0))
+                .collect(),
+        ),
+        PlainModel::Trades => Some(gaussian_vec(&mut rng, n, 0.001)),
+        _ => None,
+    }
+}
+
 fn train_epoch(
     mut model: Mlp,
     optim: &mut ModuleOptimizer,
@@ -393,17 +531,9 @@ fn train_epoch(
     let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
     for (step, idx) in batches.iter().enumerate() {
         let (x, y) = batch_tensors(train, idx, device);
-        let noise = (config.model == PlainModel::C && config.epsilon > 0.0).then(|| {
-            let mut rng = stream_rng(
-                config.seed,
-                RngStream::Corruption,
-                epoch as u64,
-                step as u64,
-            );
-            let v = gaussian_vec(&mut rng, idx.len() * train.dim, config.epsilon as f32);
-            Tensor::from_data(TensorData::new(v, [idx.len(), train.dim]), device)
-        });
-        let cost = plain_cost(&model, config, x, y, noise);
+        let noise = step_noise(config, idx.len() * train.dim, (epoch, step))
+            .map(|v| Tensor::from_data(TensorData::new(v, [idx.len(), train.dim]), device));
+        let cost = plain_cost(&model, config, x, y, noise, data.bounds);
         let value = cost.clone().into_scalar::<f32>();
         if !value.is_finite() {
             return Err(LadderError::Diverged {
@@ -459,7 +589,7 @@ mod tests {
                 alpha,
                 ..PlainConfig::default()
             };
-            plain_cost(&mlp, &c, x.clone(), y.clone(), None).into_scalar::<f32>()
+            plain_cost(&mlp, &c, x.clone(), y.clone(), None, (0.0, 1.0)).into_scalar::<f32>()
         };
         assert_eq!(value(PlainModel::B, 1.0), value(PlainModel::A, 1.0));
         // With α < 1 the adversarial term raises the cost.
@@ -467,6 +597,41 @@ mod tests {
         let half = value(PlainModel::B, 0.5);
         let expected = 0.5 * value(PlainModel::A, 1.0) + 0.5 * value(PlainModel::B, 0.0);
         assert!((half - expected).abs() < 1e-5, "{half} vs {expected}");
+    }
+
+    /// KL(p ‖ p) = 0; for p = (1/2, 1/2) against q = softmax(0, ln 3) = (1/4, 3/4),
+    /// KL = ½ ln 2 + ½ ln(2/3).
+    #[test]
+    fn kl_divergence_by_hand() {
+        let device = Device::flex();
+        let t = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [1, 2]), &device);
+        let same = kl_divergence(t(vec![0.3, -1.0]), t(vec![0.3, -1.0])).into_scalar::<f32>();
+        assert!(same.abs() < 1e-7, "{same}");
+        let kl = kl_divergence(t(vec![0.0, 0.0]), t(vec![0.0, 3f32.ln()])).into_scalar::<f32>();
+        let want = 0.5 * 2f32.ln() + 0.5 * (2.0f32 / 3.0).ln();
+        assert!((kl - want).abs() < 1e-6, "{kl} vs {want}");
+    }
+
+    /// With `attack_predicted`, the attacks aim at the model's argmax, not the true label.
+    #[test]
+    fn predicted_labels_are_the_models_argmax() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(3, RngStream::Init, 0, 0);
+        let mlp = Mlp::new(&[4, 3], MlpInit::Scaled, &mut rng, &device);
+        let x = Tensor::<2>::from_data(
+            TensorData::new(gaussian_vec(&mut rng, 20, 1.0), [5, 4]),
+            &device,
+        );
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64; 5], [5]), &device);
+        let want = mlp.logits(x.clone()).argmax(1).reshape([5]);
+        let c = PlainConfig {
+            attack_predicted: true,
+            ..PlainConfig::default()
+        };
+        let got = attack_labels(&mlp, &c, &x, &y);
+        assert_eq!(got.into_data(), want.into_data());
+        let got = attack_labels(&mlp, &PlainConfig::default(), &x, &y);
+        assert_eq!(got.into_data(), y.into_data());
     }
 
     #[test]
