@@ -46,6 +46,7 @@ fn run(command: Command) -> Result<()> {
         Command::Sweep(cmd) => ladder_cli::run_sweep(cmd),
         Command::Robustness(cmd) => inspect::robustness_cmd(cmd),
         Command::Weights(cmd) => inspect::weights(cmd),
+        Command::Export(cmd) => inspect::export(cmd),
         Command::TrainSemantic(cmd) => semantic::train_semantic(cmd),
         Command::SemanticTable(cmd) => semantic::table(cmd),
         Command::SemanticFigures(cmd) => semantic::figures(cmd),

@@ -558,3 +558,108 @@ fn every_method_writes_one_config_file_and_older_layouts_still_load() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(recorded_error(&old), recorded_error(&plain));
 }
+
+/// The Ladder and plain networks `ladder export` writes run, from the file alone, to the test
+/// error their runs recorded: the names, shapes and metadata are those `experiment::export`
+/// documents. Outputs inside the run, or over an earlier file without --force, are refused.
+#[test]
+fn exported_networks_reproduce_their_runs_test_error() {
+    use safetensors::SafeTensors;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("ladder");
+    assert!(train(&run, &[]).status.success());
+    let plain = tmp.path().join("plain");
+    let o = ladder(&[
+        "train-plain",
+        "--layers",
+        "20",
+        "--epochs",
+        "2",
+        "--validation-samples",
+        "200",
+        "--out",
+        s(&plain),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let test = ladder::data::load_embedded(10).unwrap().test;
+    for (dir, method) in [(&run, "ladder"), (&plain, "plain")] {
+        let file = tmp.path().join(format!("{method}.safetensors"));
+        let o = ladder(&["export", s(dir), "--out", s(&file)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&file).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = header.metadata().clone().unwrap();
+        assert_eq!(meta["format"], "ladder-export/1");
+        assert_eq!(meta["method"], method);
+        let arch: Vec<usize> = meta["architecture"]
+            .split('-')
+            .map(|d| d.parse().unwrap())
+            .collect();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let get = |name: String| -> Vec<f32> {
+            let t = st
+                .tensor(&name)
+                .unwrap_or_else(|_| panic!("{name} missing"));
+            t.data()
+                .chunks(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        };
+        let depth = arch.len() - 1;
+        let mut wrong = 0;
+        for i in 0..test.len() {
+            let mut h: Vec<f32> = test.row(i).to_vec();
+            for l in 1..=depth {
+                let (din, dout) = (arch[l - 1], arch[l]);
+                let prefix = if method == "plain" {
+                    "layers"
+                } else {
+                    "encoder"
+                };
+                let w = get(format!("{prefix}.{l}.weight"));
+                let mut z: Vec<f32> = (0..dout)
+                    .map(|j| (0..din).map(|k| h[k] * w[k * dout + j]).sum())
+                    .collect();
+                if method == "plain" {
+                    for (v, b) in z.iter_mut().zip(get(format!("layers.{l}.bias"))) {
+                        *v += b;
+                    }
+                } else {
+                    let (m, var, beta) = (
+                        get(format!("encoder.{l}.mean")),
+                        get(format!("encoder.{l}.var")),
+                        get(format!("encoder.{l}.beta")),
+                    );
+                    for j in 0..dout {
+                        z[j] = (z[j] - m[j]) / (var[j] + 1e-10).sqrt() + beta[j];
+                    }
+                    if l == depth && meta["top_gamma"] == "true" {
+                        for (v, g) in z.iter_mut().zip(get(format!("encoder.{l}.gamma"))) {
+                            *v *= g;
+                        }
+                    }
+                }
+                h = if l < depth {
+                    z.iter().map(|v| v.max(0.0)).collect()
+                } else {
+                    z
+                };
+            }
+            let best = (0..h.len()).fold(0, |b, j| if h[j] > h[b] { j } else { b });
+            wrong += usize::from(best != test.labels[i] as usize);
+        }
+        let error = 100.0 * wrong as f64 / test.len() as f64;
+        assert!(
+            (error - recorded_error(dir)).abs() < 0.06,
+            "{method}: {error} vs {}",
+            recorded_error(dir)
+        );
+    }
+    assert_fails(
+        &ladder(&["export", s(&run), "--out", s(&run.join("x.safetensors"))]),
+        "inside the run directory",
+    );
+    let file = tmp.path().join("ladder.safetensors");
+    assert_fails(&ladder(&["export", s(&run), "--out", s(&file)]), "--force");
+}

@@ -101,6 +101,27 @@ pub struct RobustnessCmd {
     device: DeviceArgs,
 }
 
+/// The formats `ladder export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Safetensors,
+}
+
+#[derive(Args)]
+pub struct ExportCmd {
+    /// The run directory (a plain network or a fully connected Ladder).
+    pub run_dir: PathBuf,
+    /// The file format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
+    pub format: ExportFormat,
+    /// The file to write; never a file of the run.
+    #[arg(long, default_value = "model.safetensors")]
+    pub out: PathBuf,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Args)]
 pub struct WeightsCmd {
     /// The run directory (a fully connected Ladder or a plain network).
@@ -161,22 +182,21 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
     Ok(())
 }
 
-/// `predict --out` never writes over its input or a file of the run, and replaces an earlier
-/// output only with `--force`.
-fn check_predict_out(out: &Path, images: &Path, run_dir: &Path, force: bool) -> Result<()> {
-    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+/// Where `out` would be written, resolved (`None` when its folder does not exist yet).
+fn resolved(out: &Path) -> Option<PathBuf> {
     let out_dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let target = canonical(out_dir).map(|d| d.join(out.file_name().unwrap_or_default()));
-    if target.is_some() && target == canonical(images) {
-        bail!(
-            "--out {} is the images file being labelled: choose another file",
-            out.display()
-        );
-    }
-    if let (Some(t), Some(run)) = (&target, canonical(run_dir))
+    std::fs::canonicalize(out_dir)
+        .ok()
+        .map(|d| d.join(out.file_name().unwrap_or_default()))
+}
+
+/// An output file of a command on a run (`predict --out`, `export --out`) never lies inside the
+/// run directory, and replaces an earlier output only with `--force`.
+fn check_out(out: &Path, run_dir: &Path, force: bool) -> Result<()> {
+    if let (Some(t), Ok(run)) = (resolved(out), std::fs::canonicalize(run_dir))
         && t.starts_with(&run)
     {
         bail!(
@@ -192,6 +212,18 @@ fn check_predict_out(out: &Path, images: &Path, run_dir: &Path, force: bool) -> 
         );
     }
     Ok(())
+}
+
+/// `predict --out` never writes over its input either.
+fn check_predict_out(out: &Path, images: &Path, run_dir: &Path, force: bool) -> Result<()> {
+    let target = resolved(out);
+    if target.is_some() && target == std::fs::canonicalize(images).ok() {
+        bail!(
+            "--out {} is the images file being labelled: choose another file",
+            out.display()
+        );
+    }
+    check_out(out, run_dir, force)
 }
 
 pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
@@ -251,6 +283,18 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
         print!("{}", attacks.to_markdown());
     }
     println!("written to {}", cmd.out.display());
+    Ok(())
+}
+
+pub fn export(cmd: ExportCmd) -> Result<()> {
+    check_out(&cmd.out, &cmd.run_dir, cmd.force)?;
+    let dev = ladder::device::training_device(ladder::device::DeviceKind::Cpu)?;
+    let model = TrainedModel::load(&cmd.run_dir, &dev)?;
+    let exported = ladder::experiment::export::export(&model)?;
+    match cmd.format {
+        ExportFormat::Safetensors => exported.save(&cmd.out)?,
+    }
+    println!("{}", cmd.out.display());
     Ok(())
 }
 

@@ -41,10 +41,15 @@ pub enum Command {
     /// Train a plain network: model A (standard), B (adversarial, FGSM) or C (Gaussian noise).
     #[command(name = "train-plain", args_override_self = true)]
     TrainPlain(plain::PlainCmd),
-    /// Accuracy of trained models on FGSM and Gaussian-noise test sets: CSV, Markdown, PNG.
+    /// Robust accuracy of trained models: PGD, APGD-CE, Square Attack and FGSM within a clipped
+    /// threat model with the worst case per example, and the thesis's unclipped FGSM and
+    /// Gaussian-noise test sets: CSV, Markdown, PNG.
     Robustness(inspect::RobustnessCmd),
     /// Pictures of a trained model's first-layer weights and W1·…·WL class patterns.
     Weights(inspect::WeightsCmd),
+    /// Write a finished run's inference network as a safetensors file (tensors and metadata
+    /// documented in `experiment::export`), for PyTorch and other tools.
+    Export(inspect::ExportCmd),
     /// Train every combination of a grid of settings, choose by validation error, tabulate.
     #[command(args_override_self = true)]
     Sweep(ladder::SweepCmd),
