@@ -210,6 +210,32 @@ mod tests {
         );
     }
 
+    /// By hand: a linear cost Σ c·x has gradient sign sgn c everywhere, so PGD walks each
+    /// value to x₀ + ε·sgn c in steps of α, clipped to the box: from [0.2, 0.4, 0.95] with
+    /// c = [1, −1, 1], ε 0.1, α 0.04 and 5 steps, [0.3, 0.3, 1.0] (the box caps the last).
+    #[test]
+    fn pgd_walks_to_the_corner_of_the_ball_inside_the_box() {
+        let dev = device();
+        let x = Tensor::<2>::from_data([[0.2, 0.4, 0.95]], &dev);
+        let c = Tensor::<2>::from_data([[1.0, -1.0, 1.0]], &dev);
+        let cost = |v: Tensor<2>| (v * c.clone()).sum();
+        let out = pgd_linf(x.clone(), x.clone(), (0.1, 0.04, 5), (0.0, 1.0), cost);
+        let v = &rows(out)[0];
+        let want = [0.3, 0.3, 1.0];
+        assert!(
+            v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{v:?}"
+        );
+        // Two steps of 0.04 are not yet at the corner: 0.28, 0.32, 1.0.
+        let out = pgd_linf(x.clone(), x, (0.1, 0.04, 2), (0.0, 1.0), cost);
+        let v = &rows(out)[0];
+        let want = [0.28, 0.32, 1.0];
+        assert!(
+            v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{v:?}"
+        );
+    }
+
     #[test]
     fn kinds_parse_and_print() {
         for k in AdvKind::all() {
