@@ -305,7 +305,12 @@ fn plain_models_train_and_their_robustness_is_tabulated_and_drawn() {
     let csv = read(rob.join("robustness.csv"));
     assert_eq!(csv.lines().count(), 1 + 2 * 4, "{csv}");
     assert!(csv.contains("model-b,fgsm,0.1,"), "{csv}");
-    for png in ["fgsm.png", "gaussian.png", "attacks.png"] {
+    for png in [
+        "fgsm.png",
+        "gaussian.png",
+        "attacks-square.png",
+        "attacks-worst-case.png",
+    ] {
         assert_eq!(&std::fs::read(rob.join(png)).unwrap()[1..4], b"PNG");
     }
     // Per model: the clean line, then four attacks and the worst case at each of two radii.

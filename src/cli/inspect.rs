@@ -71,6 +71,9 @@ pub struct RobustnessCmd {
     /// PGD's step size [default: 2.5 ε / --pgd-steps].
     #[arg(long)]
     pgd_step_size: Option<f64>,
+    /// Start PGD from a random point of the ball (false: from the clean input).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pgd_random_start: bool,
     /// APGD-CE's iterations.
     #[arg(long, default_value_t = 100)]
     apgd_steps: usize,
@@ -265,6 +268,7 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
             pgd_steps: cmd.pgd_steps,
             pgd_restarts: cmd.pgd_restarts,
             pgd_step_size: cmd.pgd_step_size,
+            pgd_random_start: cmd.pgd_random_start,
             apgd_steps: cmd.apgd_steps,
             square_queries: cmd.square_queries,
             seed: cmd.seed,

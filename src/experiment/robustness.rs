@@ -33,16 +33,30 @@ pub struct RobustnessOptions {
     pub force: bool,
 }
 
-/// The files [`robustness`] writes.
-pub const ROBUSTNESS_FILES: [&str; 7] = [
+/// The files [`robustness`] writes (and with attacks, [`attack_plot`] of each and of the
+/// worst case).
+pub const ROBUSTNESS_FILES: [&str; 6] = [
     "robustness.csv",
     "robustness.md",
     "fgsm.png",
     "gaussian.png",
     "attacks.csv",
     "attacks.md",
-    "attacks.png",
 ];
+
+/// The picture of one attack's (or the worst case's) accuracy against ε, a curve per model.
+pub fn attack_plot(what: &str) -> String {
+    format!("attacks-{what}.png")
+}
+
+fn output_files(opts: &RobustnessOptions) -> Vec<String> {
+    let mut files: Vec<String> = ROBUSTNESS_FILES.iter().map(|f| f.to_string()).collect();
+    if !opts.attacks.is_empty() {
+        files.extend(opts.attacks.iter().map(|a| attack_plot(&a.to_string())));
+        files.push(attack_plot("worst-case"));
+    }
+    files
+}
 /// The files [`weight_pictures`] writes.
 pub const WEIGHT_FILES: [&str; 2] = ["first-layer.png", "class-patterns.png"];
 
@@ -111,7 +125,12 @@ pub fn robustness(
             "--attack-examples must be at least 1".into(),
         ));
     }
-    output_dir(out, &ROBUSTNESS_FILES, opts.force)?;
+    let files = output_files(opts);
+    output_dir(
+        out,
+        &files.iter().map(String::as_str).collect::<Vec<_>>(),
+        opts.force,
+    )?;
     let table = RobustnessTable::measure(&models, &test, &opts.epsilons, &opts.sigmas, opts.seed);
     write_atomic(&out.join(ROBUSTNESS_FILES[0]), table.to_csv().as_bytes())?;
     write_atomic(
@@ -162,7 +181,8 @@ pub fn robustness(
 }
 
 /// The attack table on the first `opts.attack_examples` of `test`, written as `attacks.csv`,
-/// `attacks.md` and `attacks.png` (accuracy against ε, a curve per model and attack).
+/// `attacks.md` and a picture per attack and of the worst case (accuracy against ε, the clean
+/// accuracy at 0, a curve per model).
 fn measure_attacks(
     models: &[(String, TrainedModel)],
     test: &Dataset,
@@ -191,33 +211,36 @@ fn measure_attacks(
         &out.join(ROBUSTNESS_FILES[5]),
         table.to_markdown().as_bytes(),
     )?;
-    let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for (m, name) in table.models.iter().enumerate() {
-        let at = |acc: &dyn Fn(usize) -> f64| {
-            let mut p = vec![(0.0, table.clean[m])];
-            p.extend(
-                table
-                    .epsilons
-                    .iter()
-                    .enumerate()
-                    .map(|(e, &eps)| (eps, acc(e))),
-            );
-            p
-        };
-        for (a, kind) in table.attacks.iter().enumerate() {
-            curves.push((format!("{name} {kind}"), at(&|e| table.accuracy[m][e][a])));
-        }
-        curves.push((format!("{name} worst case"), at(&|e| table.worst[m][e])));
+    let curve = |m: usize, acc: &dyn Fn(usize) -> f64| {
+        let mut p = vec![(0.0, table.clean[m])];
+        p.extend(
+            table
+                .epsilons
+                .iter()
+                .enumerate()
+                .map(|(e, &eps)| (eps, acc(e))),
+        );
+        p
+    };
+    let draw = |what: &str, title: &str, acc: &dyn Fn(usize, usize) -> f64| {
+        let points: Vec<Vec<(f64, f64)>> = (0..table.models.len())
+            .map(|m| curve(m, &|e| acc(m, e)))
+            .collect();
+        let series: Vec<Series> = table
+            .models
+            .iter()
+            .zip(points)
+            .map(|(name, points)| Series { name, points })
+            .collect();
+        line_chart(&out.join(attack_plot(what)), title, "ε", &series)
+    };
+    let ball = format!("{} ball, inputs clipped", table.norm);
+    for (a, kind) in table.attacks.iter().enumerate() {
+        let title = format!("Accuracy under {kind} ({ball})");
+        draw(&kind.to_string(), &title, &|m, e| table.accuracy[m][e][a])?;
     }
-    let series: Vec<Series> = curves
-        .iter()
-        .map(|(n, p)| Series {
-            name: n,
-            points: p.clone(),
-        })
-        .collect();
-    let title = format!("Robust accuracy ({} ball, clipped inputs)", table.norm);
-    line_chart(&out.join(ROBUSTNESS_FILES[6]), &title, "ε", &series)?;
+    let title = format!("Robust accuracy, worst case over the attacks ({ball})");
+    draw("worst-case", &title, &|m, e| table.worst[m][e])?;
     Ok(table)
 }
 
