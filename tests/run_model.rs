@@ -53,6 +53,23 @@ fn robustness_csv(run: &Path, epsilons: &str, out: &Path) -> String {
     read(out.join("robustness.csv"))
 }
 
+/// A 2-epoch plain network with 20 hidden units in `out`.
+fn train_tiny_plain(out: &Path) {
+    let o = ladder(&[
+        "train-plain",
+        "--layers",
+        "20",
+        "--epochs",
+        "2",
+        "--validation-samples",
+        "200",
+        "--out",
+        s(out),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// The accuracy (last column) of line `line` of a robustness table.
 fn accuracy(csv: &str, line: usize) -> f64 {
     let row = csv.lines().nth(line).unwrap();
@@ -415,19 +432,7 @@ fn one_seed_flag_and_one_seed_list_never_silently_disagree() {
 fn evaluate_predict_and_robustness_take_a_run_of_any_method() {
     let tmp = tempfile::tempdir().unwrap();
     let plain = tmp.path().join("plain");
-    let o = ladder(&[
-        "train-plain",
-        "--layers",
-        "20",
-        "--epochs",
-        "2",
-        "--validation-samples",
-        "200",
-        "--out",
-        s(&plain),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_tiny_plain(&plain);
     let grid = tmp.path().join("grid");
     let o = ladder(&[
         "train-semantic",
@@ -516,23 +521,7 @@ fn plain_runs_take_seeds_and_resume_like_every_method() {
 fn every_method_writes_one_config_file_and_older_layouts_still_load() {
     let tmp = tempfile::tempdir().unwrap();
     let plain = tmp.path().join("plain");
-    let args = |out: &Path| {
-        vec![
-            "train-plain".to_string(),
-            "--layers".into(),
-            "20".into(),
-            "--epochs".into(),
-            "2".into(),
-            "--validation-samples".into(),
-            "200".into(),
-            "--out".into(),
-            s(out).into(),
-            "--quiet".into(),
-        ]
-    };
-    let run = |a: Vec<String>| ladder(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let o = run(args(&plain));
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_tiny_plain(&plain);
     let config = read(plain.join("config.toml"));
     assert!(config.starts_with("method = \"plain\"\n"), "{config}");
     assert!(!plain.join("plain.toml").exists());
@@ -569,19 +558,7 @@ fn exported_networks_reproduce_their_runs_test_error() {
     let run = tmp.path().join("ladder");
     assert!(train(&run, &[]).status.success());
     let plain = tmp.path().join("plain");
-    let o = ladder(&[
-        "train-plain",
-        "--layers",
-        "20",
-        "--epochs",
-        "2",
-        "--validation-samples",
-        "200",
-        "--out",
-        s(&plain),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_tiny_plain(&plain);
     let test = ladder::data::load_embedded(10).unwrap().test;
     for (dir, method) in [(&run, "ladder"), (&plain, "plain")] {
         let file = tmp.path().join(format!("{method}.safetensors"));
