@@ -47,6 +47,7 @@ fn run(command: Command) -> Result<()> {
         Command::Robustness(cmd) => inspect::robustness_cmd(cmd),
         Command::Weights(cmd) => inspect::weights(cmd),
         Command::Export(cmd) => inspect::export(cmd),
+        Command::Plot(cmd) => inspect::plot(cmd),
         Command::TrainSemantic(cmd) => semantic::train_semantic(cmd),
         Command::SemanticTable(cmd) => semantic::table(cmd),
         Command::SemanticFigures(cmd) => semantic::figures(cmd),

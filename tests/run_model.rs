@@ -640,3 +640,70 @@ fn exported_networks_reproduce_their_runs_test_error() {
     let file = tmp.path().join("ladder.safetensors");
     assert_fails(&ladder(&["export", s(&run), "--out", s(&file)]), "--force");
 }
+
+/// `ladder plot` draws a Ladder run and a multi-seed plain run (mean of the seeds with a band)
+/// as PNG and SVG; earlier figures are kept without --force, and a directory without metrics
+/// is an error naming it.
+#[test]
+fn learning_curves_of_runs_and_multi_seed_runs_are_drawn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("ladder");
+    assert!(train(&run, &[]).status.success());
+    let seeds = tmp.path().join("seeds");
+    let o = ladder(&[
+        "train-plain",
+        "--layers",
+        "20",
+        "--epochs",
+        "2",
+        "--validation-samples",
+        "200",
+        "--seeds",
+        "1-2",
+        "--out",
+        s(&seeds),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tmp.path().join("curves");
+    let o = ladder(&[
+        "plot",
+        s(&run),
+        s(&seeds),
+        "--name",
+        "ladder",
+        "--name",
+        "plain",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["costs.png", "errors.png"] {
+        assert_eq!(&std::fs::read(out.join(f)).unwrap()[1..4], b"PNG");
+    }
+    for f in ["costs.svg", "errors.svg"] {
+        let svg = read(out.join(f));
+        assert!(
+            svg.contains("<svg")
+                && svg.contains("plain: validation_error_percent") == (f == "errors.svg")
+        );
+    }
+    // The multi-seed curve is the mean of its seeds, with a band where they differ.
+    let curves = ladder::experiment::curves::run_curves("plain", &seeds, 0).unwrap();
+    let val = curves
+        .iter()
+        .find(|c| c.name == "plain: validation_error_percent")
+        .unwrap();
+    let seed_val = |k: u32| -> f64 {
+        let line = read(seeds.join(format!("seed-{k}/metrics.jsonl")));
+        let first: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        first["validation_error_percent"].as_f64().unwrap()
+    };
+    assert!((val.mean[0].1 - (seed_val(1) + seed_val(2)) / 2.0).abs() < 1e-9);
+    assert_eq!(val.band.len(), 2);
+    assert_fails(&ladder(&["plot", s(&run), "--out", s(&out)]), "--force");
+    assert_fails(
+        &ladder(&["plot", s(tmp.path()), "--out", s(&out), "--force"]),
+        "metrics.jsonl",
+    );
+}

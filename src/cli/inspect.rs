@@ -104,6 +104,23 @@ pub struct RobustnessCmd {
     device: DeviceArgs,
 }
 
+#[derive(Args)]
+pub struct PlotCmd {
+    /// Run directories (any method; a multi-seed directory is drawn as the mean over its
+    /// seeds with a band of one standard deviation).
+    #[arg(required = true)]
+    run_dirs: Vec<PathBuf>,
+    /// A name per run for the legends [default: the directory names].
+    #[arg(long = "name")]
+    names: Vec<String>,
+    /// Where costs.png, costs.svg, errors.png and errors.svg go.
+    #[arg(long, default_value = "curves")]
+    out: PathBuf,
+    /// Replace the figures of an earlier plot in --out.
+    #[arg(long)]
+    force: bool,
+}
+
 /// The formats `ladder export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -229,27 +246,39 @@ fn check_predict_out(out: &Path, images: &Path, run_dir: &Path, force: bool) -> 
     check_out(out, run_dir, force)
 }
 
-pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
-    if !cmd.names.is_empty() && cmd.names.len() != cmd.run_dirs.len() {
+/// Each run directory with its `--name`, or its directory name.
+fn named_runs(dirs: &[PathBuf], names: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    if !names.is_empty() && names.len() != dirs.len() {
         bail!(
             "{} names for {} run directories: give one --name per run or none",
-            cmd.names.len(),
-            cmd.run_dirs.len()
+            names.len(),
+            dirs.len()
         );
     }
-    let runs: Vec<(String, PathBuf)> = cmd
-        .run_dirs
+    Ok(dirs
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let name = cmd.names.get(i).cloned().unwrap_or_else(|| {
+            let name = names.get(i).cloned().unwrap_or_else(|| {
                 d.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| d.display().to_string())
             });
             (name, d.clone())
         })
-        .collect();
+        .collect())
+}
+
+pub fn plot(cmd: PlotCmd) -> Result<()> {
+    let runs = named_runs(&cmd.run_dirs, &cmd.names)?;
+    for f in ladder::experiment::curves::plot_runs(&runs, &cmd.out, cmd.force)? {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
+    let runs = named_runs(&cmd.run_dirs, &cmd.names)?;
     let attacks = match cmd.attacks.trim() {
         "none" => Vec::new(),
         list => list

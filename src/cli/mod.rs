@@ -50,6 +50,9 @@ pub enum Command {
     /// Write a finished run's inference network as a safetensors file (tensors and metadata
     /// documented in `experiment::export`), for PyTorch and other tools.
     Export(inspect::ExportCmd),
+    /// Learning curves of runs of any method (or multi-seed runs: mean and a band of one std):
+    /// costs and error rates against the epoch, PNG and SVG.
+    Plot(inspect::PlotCmd),
     /// Train every combination of a grid of settings, choose by validation error, tabulate.
     #[command(args_override_self = true)]
     Sweep(ladder::SweepCmd),

@@ -2,6 +2,7 @@
 //! reported as mean ± std, progress display and throughput benchmarks.
 
 pub mod bench;
+pub mod curves;
 pub mod export;
 pub mod plain_run;
 pub mod plots;

@@ -1,6 +1,6 @@
-//! PNG figures: accuracy against perturbation strength with one line per model (004 fig. 3.4,
-//! 3.6), and weight pictures (004 Sec. 3.4.5). Text uses the embedded DejaVu Sans, so no system
-//! font is needed.
+//! Figures: accuracy against perturbation strength with one line per model (004 fig. 3.4,
+//! 3.6), weight pictures (004 Sec. 3.4.5), and learning curves with bands (PNG and SVG). Text
+//! uses the embedded DejaVu Sans, so no system font is needed.
 
 use std::path::Path;
 use std::sync::Once;
@@ -163,6 +163,186 @@ impl FillPx for DrawingArea<BitMapBackend<'_>, plotters::coord::Shift> {
         self.draw(&Rectangle::new([(x, y), (x + s, y + s)], color.filled()))?;
         Ok(())
     }
+}
+
+/// One named learning curve: the mean per epoch and, for several seeds, the band of one
+/// standard deviation around it.
+pub struct Curve {
+    pub name: String,
+    pub mean: Vec<(f64, f64)>,
+    /// (epoch, low, high) where there is a spread.
+    pub band: Vec<(f64, f64, f64)>,
+    /// The curve's colour (by quantity) and line pattern (by run: solid, dashed, dotted, ...).
+    pub color: usize,
+    pub pattern: usize,
+}
+
+/// A chart of learning curves against the epoch, as PNG and SVG at `stem`.png and `stem`.svg;
+/// `log_y` puts the values on a logarithmic axis (costs span orders of magnitude).
+pub fn curve_chart(
+    stem: &Path,
+    title: &str,
+    y_label: &str,
+    curves: &[Curve],
+    log_y: bool,
+) -> Result<()> {
+    let png = stem.with_extension("png");
+    draw_png(&png, |tmp| {
+        let root = BitMapBackend::new(tmp, (900, 600)).into_drawing_area();
+        draw_curves(root, title, y_label, curves, log_y)
+    })?;
+    let svg = stem.with_extension("svg");
+    let tmp = svg.with_extension("tmp.svg");
+    register_font();
+    let drawn = {
+        let root = SVGBackend::new(&tmp, (900, 600)).into_drawing_area();
+        draw_curves(root, title, y_label, curves, log_y)
+    };
+    drawn.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        plot_error(&svg, e)
+    })?;
+    std::fs::rename(&tmp, &svg).map_err(|e| LadderError::io(&svg, e))
+}
+
+fn draw_curves<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    y_label: &str,
+    curves: &[Curve],
+    log_y: bool,
+) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
+    let points = curves.iter().flat_map(|c| {
+        c.mean
+            .iter()
+            .copied()
+            .chain(c.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]))
+    });
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for (x, y) in points.filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)) {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if !(x0.is_finite() && y0.is_finite()) {
+        return Err("no finite values to draw".into());
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= y0 {
+        y1 = y0 * 1.1 + 1.0;
+    }
+    root.fill(&WHITE)?;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72);
+    if log_y {
+        let mut chart = builder.build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(y_label)
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        draw_series_of(&mut chart, curves)?;
+        legend(&mut chart)?;
+    } else {
+        let pad = (y1 - y0) * 0.05;
+        let mut chart = builder.build_cartesian_2d(x0..x1, (y0 - pad).max(0.0)..y1 + pad)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(y_label)
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        draw_series_of(&mut chart, curves)?;
+        legend(&mut chart)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Colours that read on white: Palette99 without its lightest entries.
+fn curve_color(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(23, 190, 207),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+    ];
+    COLORS[i % COLORS.len()]
+}
+
+fn draw_series_of<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    curves: &[Curve],
+) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for c in curves {
+        let color = curve_color(c.color);
+        if !c.band.is_empty() {
+            let mut outline: Vec<(f64, f64)> = c.band.iter().map(|&(x, _, hi)| (x, hi)).collect();
+            outline.extend(c.band.iter().rev().map(|&(x, lo, _)| (x, lo)));
+            chart.draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.2).filled(),
+            )))?;
+        }
+        let style = ShapeStyle::from(color).stroke_width(2);
+        let points = c.mean.iter().copied();
+        let drawn = match c.pattern {
+            0 => chart.draw_series(LineSeries::new(points, style))?,
+            k => {
+                let (dash, gap) = [(10, 5), (3, 4), (14, 4), (6, 8)][(k - 1) % 4];
+                chart.draw_series(DashedLineSeries::new(points, dash, gap, style))?
+            }
+        };
+        let pattern = c.pattern;
+        drawn.label(c.name.as_str()).legend(move |(x, y)| {
+            // The legend shows the pattern: a gap in the sample line for dashed runs.
+            let end = if pattern == 0 { x + 20 } else { x + 8 };
+            PathElement::new(vec![(x, y), (end, y)], style)
+        });
+    }
+    Ok(())
+}
+
+fn legend<'a, DB, X, Y>(chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    Ok(())
 }
 
 #[cfg(test)]
