@@ -707,3 +707,72 @@ fn learning_curves_of_runs_and_multi_seed_runs_are_drawn() {
         "metrics.jsonl",
     );
 }
+
+/// `predict` takes PNG files or a directory of them as well as IDX files, with the same labels
+/// for the same pixels, and with --probabilities writes CSV rows whose probabilities sum to 1
+/// and whose label is their argmax; a file that is not an image, or of another size, is named.
+#[test]
+fn predict_reads_png_files_and_writes_probabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("ladder");
+    assert!(train(&run, &[]).status.success());
+    let test = ladder::data::load_embedded(10).unwrap().test;
+    let pngs = tmp.path().join("pngs");
+    std::fs::create_dir(&pngs).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..4 {
+        let px: Vec<u8> = test
+            .row(i)
+            .iter()
+            .map(|v| (v * 255.0).round() as u8)
+            .collect();
+        bytes.extend(&px);
+        image::GrayImage::from_raw(28, 28, px)
+            .unwrap()
+            .save(pngs.join(format!("digit-{i}.png")))
+            .unwrap();
+    }
+    let idx = tmp.path().join("four-idx3-ubyte");
+    write_idx_file(&idx, &[4, 28, 28], &bytes).unwrap();
+    let labels = |o: std::process::Output| -> Vec<String> {
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let from_idx = labels(ladder(&["predict", s(&run), s(&idx)]));
+    let from_dir = labels(ladder(&["predict", s(&run), s(&pngs)]));
+    assert_eq!(from_idx, from_dir);
+    let one = labels(ladder(&["predict", s(&run), s(&pngs.join("digit-2.png"))]));
+    assert_eq!(one, vec![from_idx[2].clone()]);
+    let csv = labels(ladder(&["predict", s(&run), s(&pngs), "--probabilities"]));
+    assert_eq!(
+        csv[0],
+        format!(
+            "input,label,{}",
+            (0..10)
+                .map(|c| format!("p_{c}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    );
+    for (row, label) in csv[1..].iter().zip(&from_idx) {
+        let f: Vec<&str> = row.split(',').collect();
+        assert_eq!(f[1], label);
+        let p: Vec<f64> = f[2..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{row}");
+        let best = (0..10).fold(0, |b, j| if p[j] > p[b] { j } else { b });
+        assert_eq!(best.to_string(), f[1]);
+    }
+    std::fs::write(pngs.join("broken.png"), b"not a png").unwrap();
+    assert_fails(&ladder(&["predict", s(&run), s(&pngs)]), "broken.png");
+    std::fs::remove_file(pngs.join("broken.png")).unwrap();
+    image::GrayImage::new(20, 20)
+        .save(pngs.join("small.png"))
+        .unwrap();
+    assert_fails(
+        &ladder(&["predict", s(&run), s(&pngs)]),
+        "every image must have one size",
+    );
+}

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use ladder::attack::{AttackKind, AttackSettings, Norm};
+use ladder::data::images::{image_files, is_image_file, load_images};
 use ladder::data::{Dataset, load_idx_images};
 use ladder::experiment::robustness::{
     RobustnessOptions, TrainedModel, robustness, weight_pictures,
@@ -28,12 +29,17 @@ pub struct EvaluateCmd {
 pub struct PredictCmd {
     /// The run directory.
     pub run_dir: PathBuf,
-    /// An IDX image file (raw or gzipped) with the model's image size.
+    /// The inputs: an IDX image file (raw or gzipped), a PNG or JPEG file, or a directory of
+    /// PNG and JPEG files (in name order), of the model's image size.
     pub images: PathBuf,
     /// Write the labels here (one per line) instead of standard output; never the images file
     /// or a file of the run [default: standard output].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write CSV instead: the input (file name or IDX index), the label and each class's
+    /// probability.
+    #[arg(long)]
+    pub probabilities: bool,
     /// Replace an existing --out file.
     #[arg(long)]
     pub force: bool,
@@ -182,19 +188,68 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
     let dev = cmd.device.device()?;
     let model = TrainedModel::load(&cmd.run_dir, &dev)?;
     let images = &cmd.images;
-    let (pixels, n, shape) = load_idx_images(images)?;
-    let raw = Dataset {
-        images: pixels,
-        labels: vec![0; n],
-        n,
-        dim: shape.iter().product(),
-        image_shape: shape.clone(),
-        num_classes: model.num_classes(),
+    let (names, probabilities) = if images.is_dir() || is_image_file(images) {
+        let files = image_files(images)?;
+        let k = model.num_classes();
+        // Grey first (MNIST-like models), then colour (CIFAR-like ones).
+        let grey = model.probabilities(load_images(&files, 1, k)?);
+        let p = match grey {
+            Ok(p) => p,
+            Err(e) => model
+                .probabilities(load_images(&files, 3, k)?)
+                .map_err(|_| e)
+                .with_context(|| {
+                    format!("{}: neither as grey nor as colour images", images.display())
+                })?,
+        };
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        (names, p)
+    } else {
+        let (pixels, n, shape) = load_idx_images(images)?;
+        let raw = Dataset {
+            images: pixels,
+            labels: vec![0; n],
+            n,
+            dim: shape.iter().product(),
+            image_shape: shape.clone(),
+            num_classes: model.num_classes(),
+        };
+        let p = model
+            .probabilities(raw)
+            .with_context(|| format!("{} (images of shape {shape:?})", images.display()))?;
+        ((0..n).map(|i| i.to_string()).collect(), p)
     };
-    let labels = model
-        .predict(raw)
-        .with_context(|| format!("{} (images of shape {shape:?})", images.display()))?;
-    let text: String = labels.iter().map(|l| format!("{l}\n")).collect();
+    let label = |p: &[f32]| (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b });
+    let text: String = if cmd.probabilities {
+        let k = probabilities.first().map_or(0, Vec::len);
+        let mut t = String::from("input,label");
+        t.extend((0..k).map(|c| format!(",p_{c}")));
+        t.push('\n');
+        for (name, p) in names.iter().zip(&probabilities) {
+            let field = if name.contains([',', '"']) {
+                format!("\"{}\"", name.replace('"', "\"\""))
+            } else {
+                name.clone()
+            };
+            t.push_str(&format!("{field},{}", label(p)));
+            t.extend(p.iter().map(|v| format!(",{v:.6}")));
+            t.push('\n');
+        }
+        t
+    } else {
+        probabilities
+            .iter()
+            .map(|p| format!("{}\n", label(p)))
+            .collect()
+    };
     match &cmd.out {
         Some(path) => ladder::train::checkpoint::write_atomic(path, text.as_bytes())?,
         None => print!("{text}"),

@@ -9,6 +9,7 @@ pub mod cifar;
 pub mod csv;
 pub mod dataset;
 pub mod idx;
+pub mod images;
 pub mod preprocess;
 pub mod source;
 pub mod split;

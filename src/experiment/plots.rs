@@ -78,7 +78,7 @@ fn draw_line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -
         .label_style(("sans-serif", 16))
         .draw()?;
     for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = curve_color(i).to_rgba();
         let style = ShapeStyle::from(color).stroke_width(2);
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), style))?
@@ -272,7 +272,7 @@ where
     Ok(())
 }
 
-/// Colours that read on white: Palette99 without its lightest entries.
+/// Colours that read on white (the Tableau 10 palette; Palette99 has pale yellows).
 fn curve_color(i: usize) -> RGBColor {
     const COLORS: [RGBColor; 10] = [
         RGBColor(31, 119, 180),

@@ -199,6 +199,28 @@ impl TrainedModel {
         Ok(classify(self, &ds.images, ds.dim, &self.device()))
     }
 
+    /// The class probabilities (softmax) of every example of `raw`, preprocessed as the run
+    /// did, a row of `num_classes` per example.
+    pub fn probabilities(&self, raw: Dataset) -> Result<Vec<Vec<f32>>> {
+        let ds = self.preprocessing().apply_to_new(raw)?;
+        self.check_dim(ds.dim)?;
+        let device = self.device();
+        let mut out = Vec::with_capacity(ds.len());
+        for rows in ds.images.chunks(1000 * ds.dim) {
+            let n = rows.len() / ds.dim;
+            let x = Tensor::from_data(TensorData::new(rows.to_vec(), [n, ds.dim]), &device);
+            let p = burn::tensor::activation::softmax(self.logits(x), 1);
+            let k = p.dims()[1];
+            let v = p
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32");
+            out.extend(v.chunks(k).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+
     fn check_dim(&self, dim: usize) -> Result<()> {
         let input = self.input_dim();
         if dim != input {
