@@ -10,7 +10,7 @@ use ladder::LadderError;
 
 mod cli;
 
-use cli::{Cli, Command, inspect, ladder as ladder_cli, plain, semantic};
+use cli::{Cli, Command, data, inspect, ladder as ladder_cli, plain, semantic};
 
 fn main() -> ExitCode {
     ladder::keep_freed_memory();
@@ -47,6 +47,7 @@ fn run(command: Command) -> Result<()> {
         Command::Robustness(cmd) => inspect::robustness_cmd(cmd),
         Command::Weights(cmd) => inspect::weights(cmd),
         Command::Export(cmd) => inspect::export(cmd),
+        Command::Data(cmd) => data::data(cmd),
         Command::Plot(cmd) => inspect::plot(cmd),
         Command::TrainSemantic(cmd) => semantic::train_semantic(cmd),
         Command::SemanticTable(cmd) => semantic::table(cmd),

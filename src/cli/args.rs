@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use ladder::data::{CsvOptions, DataRequest, RecordedData};
+use ladder::data::{CsvOptions, DataRequest, RecordedData, fetch};
 use ladder::device::{DeviceKind, training_device};
 use ladder::experiment::run::run_data;
 use ladder::experiment::{RunOptions, parse_seeds};
@@ -17,10 +17,14 @@ pub struct DataArgs {
     /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; or a CIFAR-10 binary
     /// directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin); or a .csv file of numeric
     /// features and an integer class column (standardised with the training part's
-    /// statistics). For a command that reads a run: a moved copy of the data the run recorded
+    /// statistics). Or the name of a dataset `ladder data fetch` cached (mnist, fashion-mnist,
+    /// cifar10). For a command that reads a run: a moved copy of the data the run recorded
     /// [default: the embedded MNIST-10k; for a run, its recorded data].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// The cache `--data NAME` reads [default: $XDG_CACHE_HOME/ladder or ~/.cache/ladder].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// CSV only: a separate test file [default: a seeded --test-fraction of --data's rows].
     #[arg(long)]
     pub test_data: Option<PathBuf>,
@@ -40,9 +44,32 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    pub fn request(&self) -> DataRequest {
-        DataRequest {
-            path: self.data.clone(),
+    /// `--data`, a fetched dataset's name resolved to its cached directory.
+    fn data_path(&self) -> Result<Option<PathBuf>> {
+        let Some(path) = &self.data else {
+            return Ok(None);
+        };
+        let name = path.to_string_lossy();
+        if path.exists() || name.contains(['/', '.']) {
+            return Ok(Some(path.clone()));
+        }
+        let Ok(set) = fetch::dataset(&name) else {
+            return Ok(Some(path.clone()));
+        };
+        let cached = fetch::data_path(&set, &fetch::cache_dir(self.data_dir.as_deref())?);
+        if !cached.exists() {
+            bail!(
+                "--data {name}: the dataset is not in the cache ({}); fetch it with `ladder data \
+                 fetch {name}`",
+                cached.display()
+            );
+        }
+        Ok(Some(cached))
+    }
+
+    pub fn request(&self) -> Result<DataRequest> {
+        Ok(DataRequest {
+            path: self.data_path()?,
             csv: CsvOptions {
                 test: self.test_data.clone(),
                 test_fraction: self.test_fraction,
@@ -50,18 +77,18 @@ impl DataArgs {
                 first_label: self.first_label,
                 header: self.csv_header.then_some(true),
             },
-        }
+        })
     }
 
     /// The data these flags name, with its record.
     pub fn load(&self, num_classes: usize) -> Result<RecordedData> {
-        Ok(self.request().source()?.load(num_classes)?)
+        Ok(self.request()?.source()?.load(num_classes)?)
     }
 
     /// The data the run (or multi-seed run, sweep, grid) in `dir` recorded, or the moved copy
     /// these flags name.
     pub fn of_run(&self, dir: &Path, num_classes: usize) -> Result<RecordedData> {
-        Ok(run_data(dir, &self.request(), num_classes)?)
+        Ok(run_data(dir, &self.request()?, num_classes)?)
     }
 }
 

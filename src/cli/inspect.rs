@@ -363,7 +363,7 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
     };
     let dev = cmd.device.device()?;
     let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
-    let data = runs_data(&dirs, &cmd.data.request(), cmd.num_classes)?;
+    let data = runs_data(&dirs, &cmd.data.request()?, cmd.num_classes)?;
     let mut say = |line: &str| eprintln!("{line}");
     let (table, attacks) = robustness(&runs, &data.sets.test, &opts, &cmd.out, &dev, &mut say)?;
     print!("{}", table.to_markdown());

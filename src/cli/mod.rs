@@ -4,6 +4,7 @@
 //! its default, and the data, configuration and runs are the library's.
 
 pub mod args;
+pub mod data;
 pub mod inspect;
 pub mod ladder;
 pub mod plain;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Write a finished run's inference network as a safetensors file (tensors and metadata
     /// documented in `experiment::export`), for PyTorch and other tools.
     Export(inspect::ExportCmd),
+    /// The papers' datasets in the local cache: `data fetch NAME`, `data list`.
+    #[command(subcommand)]
+    Data(data::DataCmd),
     /// Learning curves of runs of any method (or multi-seed runs: mean and a band of one std):
     /// costs and error rates against the epoch, PNG and SVG.
     Plot(inspect::PlotCmd),

@@ -8,6 +8,7 @@
 pub mod cifar;
 pub mod csv;
 pub mod dataset;
+pub mod fetch;
 pub mod idx;
 pub mod images;
 pub mod preprocess;
