@@ -101,14 +101,25 @@ fn draw_line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -
     Ok(())
 }
 
+/// What a tile grid says about itself: a title above it, a label left of each row of tiles
+/// and above each column (empty ones are left out).
+#[derive(Debug, Clone, Default)]
+pub struct TileLabels {
+    pub title: String,
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+}
+
 /// Draws `tiles` (each `h × w` values, row-major) as a grid of grey images, each scaled to its
-/// own range (black = lowest, white = highest), `scale` screen pixels per value.
+/// own range (black = lowest, white = highest), `scale` screen pixels per value, under the
+/// title and beside the row and column labels of `labels`.
 pub fn tile_grid(
     path: &Path,
     tiles: &[Vec<f32>],
     (h, w): (usize, usize),
     columns: usize,
     scale: usize,
+    labels: &TileLabels,
 ) -> Result<()> {
     if tiles.is_empty() || columns == 0 {
         return Err(plot_error(path, "nothing to draw"));
@@ -117,13 +128,62 @@ pub fn tile_grid(
     let gap = 2;
     let cell_w = w * scale + gap;
     let cell_h = h * scale + gap;
+    let font = 14;
+    let title_h = if labels.title.is_empty() {
+        0
+    } else {
+        2 * font + 4
+    };
+    let column_h = if labels.columns.is_empty() {
+        0
+    } else {
+        font + 6
+    };
+    let widest = labels
+        .rows
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let left = if widest == 0 {
+        0
+    } else {
+        widest * font * 3 / 5 + 10
+    };
+    let top = title_h + column_h;
+    let grid_w = columns * cell_w + gap;
     let size = (
-        (columns * cell_w + gap) as u32,
-        (rows * cell_h + gap) as u32,
+        (left + grid_w).max(labels.title.chars().count() * font * 3 / 5 + 20) as u32,
+        (top + rows * cell_h + gap) as u32,
     );
     draw_png(path, |tmp| {
         let root = BitMapBackend::new(tmp, size).into_drawing_area();
-        root.fill(&RGBColor(128, 128, 160))?;
+        root.fill(&WHITE)?;
+        let style = ("sans-serif", font as u32).into_font().color(&BLACK);
+        if title_h > 0 {
+            let title = ("sans-serif", (font + 4) as u32).into_font().color(&BLACK);
+            root.draw(&Text::new(labels.title.as_str(), (8, 6), title))?;
+        }
+        for (c, label) in labels.columns.iter().enumerate().take(columns) {
+            let x = left + gap + c * cell_w + cell_w / 2 - label.chars().count() * font * 3 / 10;
+            root.draw(&Text::new(
+                label.as_str(),
+                (x as i32, (title_h + 2) as i32),
+                style.clone(),
+            ))?;
+        }
+        for (r, label) in labels.rows.iter().enumerate().take(rows) {
+            let y = top + gap + r * cell_h + cell_h / 2 - font / 2;
+            root.draw(&Text::new(label.as_str(), (4, y as i32), style.clone()))?;
+        }
+        let bg = Rectangle::new(
+            [
+                (left as i32, top as i32),
+                ((left + grid_w) as i32, (top + rows * cell_h + gap) as i32),
+            ],
+            RGBColor(128, 128, 160).filled(),
+        );
+        root.draw(&bg)?;
         for (t, tile) in tiles.iter().enumerate() {
             let (lo, hi) = tile
                 .iter()
@@ -131,7 +191,10 @@ pub fn tile_grid(
                     (a.min(v), b.max(v))
                 });
             let span = if hi > lo { hi - lo } else { 1.0 };
-            let (ox, oy) = (gap + (t % columns) * cell_w, gap + (t / columns) * cell_h);
+            let (ox, oy) = (
+                left + gap + (t % columns) * cell_w,
+                top + gap + (t / columns) * cell_h,
+            );
             for (i, &v) in tile.iter().enumerate() {
                 let g = (255.0 * (v - lo) / span).round() as u8;
                 let (x, y) = (ox + (i % w) * scale, oy + (i / w) * scale);
@@ -374,13 +437,23 @@ mod tests {
         assert_eq!(png_size(&chart), (800, 560));
         let grid = dir.path().join("g.png");
         let tiles = vec![vec![0.0, 1.0, 2.0, 3.0]; 5];
-        tile_grid(&grid, &tiles, (2, 2), 3, 4).unwrap();
+        tile_grid(&grid, &tiles, (2, 2), 3, 4, &TileLabels::default()).unwrap();
         // 3 columns × (2·4 + 2) + 2 wide, 2 rows × 10 + 2 high.
         assert_eq!(png_size(&grid), (32, 22));
         assert!(
             std::fs::read_dir(dir.path()).unwrap().count() == 2,
             "no temporary left"
         );
-        assert!(tile_grid(&grid, &[], (2, 2), 3, 4).is_err());
+        assert!(tile_grid(&grid, &[], (2, 2), 3, 4, &TileLabels::default()).is_err());
+        // A title, column and row labels add a band above and a margin on the left.
+        let labels = TileLabels {
+            title: "T".into(),
+            rows: vec!["original".into(), "decoded".into()],
+            columns: vec!["0".into(), "1".into(), "2".into()],
+        };
+        let labelled = dir.path().join("l.png");
+        tile_grid(&labelled, &tiles, (2, 2), 3, 4, &labels).unwrap();
+        let ((w0, h0), (w1, h1)) = (png_size(&grid), png_size(&labelled));
+        assert!(w1 > w0 && h1 > h0 + 20, "{w0}×{h0} → {w1}×{h1}");
     }
 }

@@ -9,7 +9,7 @@ use crate::attack::{AttackKind, AttackSettings, Norm};
 use crate::data::Dataset;
 use crate::error::{LadderError, Result};
 use crate::eval::robustness::{AttackTable, RobustnessTable};
-use crate::experiment::plots::{Series, line_chart, tile_grid};
+use crate::experiment::plots::{Series, TileLabels, line_chart, tile_grid};
 use crate::experiment::run::output_dir;
 pub use crate::experiment::trained::TrainedModel;
 use crate::train::checkpoint::write_atomic;
@@ -281,12 +281,32 @@ pub fn weight_pictures(
     units.truncate(max_units.max(1));
     let first = out.join(WEIGHT_FILES[0]);
     let per_row = (units.len() as f64).sqrt().ceil() as usize;
-    tile_grid(&first, &units, shape, per_row, 2)?;
+    let title = format!(
+        "First-layer weights: the input weights of units 1–{}",
+        units.len()
+    );
+    let labels = TileLabels {
+        title,
+        ..TileLabels::default()
+    };
+    tile_grid(&first, &units, shape, per_row, 2, &labels)?;
     let product = weights[1..]
         .iter()
         .fold(weights[0].clone(), |acc, w| acc.matmul(w.clone()));
     let classes = columns(product);
     let patterns = out.join(WEIGHT_FILES[1]);
-    tile_grid(&patterns, &classes, shape, classes.len().min(10), 4)?;
+    let labels = TileLabels {
+        title: "Class patterns: the columns of W1·…·WL, one per class (0, 1, …)".into(),
+        rows: Vec::new(),
+        columns: (0..classes.len()).map(|c| c.to_string()).collect(),
+    };
+    tile_grid(
+        &patterns,
+        &classes,
+        shape,
+        classes.len().min(10),
+        4,
+        &labels,
+    )?;
     Ok((first, patterns))
 }

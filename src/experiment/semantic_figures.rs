@@ -13,7 +13,7 @@ use crate::data::preprocess::centre_crop;
 use crate::data::{Dataset, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval::batch_tensors;
-use crate::experiment::plots::{Drawn, draw_png, tile_grid};
+use crate::experiment::plots::{Drawn, TileLabels, draw_png, tile_grid};
 use crate::experiment::run::output_dir;
 use crate::experiment::semantic_run::SemanticModelHeader;
 use crate::model::semantic::{Perturbation, SemanticNet};
@@ -217,7 +217,28 @@ fn reconstructions(
                 .map(|r| display_tile(r, mean, shape.channels)),
         );
     }
-    tile_grid(path, &tiles, (shape.height, shape.width), idx.len(), 3)
+    let what = match kind {
+        Perturbation::Random => "random",
+        Perturbation::ClassConditional => "class-conditional",
+    };
+    let mut rows = vec!["original".to_string()];
+    rows.extend((1..=opts.samples).map(|s| format!("decoded {s}")));
+    let labels = TileLabels {
+        title: format!("x decoded from {what} perturbations of z (003 Fig. 5)"),
+        rows,
+        columns: idx
+            .iter()
+            .map(|&i| format!("class {}", train.labels[i]))
+            .collect(),
+    };
+    tile_grid(
+        path,
+        &tiles,
+        (shape.height, shape.width),
+        idx.len(),
+        3,
+        &labels,
+    )
 }
 
 /// Latent vectors of `x` (clean), as rows.
@@ -408,18 +429,39 @@ fn draw_tsne(path: &Path, xy: &[(f64, f64)], pts: &TsnePoints, opts: &FigureOpti
             }
         }
         let train = &xy[pts.train.clone()];
+        let grey = Palette99::pick(0).mix(0.35);
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+            .label("unseen examples (colour: class; digit: its centre)")
+            .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
         if p == 0 {
-            chart.draw_series(train.iter().map(|&at| Circle::new(at, 4, BLACK.filled())))?;
-            continue;
+            chart
+                .draw_series(train.iter().map(|&at| Circle::new(at, 4, BLACK.filled())))?
+                .label("training examples")
+                .legend(|(x, y)| Circle::new((x + 10, y), 4, BLACK.filled()));
+        } else {
+            let copies = if p == 1 { &pts.random } else { &pts.class };
+            chart
+                .draw_series(
+                    xy[copies.clone()]
+                        .iter()
+                        .map(|&at| Cross::new(at, 4, BLUE.stroke_width(2))),
+                )?
+                .label("perturbed copies of the training examples")
+                .legend(|(x, y)| Cross::new((x + 10, y), 4, BLUE.stroke_width(2)));
+            let yellow = RGBColor(235, 190, 0);
+            chart
+                .draw_series(train.iter().map(|&at| Circle::new(at, 4, yellow.filled())))?
+                .label("training examples")
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, yellow.filled()));
         }
-        let copies = if p == 1 { &pts.random } else { &pts.class };
-        chart.draw_series(
-            xy[copies.clone()]
-                .iter()
-                .map(|&at| Cross::new(at, 4, BLUE.stroke_width(2))),
-        )?;
-        let yellow = RGBColor(235, 190, 0);
-        chart.draw_series(train.iter().map(|&at| Circle::new(at, 4, yellow.filled())))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
     }
     root.present()?;
     Ok(())
