@@ -549,7 +549,8 @@ fn every_method_writes_one_config_file_and_older_layouts_still_load() {
 }
 
 /// The Ladder and plain networks `ladder export` writes run, from the file alone, to the test
-/// error their runs recorded: the names, shapes and metadata are those `experiment::export`
+/// error their runs recorded, and read back by `evaluate` and `robustness` they give the run's
+/// numbers: the names, shapes and metadata are those `experiment::export`
 /// documents. Outputs inside the run, or over an earlier file without --force, are refused.
 #[test]
 fn exported_networks_reproduce_their_runs_test_error() {
@@ -632,6 +633,38 @@ fn exported_networks_reproduce_their_runs_test_error() {
             "{method}: {error} vs {}",
             recorded_error(dir)
         );
+        // Imported back, the file evaluates and is attacked as its run is.
+        assert_close(evaluated(&[s(&file)]), recorded_error(dir));
+        let rob = |input: &Path, out: &str| {
+            let out = tmp.path().join(out);
+            let o = ladder(&[
+                "robustness",
+                s(input),
+                "--name",
+                "m",
+                "--epsilons",
+                "0,0.1",
+                "--sigmas",
+                "0",
+                "--attacks",
+                "fgsm,pgd",
+                "--attack-epsilons",
+                "0.1",
+                "--attack-examples",
+                "300",
+                "--out",
+                s(&out),
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            (
+                read(out.join("robustness.csv")),
+                read(out.join("attacks.csv")),
+            )
+        };
+        assert_eq!(
+            rob(dir, &format!("rob-run-{method}")),
+            rob(&file, &format!("rob-file-{method}"))
+        );
     }
     assert_fails(
         &ladder(&["export", s(&run), "--out", s(&run.join("x.safetensors"))]),
@@ -639,6 +672,9 @@ fn exported_networks_reproduce_their_runs_test_error() {
     );
     let file = tmp.path().join("ladder.safetensors");
     assert_fails(&ladder(&["export", s(&run), "--out", s(&file)]), "--force");
+    let bad = tmp.path().join("bad.safetensors");
+    std::fs::write(&bad, b"not safetensors").unwrap();
+    assert_fails(&ladder(&["evaluate", s(&bad)]), "not a safetensors file");
 }
 
 /// `ladder plot` draws a Ladder run and a multi-seed plain run (mean of the seeds with a band)

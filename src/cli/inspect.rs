@@ -8,9 +8,8 @@ use clap::Args;
 use ladder::attack::{AttackKind, AttackSettings, Norm};
 use ladder::data::images::{image_files, is_image_file, load_images};
 use ladder::data::{Dataset, load_idx_images};
-use ladder::experiment::robustness::{
-    RobustnessOptions, TrainedModel, robustness, weight_pictures,
-};
+use ladder::experiment::export::{is_export, load_model};
+use ladder::experiment::robustness::{RobustnessOptions, robustness, weight_pictures};
 use ladder::experiment::run::{SUMMARY_FILE, read_json, runs_data};
 
 use super::args::{DataArgs, DeviceArgs, parse_levels};
@@ -169,8 +168,12 @@ pub struct WeightsCmd {
 pub fn evaluate(cmd: EvaluateCmd) -> Result<()> {
     let dev = cmd.device.device()?;
     let run_dir = &cmd.run_dir;
-    let model = TrainedModel::load(run_dir, &dev)?;
-    let data = cmd.data.of_run(run_dir, model.num_classes())?;
+    let model = load_model(run_dir, &dev)?;
+    // An exported file records no data: it is tested on --data (or the embedded set).
+    let data = match is_export(run_dir) {
+        true => cmd.data.load(model.num_classes())?,
+        false => cmd.data.of_run(run_dir, model.num_classes())?,
+    };
     let err = model.test_error(&data.sets)?;
     if let Ok(summary) = read_json::<serde_json::Value>(&run_dir.join(SUMMARY_FILE))
         && let Some(recorded) = summary.get("test_error_percent")
@@ -186,7 +189,7 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
         check_predict_out(out, &cmd.images, &cmd.run_dir, cmd.force)?;
     }
     let dev = cmd.device.device()?;
-    let model = TrainedModel::load(&cmd.run_dir, &dev)?;
+    let model = load_model(&cmd.run_dir, &dev)?;
     let images = &cmd.images;
     let (names, probabilities) = if images.is_dir() || is_image_file(images) {
         let files = image_files(images)?;
@@ -362,8 +365,16 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
         force: cmd.force,
     };
     let dev = cmd.device.device()?;
-    let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
-    let data = runs_data(&dirs, &cmd.data.request()?, cmd.num_classes)?;
+    // Run directories say which data they were trained on; exported files do not.
+    let dirs: Vec<&Path> = runs
+        .iter()
+        .map(|(_, d)| d.as_path())
+        .filter(|d| !is_export(d))
+        .collect();
+    let data = match dirs.is_empty() {
+        true => cmd.data.load(cmd.num_classes)?,
+        false => runs_data(&dirs, &cmd.data.request()?, cmd.num_classes)?,
+    };
     let mut say = |line: &str| eprintln!("{line}");
     let (table, attacks) = robustness(&runs, &data.sets.test, &opts, &cmd.out, &dev, &mut say)?;
     print!("{}", table.to_markdown());
@@ -377,7 +388,7 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
 pub fn export(cmd: ExportCmd) -> Result<()> {
     check_out(&cmd.out, &cmd.run_dir, cmd.force)?;
     let dev = ladder::device::training_device(ladder::device::DeviceKind::Cpu)?;
-    let model = TrainedModel::load(&cmd.run_dir, &dev)?;
+    let model = load_model(&cmd.run_dir, &dev)?;
     let exported = ladder::experiment::export::export(&model)?;
     match cmd.format {
         ExportFormat::Safetensors => exported.save(&cmd.out)?,
@@ -388,7 +399,7 @@ pub fn export(cmd: ExportCmd) -> Result<()> {
 
 pub fn weights(cmd: WeightsCmd) -> Result<()> {
     let dev = ladder::device::training_device(ladder::device::DeviceKind::Cpu)?;
-    let model = TrainedModel::load(&cmd.run_dir, &dev)?;
+    let model = load_model(&cmd.run_dir, &dev)?;
     let input = model.weights()?[0].dims()[0];
     let shape = match &cmd.image_shape {
         Some(s) => {

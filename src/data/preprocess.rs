@@ -11,7 +11,7 @@ use super::DataError;
 use super::dataset::{Dataset, TrainTest};
 
 /// What to do to the inputs before training, in this order.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Preprocessing {
     pub grey: bool,
     /// L2 norm of every example after centring; 0 = off.

@@ -20,7 +20,8 @@
 //! learned γ.
 //!
 //! Convolutional Ladders and semantic-noise networks are not exported yet: asking for one is an
-//! error that says so.
+//! error that says so. [`import`] reads such a file back as a trained model, so that
+//! `evaluate`, `predict` and `robustness` take it in place of a run directory.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -197,5 +198,156 @@ impl Exported {
     /// Writes the file atomically (a half-written export is never left behind).
     pub fn save(&self, path: &Path) -> Result<()> {
         write_atomic(path, &self.to_bytes()?)
+    }
+}
+
+/// Whether `path` names an exported network (a `.safetensors` file) rather than a run
+/// directory.
+pub fn is_export(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+}
+
+/// Reads a file [`Exported::save`] wrote (or any file with the same names and metadata) as a
+/// trained model on `device`, for `evaluate`, `predict` and `robustness`.
+pub fn import(path: &Path, device: &Device) -> Result<TrainedModel> {
+    let bad = |reason: String| LadderError::Format {
+        path: path.into(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| LadderError::io(path, e))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let field = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| bad(format!("its metadata has no `{k}`")))
+    };
+    if field("format")? != EXPORT_FORMAT {
+        return Err(bad(format!(
+            "format {} is not {EXPORT_FORMAT}",
+            field("format")?
+        )));
+    }
+    let dims: Vec<usize> = field("architecture")?
+        .split('-')
+        .map(|d| {
+            d.parse()
+                .map_err(|_| bad(format!("architecture `{d}` is not a width")))
+        })
+        .collect::<Result<_>>()?;
+    let classes: usize = field("classes")?
+        .parse()
+        .map_err(|_| bad("classes is not a number".into()))?;
+    let preprocessing = match field("preprocessing")?.as_str() {
+        "none" => Preprocessing::default(),
+        "grey" => Preprocessing {
+            grey: true,
+            ..Preprocessing::default()
+        },
+        other => return Err(bad(format!("unknown preprocessing `{other}`"))),
+    };
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let tensor = |name: String, shape: [usize; 2]| -> Result<Tensor<2>> {
+        let t = st
+            .tensor(&name)
+            .map_err(|_| bad(format!("has no tensor `{name}`")))?;
+        if t.dtype() != Dtype::F32 || t.shape().iter().product::<usize>() != shape[0] * shape[1] {
+            return Err(bad(format!(
+                "tensor `{name}` is {:?} {:?}, expected F32 {shape:?}",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        let v: Vec<f32> = t
+            .data()
+            .chunks(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        Ok(Tensor::from_data(TensorData::new(v, shape), device))
+    };
+    let param = |t: Tensor<2>| burn::module::Param::from_tensor(t);
+    let depth = dims.len() - 1;
+    let pairs = || (1..=depth).map(|l| (l, [dims[l - 1], dims[l]]));
+    match field("method")?.as_str() {
+        "plain" => {
+            let mut mlp = Mlp {
+                weights: Vec::new(),
+                biases: Vec::new(),
+            };
+            for (l, shape) in pairs() {
+                mlp.weights
+                    .push(param(tensor(format!("layers.{l}.weight"), shape)?));
+                mlp.biases
+                    .push(param(tensor(format!("layers.{l}.bias"), [1, shape[1]])?));
+            }
+            Ok(TrainedModel::Plain(mlp.no_grad(), preprocessing, classes))
+        }
+        "ladder" => import_ladder(&meta, &dims, classes, preprocessing, &tensor, device, &bad),
+        other => Err(bad(format!("unknown method `{other}`"))),
+    }
+}
+
+/// The clean encoder of an exported Ladder: a network of its widths and activation, whose
+/// weights, β, γ and population moments are the file's.
+fn import_ladder(
+    meta: &HashMap<String, String>,
+    dims: &[usize],
+    classes: usize,
+    preprocessing: Preprocessing,
+    tensor: &dyn Fn(String, [usize; 2]) -> Result<Tensor<2>>,
+    device: &Device,
+    bad: &dyn Fn(String) -> LadderError,
+) -> Result<TrainedModel> {
+    let activation = match meta.get("activation").map(String::as_str) {
+        Some("relu") => Activation::Relu,
+        Some(a) if a.starts_with("leaky-relu") => Activation::Leakyrelu,
+        other => return Err(bad(format!("unknown activation {other:?}"))),
+    };
+    let top_gamma = meta.get("top_gamma").is_some_and(|v| v == "true");
+    let widths: Vec<String> = dims[1..].iter().map(usize::to_string).collect();
+    let config = crate::train::TrainConfig {
+        encoder_layers: crate::model::spec::Written::parse(&widths.join("-"))?,
+        denoising_cost_x: crate::model::spec::Written::known("0"),
+        act: activation,
+        top_c: top_gamma,
+        num_classes: classes,
+        ..crate::train::TrainConfig::default()
+    };
+    let spec = config.ladder_spec(&[dims[0]])?;
+    let mut net = crate::model::LadderNetwork::new(&spec, 1, device);
+    let param = |t: Tensor<2>| burn::module::Param::from_tensor(t);
+    let mut moments = Vec::new();
+    for l in 1..=dims.len() - 1 {
+        let (i, o) = (dims[l - 1], dims[l]);
+        net.encoder.weights[l - 1] = param(tensor(format!("encoder.{l}.weight"), [i, o])?);
+        net.encoder.betas[l - 1] = param(tensor(format!("encoder.{l}.beta"), [1, o])?);
+        moments.push(crate::ops::batch_norm::Moments {
+            mean: tensor(format!("encoder.{l}.mean"), [1, o])?,
+            var: tensor(format!("encoder.{l}.var"), [1, o])?,
+        });
+    }
+    if top_gamma {
+        let l = dims.len() - 1;
+        net.encoder.gamma = Some(param(tensor(format!("encoder.{l}.gamma"), [1, dims[l]])?));
+    }
+    Ok(TrainedModel::Ladder(
+        LadderClassifier {
+            net: net.no_grad(),
+            moments,
+        },
+        preprocessing,
+        classes,
+    ))
+}
+
+/// The trained model at `path`: an exported file ([`import`]) or a run directory
+/// ([`TrainedModel::load`]).
+pub fn load_model(path: &Path, device: &Device) -> Result<TrainedModel> {
+    match is_export(path) {
+        true => import(path, device),
+        false => TrainedModel::load(path, device),
     }
 }

@@ -85,7 +85,7 @@ pub fn robustness(
     }
     let mut models: Vec<(String, TrainedModel)> = Vec::with_capacity(runs.len());
     for (name, dir) in runs {
-        let m = TrainedModel::load(dir, device)?;
+        let m = crate::experiment::export::load_model(dir, device)?;
         if let Some((first, other)) = models.first()
             && other.preprocessing() != m.preprocessing()
         {
