@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use burn::prelude::*;
 use ladder::attack::{AttackKind, AttackSettings, Inputs, Norm, Threat, attack};
+use ladder::attack::{AttackTable, image_layout, input_box};
 use ladder::data::{Dataset, load_embedded};
-use ladder::eval::robustness::{AttackTable, image_layout, input_box};
 use ladder::model::mlp::Mlp;
 use ladder::train::plain::{PlainConfig, PlainData, PlainModel, train_plain};
 

@@ -17,12 +17,17 @@
 //! - [`square::square`]: Square Attack (Andriushchenko et al. 2020, L∞), gradient-free, to expose
 //!   gradient masking.
 //!
+//! [`table::AttackTable`] measures models under every attack and radius.
+//!
 //! An example counts as robust to an attack when the model classifies it correctly both clean
 //! and at every point the attack tried (as AutoAttack and RobustBench count); the worst case
 //! over attacks is then the conjunction, per example.
 
 pub mod gradient;
 pub mod square;
+pub mod table;
+
+pub use table::{AttackTable, image_layout, input_box};
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
+use crate::attack::AttackTable;
 use crate::attack::{AttackKind, AttackSettings, Norm};
 use crate::data::Dataset;
 use crate::error::{LadderError, Result};
-use crate::eval::robustness::{AttackTable, RobustnessTable};
+use crate::eval::robustness::RobustnessTable;
 use crate::experiment::plots::{Series, TileLabels, line_chart, tile_grid};
 use crate::experiment::run::output_dir;
 pub use crate::experiment::trained::TrainedModel;

@@ -17,10 +17,10 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::attack::input_box;
 use crate::data::preprocess::Preprocessing;
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
-use crate::eval::robustness::input_box;
 use crate::eval::{Classifier, batch_tensors, error_percent_of};
 use crate::model::ladder::cross_entropy;
 use crate::model::mlp::{Mlp, MlpInit};
