@@ -53,21 +53,30 @@ fn robustness_csv(run: &Path, epsilons: &str, out: &Path) -> String {
     read(out.join("robustness.csv"))
 }
 
-/// A 2-epoch plain network with 20 hidden units in `out`.
-fn train_tiny_plain(out: &Path) {
-    let o = ladder(&[
-        "train-plain",
-        "--layers",
-        "20",
-        "--epochs",
-        "2",
-        "--validation-samples",
-        "200",
-        "--out",
-        s(out),
-        "--quiet",
-    ]);
+/// The flags of a 2-epoch plain network with 20 hidden units.
+const TINY_PLAIN: [&str; 7] = [
+    "train-plain",
+    "--layers",
+    "20",
+    "--epochs",
+    "2",
+    "--validation-samples",
+    "200",
+];
+
+/// `train-plain` with [`TINY_PLAIN`] and `extra`, quietly.
+fn tiny_plain(extra: &[&str]) -> std::process::Output {
+    ladder(&[&TINY_PLAIN[..], extra, &["--quiet"]].concat())
+}
+
+/// A tiny plain network in `out` (with `extra` flags).
+fn train_tiny_plain_with(out: &Path, extra: &[&str]) {
+    let o = tiny_plain(&[&["--out", s(out)][..], extra].concat());
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+fn train_tiny_plain(out: &Path) {
+    train_tiny_plain_with(out, &[]);
 }
 
 /// The accuracy (last column) of line `line` of a robustness table.
@@ -470,18 +479,7 @@ fn evaluate_predict_and_robustness_take_a_run_of_any_method() {
 fn plain_runs_take_seeds_and_resume_like_every_method() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("seeds");
-    let plain = |extra: &[&str]| {
-        let args = [
-            "train-plain",
-            "--layers",
-            "20",
-            "--epochs",
-            "2",
-            "--validation-samples",
-            "200",
-        ];
-        ladder(&[&args[..], extra, &["--quiet"]].concat())
-    };
+    let plain = tiny_plain;
     assert_fails(
         &plain(&["--out", s(&out), "--seed", "1", "--seeds", "1-2"]),
         "not both",
@@ -686,21 +684,7 @@ fn learning_curves_of_runs_and_multi_seed_runs_are_drawn() {
     let run = tmp.path().join("ladder");
     assert!(train(&run, &[]).status.success());
     let seeds = tmp.path().join("seeds");
-    let o = ladder(&[
-        "train-plain",
-        "--layers",
-        "20",
-        "--epochs",
-        "2",
-        "--validation-samples",
-        "200",
-        "--seeds",
-        "1-2",
-        "--out",
-        s(&seeds),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_tiny_plain_with(&seeds, &["--seeds", "1-2"]);
     let out = tmp.path().join("curves");
     let o = ladder(&[
         "plot",

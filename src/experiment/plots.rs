@@ -311,25 +311,11 @@ where
         .y_label_area_size(72);
     if log_y {
         let mut chart = builder.build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(y_label)
-            .label_style(("sans-serif", 16))
-            .draw()?;
-        draw_series_of(&mut chart, curves)?;
-        legend(&mut chart)?;
+        mesh_curves_legend(&mut chart, y_label, curves)?;
     } else {
         let pad = (y1 - y0) * 0.05;
         let mut chart = builder.build_cartesian_2d(x0..x1, (y0 - pad).max(0.0)..y1 + pad)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(y_label)
-            .label_style(("sans-serif", 16))
-            .draw()?;
-        draw_series_of(&mut chart, curves)?;
-        legend(&mut chart)?;
+        mesh_curves_legend(&mut chart, y_label, curves)?;
     }
     root.present()?;
     Ok(())
@@ -389,6 +375,30 @@ where
         });
     }
     Ok(())
+}
+
+/// The grid and axis labels, the curves and the legend of a learning-curve chart.
+fn mesh_curves_legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    y_label: &str,
+    curves: &[Curve],
+) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+    X: plotters::coord::ranged1d::ValueFormatter<f64>,
+    Y: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_label)
+        .label_style(("sans-serif", 16))
+        .draw()?;
+    draw_series_of(chart, curves)?;
+    legend(chart)
 }
 
 fn legend<'a, DB, X, Y>(chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> Drawn
