@@ -171,7 +171,15 @@ pub fn evaluate(cmd: EvaluateCmd) -> Result<()> {
     let model = load_model(run_dir, &dev)?;
     // An exported file records no data: it is tested on --data (or the embedded set).
     let data = match is_export(run_dir) {
-        true => cmd.data.load(model.num_classes())?,
+        true => {
+            let data = cmd.data.load(model.num_classes())?;
+            eprintln!(
+                "{} records no data: tested on {}",
+                run_dir.display(),
+                data.record.source.describe()
+            );
+            data
+        }
         false => cmd.data.of_run(run_dir, model.num_classes())?,
     };
     let err = model.test_error(&data.sets)?;
@@ -372,7 +380,12 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
         .filter(|d| !is_export(d))
         .collect();
     let data = match dirs.is_empty() {
-        true => cmd.data.load(cmd.num_classes)?,
+        true => {
+            let data = cmd.data.load(cmd.num_classes)?;
+            let source = data.record.source.describe();
+            eprintln!("exported files record no data: tested on {source}");
+            data
+        }
         false => runs_data(&dirs, &cmd.data.request()?, cmd.num_classes)?,
     };
     let mut say = |line: &str| eprintln!("{line}");
