@@ -33,7 +33,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 use crate::error::{LadderError, Result};
-use crate::eval::Classifier;
+use crate::eval::{Classifier, argmax};
 
 /// The norm of the threat model's ball.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -371,17 +371,6 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .expect("f32 values")
-}
-
-/// The index of the largest value (the first of equal ones, as `Tensor::argmax`).
-pub(crate) fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use clap::Args;
 use ladder::attack::{AttackKind, AttackSettings, Norm};
 use ladder::data::images::{image_files, is_image_file, load_images};
 use ladder::data::{Dataset, load_idx_images};
+use ladder::eval::argmax;
+use ladder::eval::robustness::csv_field;
 use ladder::experiment::export::{is_export, load_model};
 use ladder::experiment::robustness::{RobustnessOptions, robustness, weight_pictures};
 use ladder::experiment::run::{SUMMARY_FILE, read_json, runs_data};
@@ -238,19 +240,13 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
             .with_context(|| format!("{} (images of shape {shape:?})", images.display()))?;
         ((0..n).map(|i| i.to_string()).collect(), p)
     };
-    let label = |p: &[f32]| (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b });
     let text: String = if cmd.probabilities {
         let k = probabilities.first().map_or(0, Vec::len);
         let mut t = String::from("input,label");
         t.extend((0..k).map(|c| format!(",p_{c}")));
         t.push('\n');
         for (name, p) in names.iter().zip(&probabilities) {
-            let field = if name.contains([',', '"']) {
-                format!("\"{}\"", name.replace('"', "\"\""))
-            } else {
-                name.clone()
-            };
-            t.push_str(&format!("{field},{}", label(p)));
+            t.push_str(&format!("{},{}", csv_field(name), argmax(p)));
             t.extend(p.iter().map(|v| format!(",{v:.6}")));
             t.push('\n');
         }
@@ -258,7 +254,7 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
     } else {
         probabilities
             .iter()
-            .map(|p| format!("{}\n", label(p)))
+            .map(|p| format!("{}\n", argmax(p)))
             .collect()
     };
     match &cmd.out {

@@ -68,6 +68,18 @@ pub fn batch_tensors(ds: &Dataset, idx: &[usize], device: &Device) -> (Tensor<2>
     )
 }
 
+/// The index of the largest value (the first of equal ones, as `Tensor::argmax`): the class of
+/// one row of logits or probabilities on the host.
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
 /// The argmax class of every row of `logits`.
 pub fn argmax_classes(logits: Tensor<2>) -> Vec<u32> {
     logits

@@ -131,7 +131,7 @@ impl RobustnessTable {
 }
 
 /// A CSV field, quoted when it holds a comma or a quote.
-pub(crate) fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -16,8 +16,9 @@ use crate::experiment::seeds::mean_std;
 /// The figures [`plot_runs`] writes.
 pub const CURVE_FILES: [&str; 4] = ["costs.png", "costs.svg", "errors.png", "errors.svg"];
 
-/// Fields that are not learning curves.
-const SKIPPED: [&str; 5] = ["epoch", "lr", "momentum", "seconds", "best"];
+/// Top-level fields that are not learning curves (timings, `*seconds` at any depth, are not
+/// either).
+const SKIPPED: [&str; 4] = ["epoch", "lr", "momentum", "best"];
 
 /// Every series of one run: name → (epoch, value).
 type Series = BTreeMap<String, Vec<(f64, f64)>>;
