@@ -394,6 +394,32 @@ fn tabular_csv_data_trains_plain_and_ladder_models_and_bad_rows_are_named() {
         v["test_error_percent"].as_f64().unwrap() < 10.0,
         "{summary}"
     );
+    // The export carries the standardisation, so that it labels raw feature rows as the run
+    // does; evaluated on the same CSV it gives the run's test error.
+    let file = dir.path().join("plain.safetensors");
+    let o = ladder(&[
+        "export",
+        out.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = file.to_str().unwrap();
+    let o = ladder(&["evaluate", f, "--data", c, "--first-label", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout).to_string();
+    let recorded = v["test_error_percent"].as_f64().unwrap();
+    assert!(
+        printed.contains(&format!("{recorded:.4}")),
+        "{printed} vs {recorded}"
+    );
+    let rows = dir.path().join("rows.csv");
+    std::fs::write(&rows, "feature,constant\n2.0,5\n4.0,5\n6.0,5\n").unwrap();
+    for model in [out.to_str().unwrap(), f] {
+        let o = ladder(&["predict", model, rows.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n1\n2\n", "{model}");
+    }
 
     let out = dir.path().join("ladder");
     let mut args = vec![

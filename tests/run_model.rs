@@ -79,6 +79,26 @@ fn train_tiny_plain(out: &Path) {
     train_tiny_plain_with(out, &[]);
 }
 
+/// A 1-epoch class-conditional semantic-noise run of `layers` in the grid `grid`: its directory.
+fn tiny_semantic(grid: &Path, layers: &str) -> std::path::PathBuf {
+    let o = ladder(&[
+        "train-semantic",
+        "--layers",
+        layers,
+        "--models",
+        "perturb-class",
+        "--epochs",
+        "1",
+        "--validation-samples",
+        "200",
+        "--out",
+        s(grid),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    grid.join("k10/perturb-class/seed-1")
+}
+
 /// The accuracy (last column) of line `line` of a robustness table.
 fn accuracy(csv: &str, line: usize) -> f64 {
     let row = csv.lines().nth(line).unwrap();
@@ -442,21 +462,7 @@ fn evaluate_predict_and_robustness_take_a_run_of_any_method() {
     let tmp = tempfile::tempdir().unwrap();
     let plain = tmp.path().join("plain");
     train_tiny_plain(&plain);
-    let grid = tmp.path().join("grid");
-    let o = ladder(&[
-        "train-semantic",
-        "--layers",
-        "fc:20",
-        "--epochs",
-        "1",
-        "--validation-samples",
-        "200",
-        "--out",
-        s(&grid),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let semantic = grid.join("k10/perturb-class/seed-1");
+    let semantic = tiny_semantic(&tmp.path().join("grid"), "fc:20");
     for run in [&plain, &semantic] {
         let recorded = recorded_error(run);
         assert_close(evaluated(&[s(run)]), recorded);
@@ -566,7 +572,7 @@ fn exported_networks_reproduce_their_runs_test_error() {
         let bytes = std::fs::read(&file).unwrap();
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         let meta = header.metadata().clone().unwrap();
-        assert_eq!(meta["format"], "ladder-export/1");
+        assert_eq!(meta["format"], "ladder-export/2");
         assert_eq!(meta["method"], method);
         let arch: Vec<usize> = meta["architecture"]
             .split('-')
@@ -673,6 +679,102 @@ fn exported_networks_reproduce_their_runs_test_error() {
     let bad = tmp.path().join("bad.safetensors");
     std::fs::write(&bad, b"not safetensors").unwrap();
     assert_fails(&ladder(&["evaluate", s(&bad)]), "not a safetensors file");
+}
+
+/// Convolutional Ladders with contrast normalisation, ZCA and crops, and convolutional
+/// semantic-noise networks export too: the file evaluates to the run's test error, and it
+/// carries the fitted whitening, so that it predicts on new images as the run does and is
+/// attacked where the run directory cannot be (robustness does not fit a run's ZCA).
+#[test]
+fn conv_semantic_and_whitened_runs_export_and_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conv = tmp.path().join("conv");
+    let o = ladder(&[
+        "train",
+        "--out",
+        s(&conv),
+        "--encoder-layers",
+        "convv:4:5:1:1-maxpool:2:2-globalmeanpool:0-10",
+        "--denoising-cost-x",
+        "1,0.1,0.1,0.1,0.1",
+        "--labeled-samples",
+        "100",
+        "--unlabeled-samples",
+        "200",
+        "--epochs",
+        "1",
+        "--contrast-norm",
+        "55",
+        "--zca",
+        "true",
+        "--crop",
+        "24",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let semantic = tiny_semantic(&tmp.path().join("grid"), "convv:4:5:2:2-fc:20");
+    for (run, method, steps) in [
+        (&conv, "ladder", "contrast-norm:55,zca:0.1,crop:24"),
+        (&semantic, "semantic", "none"),
+    ] {
+        let file = tmp.path().join(format!("{method}.safetensors"));
+        let o = ladder(&["export", s(run), "--out", s(&file)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&file).unwrap();
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = header.metadata().clone().unwrap();
+        assert_eq!(
+            (meta["method"].as_str(), meta["preprocessing"].as_str()),
+            (method, steps)
+        );
+        assert_close(evaluated(&[s(&file)]), recorded_error(run));
+        predict_three(&file);
+    }
+    let st_bytes = std::fs::read(tmp.path().join("ladder.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st_bytes).unwrap();
+    assert_eq!(
+        st.tensor("encoder.1.weight").unwrap().shape(),
+        &[4, 1, 5, 5]
+    );
+    assert_eq!(st.tensor("encoder.2.mean").unwrap().shape(), &[4]);
+    assert!(
+        st.tensor("encoder.2.beta").is_err(),
+        "pooling layers have no β"
+    );
+    assert_eq!(
+        st.tensor("preprocessing.zca.matrix").unwrap().shape(),
+        &[784, 784]
+    );
+    // The run directory whitens new images with the ZCA of its recorded training data, as its
+    // export does with the whitening it carries.
+    let images = tmp.path().join("ladder.images-idx3-ubyte");
+    let labels = |model: &Path| {
+        let o = ladder(&["predict", s(model), s(&images), "--probabilities"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(
+        labels(&conv),
+        labels(&tmp.path().join("ladder.safetensors"))
+    );
+    let out = tmp.path().join("rob");
+    let o = ladder(&[
+        "robustness",
+        s(&tmp.path().join("ladder.safetensors")),
+        "--epsilons",
+        "0",
+        "--sigmas",
+        "0",
+        "--attacks",
+        "none",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        (accuracy(&read(out.join("robustness.csv")), 1) - (100.0 - recorded_error(&conv))).abs()
+            < 0.006
+    );
 }
 
 /// `ladder plot` draws a Ladder run and a multi-seed plain run (mean of the seeds with a band)

@@ -14,63 +14,12 @@ Not part of the build or of CI. Needs `pip install torch torchattacks safetensor
 
 import argparse
 import csv
-import gzip
-import struct
 import sys
 
 import torch
-import torch.nn.functional as F
 import torchattacks
-from safetensors import safe_open
 
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    _, dtype, ndim = struct.unpack(">HBB", data[:4])
-    assert dtype == 0x08, "unsigned bytes expected"
-    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    return torch.frombuffer(bytearray(data[4 + 4 * ndim :]), dtype=torch.uint8).reshape(dims)
-
-
-class Exported(torch.nn.Module):
-    """The inference network of a `ladder export` file, as `experiment::export` documents it."""
-
-    def __init__(self, path):
-        super().__init__()
-        with safe_open(path, framework="pt") as f:
-            self.meta = f.metadata()
-            self.t = {k: f.get_tensor(k) for k in f.keys()}
-        assert self.meta["format"] == "ladder-export/1", self.meta
-        assert self.meta["preprocessing"] == "none", "pixels in [0, 1] expected"
-        self.method = self.meta["method"]
-        self.depth = len(self.meta["architecture"].split("-")) - 1
-        act = self.meta["activation"]
-        self.slope = float(act.split(":")[1]) if act.startswith("leaky-relu") else 0.0
-
-    def act(self, z):
-        return F.leaky_relu(z, self.slope) if self.slope else F.relu(z)
-
-    def forward(self, x):
-        h = x.reshape(x.shape[0], -1)
-        if self.method == "plain":
-            for l in range(1, self.depth + 1):
-                h = h @ self.t[f"layers.{l}.weight"] + self.t[f"layers.{l}.bias"]
-                if l < self.depth:
-                    h = self.act(h)
-            return h
-        eps = float(self.meta["bn_epsilon"])
-        for l in range(1, self.depth + 1):
-            z = h @ self.t[f"encoder.{l}.weight"]
-            z = (z - self.t[f"encoder.{l}.mean"]) / torch.sqrt(self.t[f"encoder.{l}.var"] + eps)
-            z = z + self.t[f"encoder.{l}.beta"]
-            if l < self.depth:
-                h = self.act(z)
-            else:
-                gamma = self.t.get(f"encoder.{l}.gamma")
-                h = z * gamma if gamma is not None else z
-        return h
+from ladder_export import Exported, test_set
 
 
 def robust_accuracy(model, x, y, attack):
@@ -104,8 +53,7 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    x = read_idx(f"{a.data}/t10k-images-idx3-ubyte.gz").float().div(255.0)
-    y = read_idx(f"{a.data}/t10k-labels-idx1-ubyte.gz").long()
+    x, y = test_set(a.data)
     if a.examples:
         x, y = x[: a.examples], y[: a.examples]
     x = x.reshape(x.shape[0], 1, 28, 28)  # torchattacks' APGD expects image batches
@@ -115,6 +63,7 @@ def main():
     for spec in a.model:
         name, path = spec.split("=", 1)
         model = Exported(path).eval()
+        assert not model.steps, "attacks act on pixels in [0, 1]: no preprocessing expected"
         with torch.no_grad():
             err = 100.0 * (model(x).argmax(1) != y).float().mean().item()
         print(f"<!-- {name}: clean test error {err:.2f} % -->", file=sys.stderr)

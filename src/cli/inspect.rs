@@ -7,10 +7,10 @@ use clap::Args;
 
 use ladder::attack::{AttackKind, AttackSettings, Norm};
 use ladder::data::images::{image_files, is_image_file, load_images};
-use ladder::data::{Dataset, load_idx_images};
+use ladder::data::inputs::{RowValues, read_inputs};
 use ladder::eval::argmax;
 use ladder::eval::robustness::csv_field;
-use ladder::experiment::export::{is_export, load_model};
+use ladder::experiment::export::{is_export, load_for_new_inputs, load_model};
 use ladder::experiment::robustness::{RobustnessOptions, robustness, weight_pictures};
 use ladder::experiment::run::{SUMMARY_FILE, read_json, runs_data};
 
@@ -28,10 +28,13 @@ pub struct EvaluateCmd {
 
 #[derive(Args)]
 pub struct PredictCmd {
-    /// The run directory.
+    /// The run directory or exported (.safetensors) network.
     pub run_dir: PathBuf,
-    /// The inputs: an IDX image file (raw or gzipped), a PNG or JPEG file, or a directory of
-    /// PNG and JPEG files (in name order), of the model's image size.
+    /// The inputs, of the model's image size: an IDX image file (raw or gzipped), a CIFAR-10
+    /// binary batch (.bin), a CSV file of one example per row (.csv: pixels in [0, 1] in
+    /// channel-major order, or a CSV-trained model's feature columns; a first line that is not
+    /// all numbers is a header), a PNG or JPEG file, or a directory of PNG and JPEG files (in
+    /// name order).
     pub images: PathBuf,
     /// Write the labels here (one per line) instead of standard output; never the images file
     /// or a file of the run [default: standard output].
@@ -44,6 +47,10 @@ pub struct PredictCmd {
     /// Replace an existing --out file.
     #[arg(long)]
     pub force: bool,
+    /// For a run that whitens its inputs (ZCA) or was trained on CSV data: a moved copy of the
+    /// data the run recorded [default: the recorded data].
+    #[command(flatten)]
+    pub data: DataArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -136,8 +143,14 @@ pub enum ExportFormat {
 
 #[derive(Args)]
 pub struct ExportCmd {
-    /// The run directory (a plain network or a fully connected Ladder).
+    /// The run directory: a Ladder (fully connected or convolutional), a plain network or a
+    /// semantic-noise network.
     pub run_dir: PathBuf,
+    /// For a run that whitens its inputs (ZCA) or was trained on CSV data: a moved copy of the
+    /// data the run recorded, whose training set the whitening and the standardisation are
+    /// fitted on [default: the recorded data].
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The file format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
     pub format: ExportFormat,
@@ -199,7 +212,7 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
         check_predict_out(out, &cmd.images, &cmd.run_dir, cmd.force)?;
     }
     let dev = cmd.device.device()?;
-    let model = load_model(&cmd.run_dir, &dev)?;
+    let model = load_for_new_inputs(&cmd.run_dir, &cmd.data.request()?, &dev)?;
     let images = &cmd.images;
     let (names, probabilities) = if images.is_dir() || is_image_file(images) {
         let files = image_files(images)?;
@@ -226,18 +239,15 @@ pub fn predict(cmd: PredictCmd) -> Result<()> {
             .collect();
         (names, p)
     } else {
-        let (pixels, n, shape) = load_idx_images(images)?;
-        let raw = Dataset {
-            images: pixels,
-            labels: vec![0; n],
-            n,
-            dim: shape.iter().product(),
-            image_shape: shape.clone(),
-            num_classes: model.num_classes(),
+        let values = match model.preprocessing().standardise {
+            Some(_) => RowValues::Features,
+            None => RowValues::Pixels,
         };
+        let raw = read_inputs(images, values, model.num_classes())?;
+        let (n, shape) = (raw.n, raw.image_shape.clone());
         let p = model
             .probabilities(raw)
-            .with_context(|| format!("{} (images of shape {shape:?})", images.display()))?;
+            .with_context(|| format!("{} (inputs of shape {shape:?})", images.display()))?;
         ((0..n).map(|i| i.to_string()).collect(), p)
     };
     let text: String = if cmd.probabilities {
@@ -397,7 +407,7 @@ pub fn robustness_cmd(cmd: RobustnessCmd) -> Result<()> {
 pub fn export(cmd: ExportCmd) -> Result<()> {
     check_out(&cmd.out, &cmd.run_dir, cmd.force)?;
     let dev = ladder::device::training_device(ladder::device::DeviceKind::Cpu)?;
-    let model = load_model(&cmd.run_dir, &dev)?;
+    let model = load_for_new_inputs(&cmd.run_dir, &cmd.data.request()?, &dev)?;
     let exported = ladder::experiment::export::export(&model)?;
     match cmd.format {
         ExportFormat::Safetensors => exported.save(&cmd.out)?,

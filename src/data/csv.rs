@@ -37,29 +37,18 @@ pub struct CsvTable {
 /// or a class outside the range is an error naming its line.
 pub fn read_csv(path: &Path, spec: &CsvSpec) -> Result<CsvTable, DataError> {
     let file = path.display().to_string();
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(spec.has_header)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| csv_error(&file, e))?;
     let mut table = CsvTable {
         features: Vec::new(),
         labels: Vec::new(),
         columns: 0,
     };
     let mut width = None;
-    for record in reader.records() {
-        let record = record.map_err(|e| csv_error(&file, e))?;
-        let line = record.position().map_or(0, |p| p.line());
+    for (line, record) in records(path, spec.has_header)? {
         let bad = |reason: String| DataError::Csv {
             file: file.clone(),
             line,
             reason,
         };
-        if record.len() == 1 && record[0].is_empty() {
-            continue; // a blank line
-        }
         let w = *width.get_or_insert(record.len());
         if record.len() != w {
             return Err(bad(format!(
@@ -98,6 +87,25 @@ pub fn read_csv(path: &Path, spec: &CsvSpec) -> Result<CsvTable, DataError> {
         });
     }
     Ok(table)
+}
+
+/// The rows of `path` with their line numbers, trimmed, blank lines left out.
+fn records(path: &Path, has_header: bool) -> Result<Vec<(u64, ::csv::StringRecord)>, DataError> {
+    let file = path.display().to_string();
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(has_header)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| csv_error(&file, e))?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(&file, e))?;
+        if !(record.len() == 1 && record[0].is_empty()) {
+            rows.push((record.position().map_or(0, |p| p.line()), record));
+        }
+    }
+    Ok(rows)
 }
 
 fn csv_error(file: &str, e: ::csv::Error) -> DataError {
@@ -139,46 +147,66 @@ fn dataset(features: Vec<f32>, labels: Vec<u32>, dim: usize, num_classes: usize)
     }
 }
 
-/// Per-column mean and standard deviation of `train` (a constant column gets std 1).
-fn standardiser(train: &Dataset) -> (Vec<f64>, Vec<f64>) {
-    let d = train.dim;
-    let n = train.len().max(1) as f64;
-    let mut mean = vec![0f64; d];
-    for r in train.images.chunks(d) {
-        for (m, &v) in mean.iter_mut().zip(r) {
-            *m += v as f64 / n;
-        }
-    }
-    let mut var = vec![0f64; d];
-    for r in train.images.chunks(d) {
-        for ((s, &v), m) in var.iter_mut().zip(r).zip(&mean) {
-            *s += (v as f64 - m).powi(2) / n;
-        }
-    }
-    let std = var
-        .into_iter()
-        .map(|v| if v > 0.0 { v.sqrt() } else { 1.0 })
-        .collect();
-    (mean, std)
+/// Per-column standardisation x ↦ (x − mean)/std with the statistics of a training part: a
+/// CSV run's features as its network saw them, for new rows too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standardiser {
+    pub mean: Vec<f64>,
+    /// A constant column gets std 1.
+    pub std: Vec<f64>,
 }
 
-fn standardise(ds: &mut Dataset, mean: &[f64], std: &[f64]) {
-    for r in ds.images.chunks_mut(mean.len()) {
-        for ((v, m), s) in r.iter_mut().zip(mean).zip(std) {
-            *v = ((*v as f64 - m) / s) as f32;
+impl Standardiser {
+    /// The statistics of `train`.
+    pub fn fit(train: &Dataset) -> Standardiser {
+        let d = train.dim;
+        let n = train.len().max(1) as f64;
+        let mut mean = vec![0f64; d];
+        for r in train.images.chunks(d) {
+            for (m, &v) in mean.iter_mut().zip(r) {
+                *m += v as f64 / n;
+            }
         }
+        let mut var = vec![0f64; d];
+        for r in train.images.chunks(d) {
+            for ((s, &v), m) in var.iter_mut().zip(r).zip(&mean) {
+                *s += (v as f64 - m).powi(2) / n;
+            }
+        }
+        let std = var
+            .into_iter()
+            .map(|v| if v > 0.0 { v.sqrt() } else { 1.0 })
+            .collect();
+        Standardiser { mean, std }
+    }
+
+    /// Standardises `ds` in place; its rows must have the fitted width.
+    pub fn apply(&self, ds: &mut Dataset) -> Result<(), DataError> {
+        if ds.dim != self.mean.len() {
+            return Err(DataError::Preprocess(format!(
+                "rows of {} features, but the standardisation was fitted on {}",
+                ds.dim,
+                self.mean.len()
+            )));
+        }
+        for r in ds.images.chunks_mut(self.mean.len()) {
+            for ((v, m), s) in r.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = ((*v as f64 - m) / s) as f32;
+            }
+        }
+        Ok(())
     }
 }
 
 /// Training and test sets from CSV: the test rows come from `test` if given, otherwise a
 /// seeded random `test_fraction` of `train`'s rows. Standardised with the training part's
-/// statistics.
+/// statistics, which come back with them.
 pub fn load_csv(
     train: &Path,
     test: Option<&Path>,
     test_fraction: f64,
     spec: &CsvSpec,
-) -> Result<TrainTest, DataError> {
+) -> Result<(TrainTest, Standardiser), DataError> {
     let t = read_csv(train, spec)?;
     let dim = t.columns;
     let mut pair = match test {
@@ -225,10 +253,65 @@ pub fn load_csv(
             }
         }
     };
-    let (mean, std) = standardiser(&pair.train);
-    standardise(&mut pair.train, &mean, &std);
-    standardise(&mut pair.test, &mean, &std);
-    Ok(pair)
+    let standardiser = Standardiser::fit(&pair.train);
+    standardiser.apply(&mut pair.train)?;
+    standardiser.apply(&mut pair.test)?;
+    Ok((pair, standardiser))
+}
+
+/// Feature rows to predict on: every column a number, no class column. A first line that is
+/// not all numbers is a header and skipped. A ragged row or a value that is not a finite number
+/// is an error naming its line.
+pub fn read_feature_rows(path: &Path) -> Result<Dataset, DataError> {
+    let file = path.display().to_string();
+    let (mut features, mut width, mut n) = (Vec::new(), None, 0);
+    for (line, record) in records(path, false)? {
+        let bad = |reason: String| DataError::Csv {
+            file: file.clone(),
+            line,
+            reason,
+        };
+        let header = width.is_none() && record.iter().any(|f| f.parse::<f32>().is_err());
+        if header {
+            width = Some(record.len());
+            continue;
+        }
+        let w = *width.get_or_insert(record.len());
+        if record.len() != w {
+            return Err(bad(format!(
+                "{} columns, but the first row has {w}",
+                record.len()
+            )));
+        }
+        for (c, field) in record.iter().enumerate() {
+            let v: f32 = field
+                .parse()
+                .ok()
+                .filter(|v: &f32| v.is_finite())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "column {}: '{field}' is not a finite number",
+                        c + 1
+                    ))
+                })?;
+            features.push(v);
+        }
+        n += 1;
+    }
+    let Some(dim) = width.filter(|_| n > 0) else {
+        return Err(DataError::CsvFile {
+            file,
+            reason: "no data rows".into(),
+        });
+    };
+    Ok(Dataset {
+        images: features,
+        labels: vec![0; n],
+        n,
+        dim,
+        image_shape: vec![dim],
+        num_classes: 1,
+    })
 }
 
 #[cfg(test)]
@@ -257,7 +340,7 @@ mod tests {
         let test = write(dir.path(), "test.csv", "7, 10, 3\n");
         let t = read_csv(&train, &covertype_like()).unwrap();
         assert_eq!((t.columns, t.labels.clone()), (2, vec![0, 6, 1]));
-        let pair = load_csv(&train, Some(&test), 0.0, &covertype_like()).unwrap();
+        let (pair, _) = load_csv(&train, Some(&test), 0.0, &covertype_like()).unwrap();
         // Column 1: mean 3, std √(8/3); the constant column 2 only loses its mean.
         let s = (8.0f64 / 3.0).sqrt();
         let expect = [(1.0 - 3.0) / s, 0.0, 0.0, 0.0, (5.0 - 3.0) / s, 0.0];
@@ -282,7 +365,7 @@ mod tests {
             first_label: 0,
             num_classes: 4,
         };
-        let pair = load_csv(&p, None, 0.25, &spec).unwrap();
+        let (pair, _) = load_csv(&p, None, 0.25, &spec).unwrap();
         assert_eq!(
             (pair.train.len(), pair.test.len(), pair.train.dim),
             (3, 1, 2)

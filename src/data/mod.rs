@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod fetch;
 pub mod idx;
 pub mod images;
+pub mod inputs;
 pub mod preprocess;
 pub mod source;
 pub mod split;

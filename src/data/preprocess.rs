@@ -8,6 +8,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par, Side};
 
 use super::DataError;
+use super::csv::Standardiser;
 use super::dataset::{Dataset, TrainTest};
 
 /// What to do to the inputs before training, in this order.
@@ -53,6 +54,101 @@ impl Preprocessing {
         }
         let ds = self.per_example(ds)?;
         match self.crop {
+            0 => Ok(ds),
+            side => centre_crop(&ds, side),
+        }
+    }
+}
+
+/// A run's preprocessing with what it fitted on its training set (a CSV source's
+/// standardisation, the ZCA), when that is known: then it applies to new examples alone, as an
+/// exported network's does.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    /// The standardisation of a run on CSV data, which its data loader applied before `steps`.
+    pub standardise: Option<Standardiser>,
+    pub steps: Preprocessing,
+    /// The whitening `steps.zca_bias` asks for, fitted; `None` until [`Fitted::fit`] ran (or
+    /// when there is no ZCA).
+    pub zca: Option<Zca>,
+}
+
+impl PartialEq for Fitted {
+    fn eq(&self, other: &Fitted) -> bool {
+        let same_zca = match (&self.zca, &other.zca) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.mean == b.mean && a.matrix == b.matrix,
+            _ => false,
+        };
+        self.standardise == other.standardise && self.steps == other.steps && same_zca
+    }
+}
+
+impl Fitted {
+    /// `steps` with nothing fitted yet.
+    pub fn unfitted(steps: Preprocessing) -> Fitted {
+        Fitted {
+            standardise: None,
+            steps,
+            zca: None,
+        }
+    }
+
+    /// Whether the ZCA `steps` ask for is still to be fitted.
+    pub fn needs_fit(&self) -> bool {
+        self.steps.zca_bias.is_some() && self.zca.is_none()
+    }
+
+    /// Fits the ZCA on `train` (raw, as the run loaded it), as [`preprocess`] does.
+    pub fn fit(&mut self, train: &Dataset) -> Result<(), DataError> {
+        if let Some(bias) = self.steps.zca_bias {
+            let train = self.steps.per_example(train.clone())?;
+            self.zca = Some(Zca::fit(&train, bias)?);
+        }
+        Ok(())
+    }
+
+    /// `data` as the run saw it, from a data loader (which standardises CSV data itself): with
+    /// the fitted ZCA when there is one (the training set is then left as it was: only the test
+    /// set is read), else refitted as [`preprocessed`] does.
+    pub fn apply<'a>(
+        &self,
+        data: &'a TrainTest,
+    ) -> Result<std::borrow::Cow<'a, TrainTest>, DataError> {
+        match self.zca {
+            None => preprocessed(data, &self.steps),
+            Some(_) => Ok(std::borrow::Cow::Owned(TrainTest {
+                train: data.train.clone(),
+                test: self.apply_to_loaded(data.test.clone())?,
+            })),
+        }
+    }
+
+    /// New examples on their own (prediction, perturbed test sets): the standardisation when
+    /// there is one, then every step, the ZCA only when it is fitted.
+    pub fn apply_to_new(&self, mut ds: Dataset) -> Result<Dataset, DataError> {
+        if let Some(s) = &self.standardise {
+            s.apply(&mut ds)?;
+        }
+        self.apply_to_loaded(ds)
+    }
+
+    /// `steps` on examples as a data loader gives them (a CSV loader standardised them
+    /// already), e.g. a test set to perturb.
+    pub fn apply_to_loaded(&self, ds: Dataset) -> Result<Dataset, DataError> {
+        let Some(zca) = &self.zca else {
+            return self.steps.apply_to_new(ds);
+        };
+        let mut ds = self.steps.per_example(ds)?;
+        if ds.dim != zca.mean.len() {
+            return Err(DataError::Preprocess(format!(
+                "the images have {} values each but the whitening was fitted on {}",
+                ds.dim,
+                zca.mean.len()
+            )));
+        }
+        zca.apply(&mut ds);
+        match self.steps.crop {
             0 => Ok(ds),
             side => centre_crop(&ds, side),
         }

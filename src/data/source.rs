@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::DataError;
 use super::cifar::{CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, is_cifar_dir, load_cifar_dir};
-use super::csv::{CsvSpec, load_csv};
+use super::csv::{CsvSpec, Standardiser, load_csv};
 use super::dataset::{TrainTest, embedded_files, idx_files, load_dir, load_embedded};
 
 /// The share of a CSV file's rows held out as the test set when there is no test file.
@@ -250,6 +250,8 @@ pub struct DataRecord {
 pub struct RecordedData {
     pub sets: TrainTest,
     pub record: DataRecord,
+    /// The standardisation a CSV source applied to both sets (`None` for images).
+    pub standardiser: Option<Standardiser>,
 }
 
 impl DataSource {
@@ -334,6 +336,7 @@ impl DataSource {
     pub fn load(&self, num_classes: usize) -> Result<RecordedData, DataError> {
         let source = self.absolute()?;
         let files = source.fingerprint()?;
+        let mut standardiser = None;
         let sets = match &source {
             DataSource::Embedded => load_embedded(num_classes)?,
             DataSource::Idx { dir } => load_dir(dir, num_classes)?,
@@ -352,12 +355,15 @@ impl DataSource {
                     first_label: *first_label,
                     num_classes,
                 };
-                load_csv(train, test.as_deref(), *test_fraction, &spec)?
+                let (sets, s) = load_csv(train, test.as_deref(), *test_fraction, &spec)?;
+                standardiser = Some(s);
+                sets
             }
         };
         Ok(RecordedData {
             sets,
             record: DataRecord { source, files },
+            standardiser,
         })
     }
 }

@@ -100,7 +100,7 @@ pub fn robustness(
     }
     // The perturbations act on the inputs as the models see them.
     let test = match models.first() {
-        Some((_, m)) => m.preprocessing().apply_to_new(test.clone())?,
+        Some((_, m)) => m.preprocessing().apply_to_loaded(test.clone())?,
         None => test.clone(),
     };
     for ((_, m), (_, dir)) in models.iter().zip(runs) {

@@ -434,6 +434,16 @@ pub fn run_data(dir: &Path, request: &DataRequest, num_classes: usize) -> Result
     Ok(recorded.reload(&source, num_classes)?)
 }
 
+/// The source the run in `dir` recorded (`None` for a run written before runs recorded their
+/// data).
+pub fn recorded_source(dir: &Path) -> Result<Option<DataSource>> {
+    let path = dir.join(DATA_FILE);
+    match path.exists() {
+        true => Ok(Some(read_json::<DataRecord>(&path)?.source)),
+        false => Ok(None),
+    }
+}
+
 /// The one test set several runs are compared on (robustness): the data the first run recorded
 /// (or the copy `request` names), which every other run must have recorded too.
 pub fn runs_data(

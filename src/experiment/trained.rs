@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 
-use crate::data::preprocess::{Preprocessing, preprocessed};
+use crate::data::preprocess::{Fitted, Preprocessing};
 use crate::data::{Dataset, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval::{Classifier, LadderClassifier, classify, error_percent_of};
@@ -22,9 +22,10 @@ use crate::train::semantic::SemanticData;
 /// A semantic-noise network at inference: inputs minus its training set's mean image.
 pub struct SemanticClassifier {
     pub net: SemanticNet,
-    pub header: Box<SemanticModelHeader>,
+    /// The run's header; `None` for an exported network, which holds only the inference path.
+    pub header: Option<Box<SemanticModelHeader>>,
     /// The mean image as the network sees it (centre-cropped when the run crops), `[1, d]`.
-    mean: Tensor<2>,
+    pub mean: Tensor<2>,
 }
 
 impl Classifier for SemanticClassifier {
@@ -38,9 +39,9 @@ impl Classifier for SemanticClassifier {
 
 /// A trained classifier of any family, with frozen weights.
 pub enum TrainedModel {
-    Ladder(LadderClassifier, Preprocessing, usize),
-    Plain(Mlp, Preprocessing, usize),
-    Semantic(SemanticClassifier, Preprocessing),
+    Ladder(LadderClassifier, Fitted, usize),
+    Plain(Mlp, Fitted, usize),
+    Semantic(SemanticClassifier, Fitted),
 }
 
 impl Classifier for TrainedModel {
@@ -94,7 +95,7 @@ impl TrainedModel {
             let c = header.config;
             return Ok(TrainedModel::Plain(
                 mlp.no_grad(),
-                c.preprocessing(),
+                Fitted::unfitted(c.preprocessing()),
                 c.num_classes,
             ));
         }
@@ -117,7 +118,7 @@ impl TrainedModel {
                 net: run.trainer.model().clone().no_grad(),
                 moments,
             },
-            c.preprocessing(),
+            Fitted::unfitted(c.preprocessing()),
             c.num_classes,
         ))
     }
@@ -144,10 +145,10 @@ impl TrainedModel {
         Ok(TrainedModel::Semantic(
             SemanticClassifier {
                 net: net.no_grad(),
-                header: Box::new(header),
+                header: Some(Box::new(header)),
                 mean,
             },
-            preprocessing,
+            Fitted::unfitted(preprocessing),
         ))
     }
 
@@ -155,7 +156,7 @@ impl TrainedModel {
     pub fn num_classes(&self) -> usize {
         match self {
             TrainedModel::Ladder(.., n) | TrainedModel::Plain(.., n) => *n,
-            TrainedModel::Semantic(s, _) => s.header.config.num_classes,
+            TrainedModel::Semantic(s, _) => s.net.num_classes(),
         }
     }
 
@@ -170,7 +171,7 @@ impl TrainedModel {
 
     /// What the model's run did to its inputs before the network (a semantic network's mean
     /// subtraction is part of the network here, so that perturbations act on pixels).
-    pub fn preprocessing(&self) -> &Preprocessing {
+    pub fn preprocessing(&self) -> &Fitted {
         match self {
             TrainedModel::Ladder(_, p, _)
             | TrainedModel::Plain(_, p, _)
@@ -178,15 +179,26 @@ impl TrainedModel {
         }
     }
 
-    /// Test error (percent) on `data`'s test set, preprocessed as the run did (ZCA fitted on
-    /// `data`'s training set).
+    /// Mutable access to the preprocessing, to fit its ZCA (for an export).
+    pub fn preprocessing_mut(&mut self) -> &mut Fitted {
+        match self {
+            TrainedModel::Ladder(_, p, _)
+            | TrainedModel::Plain(_, p, _)
+            | TrainedModel::Semantic(_, p) => p,
+        }
+    }
+
+    /// Test error (percent) on `data`'s test set, preprocessed as the run did (with the fitted
+    /// ZCA an exported network holds, else ZCA fitted on `data`'s training set).
     pub fn test_error(&self, data: &TrainTest) -> Result<f64> {
-        if let TrainedModel::Semantic(s, _) = self {
+        if let TrainedModel::Semantic(s, _) = self
+            && let Some(header) = &s.header
+        {
             // The run's own split and mean image, exactly as training tested.
-            let split = SemanticData::new(data, &s.header.config)?;
+            let split = SemanticData::new(data, &header.config)?;
             return Ok(error_percent_of(&s.net, &split.test));
         }
-        let data = &*preprocessed(data, self.preprocessing())?;
+        let data = &*self.preprocessing().apply(data)?;
         self.check_dim(data.test.dim)?;
         Ok(error_percent_of(self, &data.test))
     }

@@ -343,6 +343,31 @@ fn pad_to(x: Tensor<4>, target: Shape) -> Tensor<4> {
     }
 }
 
+/// The spec of `layers` in the grammar of the module docs, which [`parse_layer_kinds`] reads
+/// back to the same kinds.
+pub fn layer_kinds_spec(layers: &[LayerKind]) -> String {
+    let one = |k: &LayerKind| match *k {
+        LayerKind::Fc { units } => units.to_string(),
+        LayerKind::Conv {
+            border,
+            filters,
+            size,
+            stride: [sy, sx],
+        } => {
+            let head = match border {
+                Border::Valid => "convv",
+                Border::Full => "convf",
+                Border::Same => "convs",
+            };
+            format!("{head}:{filters}:{size}:{sy}:{sx}")
+        }
+        LayerKind::MaxPool { size: [py, px] } => format!("maxpool:{py}:{px}"),
+        LayerKind::GlobalMeanPool { size: None } => "globalmeanpool:0".into(),
+        LayerKind::GlobalMeanPool { size: Some([h, w]) } => format!("globalmeanpool:{h}:{w}"),
+    };
+    layers.iter().map(one).collect::<Vec<_>>().join("-")
+}
+
 /// Parses an encoder spec: widths `1000-500-10`, or the convolutional grammar of the module
 /// docs, or a mix.
 pub fn parse_layer_kinds(s: &str) -> Result<Vec<LayerKind>> {
@@ -491,6 +516,19 @@ mod tests {
             .iter()
             .map(|g| g.output)
             .collect()
+    }
+
+    #[test]
+    fn layer_specs_read_back_to_the_same_layers() {
+        let spec = "convv:32:5:1:1-maxpool:2:2-convf:64:3:2:1-convs:16:3:1:1-globalmeanpool:0-\
+                    globalmeanpool:4:4-1000-10";
+        let kinds = parse_layer_kinds(spec).unwrap();
+        assert_eq!(layer_kinds_spec(&kinds), spec);
+        assert_eq!(parse_layer_kinds(&layer_kinds_spec(&kinds)).unwrap(), kinds);
+        assert_eq!(
+            layer_kinds_spec(&parse_layer_kinds("fc:100-10").unwrap()),
+            "100-10"
+        );
     }
 
     #[test]
