@@ -850,3 +850,61 @@ fn a_diverging_semantic_run_stops_and_keeps_finished_runs() {
         finished
     );
 }
+
+/// `DIR/{train,test}/<class>/*.png`: two classes of 8×8 grey images, bright on the left or on
+/// the right, with a little noise of their own.
+fn write_image_folder(dir: &Path) {
+    for (split, n) in [("train", 60), ("test", 20)] {
+        for (class, name) in ["left", "right"].iter().enumerate() {
+            let folder = dir.join(split).join(name);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..n {
+                let img = image::GrayImage::from_fn(8, 8, |x, y| {
+                    let bright = (x < 4) == (class == 0);
+                    let noise = ((x * 7 + y * 13 + i * 29) % 40) as u8;
+                    image::Luma([if bright { 200 + noise / 2 } else { noise }])
+                });
+                img.save(folder.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn image_folders_train_evaluate_and_a_renamed_class_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("folders");
+    write_image_folder(&data);
+    let d = data.to_str().unwrap();
+    let run = tmp.path().join("plain");
+    let r = run.to_str().unwrap();
+    let base = ["train-plain", "--layers", "10", "--max-epochs", "10"];
+    let args = [&base[..], &["--validation-samples", "20", "--data", d]].concat();
+    assert_fails(&ladder(&args), "pass --num-classes 2");
+    let o = ladder(&[&args[..], &["--num-classes", "2", "--out", r, "--quiet"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&read(run.join("summary.json"))).unwrap();
+    let error = summary["test_error_percent"].as_f64().unwrap();
+    assert!(error < 10.0, "{error}");
+    assert!(read(run.join("data.json")).contains("\"image-folder\""));
+    assert!(read(run.join("data.json")).contains("train/left/000.png"));
+    let o = ladder(&["evaluate", r]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("{error:.4}")));
+    // The test split's images as files to label: every "right" image is class 1.
+    let o = ladder(&["predict", r, data.join("test/right").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ones = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| *l == "1")
+        .count();
+    assert!(ones >= 18, "{ones} of 20");
+    // Swapping the class folders' names swaps the labels: the run refuses the changed data.
+    std::fs::rename(data.join("train/left"), data.join("train/tmp")).unwrap();
+    std::fs::rename(data.join("train/right"), data.join("train/left")).unwrap();
+    std::fs::rename(data.join("train/tmp"), data.join("train/right")).unwrap();
+    assert_fails(
+        &ladder(&["evaluate", r]),
+        "the run was trained on other data",
+    );
+}

@@ -15,7 +15,8 @@ use ladder::experiment::{RunOptions, parse_seeds};
 pub struct DataArgs {
     /// Directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
     /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; or a CIFAR-10 binary
-    /// directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin); or a .csv file of numeric
+    /// directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin); or image folders
+    /// (train/<class>/*.png and test/<class>/*.png, classes in sorted order); or a .csv file of numeric
     /// features and an integer class column (standardised with the training part's
     /// statistics). Or the name of a dataset `ladder data fetch` cached (mnist, fashion-mnist,
     /// cifar10). For a command that reads a run: a moved copy of the data the run recorded

@@ -1,12 +1,13 @@
-//! PNG and JPEG files as inputs for prediction: one file, or every such file of a directory
-//! (in name order), all of one size, scaled to [0, 1] like the IDX and CIFAR readers. Grey
-//! (one value per pixel) or colour (the red, green and blue planes, as CIFAR-10 stores them),
-//! as the model needs.
+//! PNG and JPEG files as inputs: one file, or every such file of a directory (in name order),
+//! all of one size, scaled to [0, 1] like the IDX and CIFAR readers. Grey (one value per pixel)
+//! or colour (the red, green and blue planes, as CIFAR-10 stores them), as the model needs.
 
 use std::path::{Path, PathBuf};
 
-use crate::data::Dataset;
-use crate::error::{LadderError, Result};
+use image::DynamicImage;
+
+use super::DataError;
+use super::dataset::Dataset;
 
 /// Whether `path` names a PNG or JPEG file by its extension.
 pub fn is_image_file(path: &Path) -> bool {
@@ -15,19 +16,32 @@ pub fn is_image_file(path: &Path) -> bool {
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
 }
 
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+/// The PNG and JPEG files in `dir`, sorted by name.
+pub fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_image_file(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// The image files `path` names: itself, or those in the directory, sorted.
-pub fn image_files(path: &Path) -> Result<Vec<PathBuf>> {
+pub fn image_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| LadderError::io(path, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_image_file(p))
-        .collect();
-    files.sort();
+    let files = images_in(path)?;
     if files.is_empty() {
-        return Err(LadderError::Format {
+        return Err(DataError::Image {
             path: path.into(),
             reason: "holds no .png, .jpg or .jpeg file".into(),
         });
@@ -35,51 +49,81 @@ pub fn image_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads `files` as one data set of `channels` (1: grey, 3: colour) for a model of
-/// `num_classes`; every file must decode and have the first one's size.
-pub fn load_images(files: &[PathBuf], channels: usize, num_classes: usize) -> Result<Dataset> {
-    let mut images = Vec::new();
+/// Decodes `files`, which must all have the first one's size: the images and their
+/// `(height, width)`.
+pub fn decode_all(files: &[PathBuf]) -> Result<(Vec<DynamicImage>, (usize, usize)), DataError> {
+    let mut images = Vec::with_capacity(files.len());
     let mut size = None;
     for f in files {
-        let bad = |reason: String| LadderError::Format {
+        let bad = |reason: String| DataError::Image {
             path: f.clone(),
             reason,
         };
         let img =
             image::open(f).map_err(|e| bad(format!("not a readable PNG or JPEG image: {e}")))?;
-        let (w, h) = (img.width() as usize, img.height() as usize);
+        let hw = (img.height() as usize, img.width() as usize);
         match size {
-            None => size = Some((h, w)),
-            Some((h0, w0)) if (h0, w0) != (h, w) => {
+            None => size = Some(hw),
+            Some((h0, w0)) if (h0, w0) != hw => {
                 return Err(bad(format!(
-                    "is {w}×{h} but {} is {w0}×{h0}: every image must have one size",
+                    "is {}×{} but {} is {w0}×{h0}: every image must have one size",
+                    hw.1,
+                    hw.0,
                     files[0].display()
                 )));
             }
             _ => {}
         }
-        match channels {
-            1 => images.extend(img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0)),
-            3 => {
-                let rgb = img.to_rgb8();
-                for c in 0..3 {
-                    images.extend(rgb.pixels().map(|p| p.0[c] as f32 / 255.0));
-                }
+        images.push(img);
+    }
+    Ok((images, size.unwrap_or((0, 0))))
+}
+
+/// Pixels of `img` in [0, 1]: one plane for `channels` 1 (luminance), the red, green and blue
+/// planes for 3.
+pub fn push_pixels(img: &DynamicImage, channels: usize, out: &mut Vec<f32>) {
+    match channels {
+        1 => out.extend(img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0)),
+        _ => {
+            let rgb = img.to_rgb8();
+            for c in 0..3 {
+                out.extend(rgb.pixels().map(|p| p.0[c] as f32 / 255.0));
             }
-            other => return Err(bad(format!("{other} channels: only grey or colour images"))),
         }
     }
-    let (h, w) = size.expect("at least one file");
-    let image_shape = match channels {
+}
+
+/// `[H, W]` for grey, `[3, H, W]` for colour.
+pub fn image_shape(channels: usize, (h, w): (usize, usize)) -> Vec<usize> {
+    match channels {
         1 => vec![h, w],
-        _ => vec![channels, h, w],
-    };
+        c => vec![c, h, w],
+    }
+}
+
+/// Reads `files` as one data set of `channels` (1: grey, 3: colour) for a model of
+/// `num_classes`; every file must decode and have the first one's size.
+pub fn load_images(
+    files: &[PathBuf],
+    channels: usize,
+    num_classes: usize,
+) -> Result<Dataset, DataError> {
+    if !matches!(channels, 1 | 3) {
+        return Err(DataError::Preprocess(format!(
+            "{channels} channels: only grey or colour images"
+        )));
+    }
+    let (decoded, size) = decode_all(files)?;
+    let mut images = Vec::new();
+    for img in &decoded {
+        push_pixels(img, channels, &mut images);
+    }
     Ok(Dataset {
         n: files.len(),
-        dim: images.len() / files.len(),
+        dim: images.len() / files.len().max(1),
         images,
         labels: vec![0; files.len()],
-        image_shape,
+        image_shape: image_shape(channels, size),
         num_classes,
     })
 }

@@ -10,6 +10,7 @@ pub mod csv;
 pub mod dataset;
 pub mod fetch;
 pub mod idx;
+pub mod image_folder;
 pub mod images;
 pub mod inputs;
 pub mod preprocess;
@@ -186,6 +187,14 @@ pub enum DataError {
     /// Data options that contradict each other or the run's recorded data.
     #[error("{0}")]
     Source(String),
+
+    /// An image file that cannot be read, or that does not fit the others.
+    #[error("{}: {reason}", .path.display())]
+    Image { path: PathBuf, reason: String },
+
+    /// An image-folder data set whose layout cannot give a data set.
+    #[error("{}: {reason}", .dir.display())]
+    ImageFolder { dir: PathBuf, reason: String },
 
     /// Reading or writing a file failed.
     #[error("{}: I/O error: {source}", .path.display())]

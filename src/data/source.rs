@@ -17,6 +17,7 @@ use super::DataError;
 use super::cifar::{CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, is_cifar_dir, load_cifar_dir};
 use super::csv::{CsvSpec, Standardiser, load_csv};
 use super::dataset::{TrainTest, embedded_files, idx_files, load_dir, load_embedded};
+use super::image_folder::{self, is_image_folder, load_image_folder};
 
 /// The share of a CSV file's rows held out as the test set when there is no test file.
 pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
@@ -31,6 +32,8 @@ pub enum DataSource {
     Idx { dir: PathBuf },
     /// A CIFAR-10 binary directory.
     Cifar10 { dir: PathBuf },
+    /// Image folders: `train/<class>/*.png` and `test/<class>/…` ([`super::image_folder`]).
+    ImageFolder { dir: PathBuf },
     /// A CSV file of numeric features and a class column.
     Csv {
         train: PathBuf,
@@ -110,6 +113,8 @@ impl DataRequest {
         self.refuse_csv_options(&format!("{} (not a .csv file)", path.display()))?;
         Ok(if is_cifar_dir(path) {
             DataSource::Cifar10 { dir: path.clone() }
+        } else if is_image_folder(path) {
+            DataSource::ImageFolder { dir: path.clone() }
         } else {
             DataSource::Idx { dir: path.clone() }
         })
@@ -140,6 +145,9 @@ impl DataRequest {
             (DataSource::Idx { .. }, DataSource::Idx { dir }) => DataSource::Idx { dir },
             (DataSource::Cifar10 { .. }, DataSource::Cifar10 { dir }) => {
                 DataSource::Cifar10 { dir }
+            }
+            (DataSource::ImageFolder { .. }, DataSource::ImageFolder { dir }) => {
+                DataSource::ImageFolder { dir }
             }
             (DataSource::Csv { test, .. }, DataSource::Csv { train, .. }) => {
                 self.check_csv_options(recorded)?;
@@ -261,6 +269,7 @@ impl DataSource {
             DataSource::Embedded => "the embedded MNIST-10k".into(),
             DataSource::Idx { dir } => format!("the IDX directory {}", dir.display()),
             DataSource::Cifar10 { dir } => format!("the CIFAR-10 directory {}", dir.display()),
+            DataSource::ImageFolder { dir } => format!("the image folders {}", dir.display()),
             DataSource::Csv { train, test, .. } => match test {
                 Some(t) => format!("the CSV files {} and {}", train.display(), t.display()),
                 None => format!("the CSV file {}", train.display()),
@@ -272,7 +281,9 @@ impl DataSource {
     fn roots(&self) -> Vec<&Path> {
         match self {
             DataSource::Embedded => Vec::new(),
-            DataSource::Idx { dir } | DataSource::Cifar10 { dir } => vec![dir],
+            DataSource::Idx { dir }
+            | DataSource::Cifar10 { dir }
+            | DataSource::ImageFolder { dir } => vec![dir],
             DataSource::Csv { train, test, .. } => std::iter::once(train.as_path())
                 .chain(test.as_deref())
                 .collect(),
@@ -289,6 +300,7 @@ impl DataSource {
                 .chain(std::iter::once(&CIFAR_TEST_FILE))
                 .map(|f| dir.join(f))
                 .collect(),
+            DataSource::ImageFolder { dir } => image_folder::files(dir)?,
             DataSource::Csv { train, test, .. } => {
                 std::iter::once(train.clone()).chain(test.clone()).collect()
             }
@@ -307,7 +319,23 @@ impl DataSource {
                 })
                 .collect());
         }
-        self.files()?.iter().map(|p| fingerprint_file(p)).collect()
+        let mut prints = self
+            .files()?
+            .iter()
+            .map(|p| fingerprint_file(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let DataSource::ImageFolder { dir } = self {
+            // The class is the folder: names relative to the data set, so that renaming a
+            // class folder is a change of data.
+            for (f, path) in prints.iter_mut().zip(self.files()?) {
+                f.name = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+            }
+        }
+        Ok(prints)
     }
 
     /// This source with absolute paths, so the record holds wherever the run is read from.
@@ -321,7 +349,9 @@ impl DataSource {
         let mut source = self.clone();
         match &mut source {
             DataSource::Embedded => {}
-            DataSource::Idx { dir } | DataSource::Cifar10 { dir } => *dir = abs(dir)?,
+            DataSource::Idx { dir }
+            | DataSource::Cifar10 { dir }
+            | DataSource::ImageFolder { dir } => *dir = abs(dir)?,
             DataSource::Csv { train, test, .. } => {
                 *train = abs(train)?;
                 if let Some(t) = test {
@@ -341,6 +371,7 @@ impl DataSource {
             DataSource::Embedded => load_embedded(num_classes)?,
             DataSource::Idx { dir } => load_dir(dir, num_classes)?,
             DataSource::Cifar10 { dir } => load_cifar_dir(dir, num_classes)?,
+            DataSource::ImageFolder { dir } => load_image_folder(dir, num_classes)?,
             DataSource::Csv {
                 train,
                 test,
@@ -417,7 +448,19 @@ impl DataRecord {
                 ),
             });
         }
+        let named = matches!(self.source, DataSource::ImageFolder { .. });
         for (want, got) in self.files.iter().zip(&other.files) {
+            if named && want.name != got.name {
+                return Err(DataError::Fingerprint {
+                    file: got.name.clone(),
+                    reason: format!(
+                        "the run was trained on {}, whose file here was {}: a renamed file or \
+                         class folder changes the labels",
+                        self.source.describe(),
+                        want.name
+                    ),
+                });
+            }
             if want.sha256 != got.sha256 || want.bytes != got.bytes {
                 return Err(DataError::Fingerprint {
                     file: got.name.clone(),
