@@ -15,12 +15,13 @@ use ladder::experiment::{RunOptions, parse_seeds};
 pub struct DataArgs {
     /// Directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
     /// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; or a CIFAR-10 binary
-    /// directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin); or image folders
-    /// (train/<class>/*.png and test/<class>/*.png, classes in sorted order); or a .csv file of numeric
-    /// features and an integer class column (standardised with the training part's
-    /// statistics). Or the name of a dataset `ladder data fetch` cached (mnist, fashion-mnist,
-    /// cifar10). For a command that reads a run: a moved copy of the data the run recorded
-    /// [default: the embedded MNIST-10k; for a run, its recorded data].
+    /// directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin); or a CIFAR-100 binary
+    /// directory (train.bin, test.bin; the fine labels); or image folders (train/<class>/*.png
+    /// and test/<class>/*.png, classes in sorted order); or a .csv file of numeric features and
+    /// an integer class column (standardised with the training part's statistics). Or the name
+    /// of a dataset `ladder data fetch` cached (mnist, fashion-mnist, cifar10, cifar100). For a
+    /// command that reads a run: a moved copy of the data the run recorded [default: the
+    /// embedded MNIST-10k; for a run, its recorded data].
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// The cache `--data NAME` reads [default: $XDG_CACHE_HOME/ladder or ~/.cache/ladder].

@@ -10,7 +10,7 @@ use ladder::data::fetch;
 
 #[derive(Subcommand)]
 pub enum DataCmd {
-    /// Download a dataset (mnist, fashion-mnist, cifar10) into the cache, checking every file's
+    /// Download a dataset (mnist, fashion-mnist, cifar10, cifar100) into the cache, checking every file's
     /// SHA-256; an interrupted download resumes.
     Fetch(FetchCmd),
     /// The datasets `fetch` knows, and whether each is in the cache.

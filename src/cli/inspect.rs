@@ -30,7 +30,7 @@ pub struct EvaluateCmd {
 pub struct PredictCmd {
     /// The run directory or exported (.safetensors) network.
     pub run_dir: PathBuf,
-    /// The inputs, of the model's image size: an IDX image file (raw or gzipped), a CIFAR-10
+    /// The inputs, of the model's image size: an IDX image file (raw or gzipped), a CIFAR-10/100
     /// binary batch (.bin), a CSV file of one example per row (.csv: pixels in [0, 1] in
     /// channel-major order, or a CSV-trained model's feature columns; a first line that is not
     /// all numbers is a header), a PNG or JPEG file, or a directory of PNG and JPEG files (in

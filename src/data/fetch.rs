@@ -99,6 +99,18 @@ pub fn datasets() -> Vec<RemoteDataset> {
             )],
             unpacked: Some("cifar-10-batches-bin".into()),
         },
+        RemoteDataset {
+            name: "cifar100".into(),
+            about: "CIFAR-100: 50,000 + 10,000 colour images, 32×32, 100 fine classes, binary \
+                    version (Krizhevsky)"
+                .into(),
+            files: vec![file(
+                "cifar-100-binary.tar.gz",
+                "https://www.cs.toronto.edu/~kriz/",
+                "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+            )],
+            unpacked: Some("cifar-100-binary".into()),
+        },
     ]
 }
 

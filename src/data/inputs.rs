@@ -1,11 +1,11 @@
 //! The files `predict` labels, other than PNG and JPEG images ([`super::images`]): an IDX image
-//! file, a CIFAR-10 binary batch (`.bin`, its labels ignored) or a CSV file of one example per
+//! file, a CIFAR-10 or CIFAR-100 binary batch (`.bin`, its labels ignored) or a CSV file of one example per
 //! row (`.csv`).
 
 use std::path::Path;
 
 use super::DataError;
-use super::cifar::parse_cifar;
+use super::cifar::{CifarLayout, parse_records};
 use super::csv::read_feature_rows;
 use super::dataset::{Dataset, load_idx_images};
 
@@ -37,6 +37,17 @@ pub fn flat_image_shape(d: usize) -> Vec<usize> {
     }
 }
 
+/// The layout of a `.bin` file of `len` bytes: the one whose records fill it, or, when both
+/// would, the one of the model's class count.
+fn cifar_layout(len: usize, num_classes: usize) -> CifarLayout {
+    let fits = |l: CifarLayout| len.is_multiple_of(l.record());
+    match (fits(CifarLayout::Ten), fits(CifarLayout::Hundred)) {
+        (false, true) => CifarLayout::Hundred,
+        (true, true) if num_classes == CifarLayout::Hundred.classes() => CifarLayout::Hundred,
+        _ => CifarLayout::Ten,
+    }
+}
+
 /// The examples of `path` for a model of `num_classes`; CSV rows hold `values`.
 pub fn read_inputs(
     path: &Path,
@@ -55,7 +66,11 @@ pub fn read_inputs(
             path: path.into(),
             source,
         })?;
-        parse_cifar(&bytes, &path.display().to_string())?
+        parse_records(
+            &bytes,
+            &path.display().to_string(),
+            cifar_layout(bytes.len(), num_classes),
+        )?
     } else {
         let (images, n, image_shape) = load_idx_images(path)?;
         Dataset {
@@ -143,5 +158,14 @@ mod tests {
         assert_eq!(ds.labels, vec![0, 0]);
         std::fs::write(&p, [0u8; 100]).unwrap();
         assert!(read_inputs(&p, RowValues::Pixels, 10).is_err());
+        // CIFAR-100's records have two label bytes: the length tells them apart.
+        let mut bytes = Vec::new();
+        for fine in [5u8, 77] {
+            bytes.extend([1, fine]);
+            bytes.extend(&pixels[..3072]);
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        let ds = read_inputs(&p, RowValues::Pixels, 100).unwrap();
+        assert_eq!((ds.n, ds.row(1)[1]), (2, 1.0 / 255.0));
     }
 }

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::DataError;
-use super::cifar::{CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, is_cifar_dir, load_cifar_dir};
+use super::cifar::{
+    CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, is_cifar_dir,
+    is_cifar100_dir, load_cifar_dir, load_cifar100_dir,
+};
 use super::csv::{CsvSpec, Standardiser, load_csv};
 use super::dataset::{TrainTest, embedded_files, idx_files, load_dir, load_embedded};
 use super::image_folder::{self, is_image_folder, load_image_folder};
@@ -32,6 +35,8 @@ pub enum DataSource {
     Idx { dir: PathBuf },
     /// A CIFAR-10 binary directory.
     Cifar10 { dir: PathBuf },
+    /// A CIFAR-100 binary directory (`train.bin`, `test.bin`; fine labels).
+    Cifar100 { dir: PathBuf },
     /// Image folders: `train/<class>/*.png` and `test/<class>/…` ([`super::image_folder`]).
     ImageFolder { dir: PathBuf },
     /// A CSV file of numeric features and a class column.
@@ -113,6 +118,8 @@ impl DataRequest {
         self.refuse_csv_options(&format!("{} (not a .csv file)", path.display()))?;
         Ok(if is_cifar_dir(path) {
             DataSource::Cifar10 { dir: path.clone() }
+        } else if is_cifar100_dir(path) {
+            DataSource::Cifar100 { dir: path.clone() }
         } else if is_image_folder(path) {
             DataSource::ImageFolder { dir: path.clone() }
         } else {
@@ -145,6 +152,9 @@ impl DataRequest {
             (DataSource::Idx { .. }, DataSource::Idx { dir }) => DataSource::Idx { dir },
             (DataSource::Cifar10 { .. }, DataSource::Cifar10 { dir }) => {
                 DataSource::Cifar10 { dir }
+            }
+            (DataSource::Cifar100 { .. }, DataSource::Cifar100 { dir }) => {
+                DataSource::Cifar100 { dir }
             }
             (DataSource::ImageFolder { .. }, DataSource::ImageFolder { dir }) => {
                 DataSource::ImageFolder { dir }
@@ -269,6 +279,7 @@ impl DataSource {
             DataSource::Embedded => "the embedded MNIST-10k".into(),
             DataSource::Idx { dir } => format!("the IDX directory {}", dir.display()),
             DataSource::Cifar10 { dir } => format!("the CIFAR-10 directory {}", dir.display()),
+            DataSource::Cifar100 { dir } => format!("the CIFAR-100 directory {}", dir.display()),
             DataSource::ImageFolder { dir } => format!("the image folders {}", dir.display()),
             DataSource::Csv { train, test, .. } => match test {
                 Some(t) => format!("the CSV files {} and {}", train.display(), t.display()),
@@ -283,6 +294,7 @@ impl DataSource {
             DataSource::Embedded => Vec::new(),
             DataSource::Idx { dir }
             | DataSource::Cifar10 { dir }
+            | DataSource::Cifar100 { dir }
             | DataSource::ImageFolder { dir } => vec![dir],
             DataSource::Csv { train, test, .. } => std::iter::once(train.as_path())
                 .chain(test.as_deref())
@@ -298,6 +310,10 @@ impl DataSource {
             DataSource::Cifar10 { dir } => CIFAR_TRAIN_FILES
                 .iter()
                 .chain(std::iter::once(&CIFAR_TEST_FILE))
+                .map(|f| dir.join(f))
+                .collect(),
+            DataSource::Cifar100 { dir } => [CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE]
+                .iter()
                 .map(|f| dir.join(f))
                 .collect(),
             DataSource::ImageFolder { dir } => image_folder::files(dir)?,
@@ -351,6 +367,7 @@ impl DataSource {
             DataSource::Embedded => {}
             DataSource::Idx { dir }
             | DataSource::Cifar10 { dir }
+            | DataSource::Cifar100 { dir }
             | DataSource::ImageFolder { dir } => *dir = abs(dir)?,
             DataSource::Csv { train, test, .. } => {
                 *train = abs(train)?;
@@ -371,6 +388,7 @@ impl DataSource {
             DataSource::Embedded => load_embedded(num_classes)?,
             DataSource::Idx { dir } => load_dir(dir, num_classes)?,
             DataSource::Cifar10 { dir } => load_cifar_dir(dir, num_classes)?,
+            DataSource::Cifar100 { dir } => load_cifar100_dir(dir, num_classes)?,
             DataSource::ImageFolder { dir } => load_image_folder(dir, num_classes)?,
             DataSource::Csv {
                 train,
