@@ -721,6 +721,17 @@ fn conv_semantic_and_whitened_runs_export_and_import() {
         let o = ladder(&["export", s(run), "--out", s(&file)]);
         assert!(o.status.success(), "{}", stderr(&o));
         let bytes = std::fs::read(&file).unwrap();
+        // One network exports to the same bytes every time.
+        let again = tmp.path().join(format!("{method}-again.safetensors"));
+        assert!(
+            ladder(&["export", s(run), "--out", s(&again)])
+                .status
+                .success()
+        );
+        assert!(
+            std::fs::read(&again).unwrap() == bytes,
+            "{method}: two exports differ"
+        );
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
         let meta = header.metadata().clone().unwrap();
         assert_eq!(

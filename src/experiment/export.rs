@@ -298,14 +298,31 @@ impl Exported {
                     .map_err(|e| LadderError::Setting(format!("tensor {}: {e}", t.name)))
             })
             .collect::<Result<Vec<_>>>()?;
-        safetensors::serialize(views, Some(self.metadata.clone()))
-            .map_err(|e| LadderError::Setting(format!("cannot serialise the network: {e}")))
+        let bytes = safetensors::serialize(views, Some(self.metadata.clone()))
+            .map_err(|e| LadderError::Setting(format!("cannot serialise the network: {e}")))?;
+        Ok(sorted_header(bytes))
     }
 
     /// Writes the file atomically (a half-written export is never left behind).
     pub fn save(&self, path: &Path) -> Result<()> {
         write_atomic(path, &self.to_bytes()?)
     }
+}
+
+/// `bytes` with the JSON header's keys in sorted order: the crate writes the metadata in a hash
+/// map's random order, and one network must export to the same bytes every time. The header
+/// keeps its length (the same compact JSON, padded with spaces as the format pads it).
+fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = &bytes[8..8 + n];
+    let mut value: serde_json::Value =
+        serde_json::from_slice(header).expect("the crate's own JSON");
+    value.sort_all_objects();
+    let mut sorted = serde_json::to_vec(&value).expect("JSON serialises");
+    debug_assert!(sorted.len() <= n);
+    sorted.resize(n, b' ');
+    bytes[8..8 + n].copy_from_slice(&sorted);
+    bytes
 }
 
 /// Whether `path` names an exported network (a `.safetensors` file) rather than a run
