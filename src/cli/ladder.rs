@@ -132,6 +132,26 @@ pub struct ConfigArgs {
     /// Random horizontal flips of the training images [default: false].
     #[arg(long)]
     pub flip: Option<bool>,
+    /// ε of virtual adversarial training, the L2 radius of r_vadv per example (Miyato et al.
+    /// 2018; 0 = off) [default: 0].
+    #[arg(long)]
+    pub vat_epsilon: Option<f64>,
+    /// ξ of VAT's power iteration [default: 1e-6].
+    #[arg(long)]
+    pub vat_xi: Option<f64>,
+    /// Power-iteration steps of VAT [default: 1].
+    #[arg(long)]
+    pub vat_iterations: Option<usize>,
+    /// α, the weight of the virtual adversarial loss on unlabelled examples [default: 1].
+    #[arg(long)]
+    pub vat_weight: Option<f64>,
+    /// Add the entropy of the unlabelled examples' predictions (VAT+EntMin) [default: false].
+    #[arg(long)]
+    pub entmin: Option<bool>,
+    /// LVAN: the corrupted path's input noise is the virtual adversarial perturbation
+    /// instead of Gaussian noise [default: false].
+    #[arg(long)]
+    pub vat_corruption: Option<bool>,
 }
 
 impl ConfigArgs {

@@ -215,6 +215,18 @@ mod tests {
             "0",
             "--flip",
             "false",
+            "--vat-epsilon",
+            "0.3",
+            "--vat-xi",
+            "1e-6",
+            "--vat-iterations",
+            "2",
+            "--vat-weight",
+            "0.5",
+            "--entmin",
+            "true",
+            "--vat-corruption",
+            "false",
         ])
         .unwrap();
         let Command::Train(cmd) = all.command else {

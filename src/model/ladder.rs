@@ -16,6 +16,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use crate::model::decoder::Decoder;
 use crate::model::encoder::Encoder;
 use crate::model::spec::LadderSpec;
+use crate::model::vat::{entropy, kl_divergence};
 use crate::noise::{
     Adversarial, CorruptionNoise, InputPerturbation, RngStream, input_gradient, stream_rng,
 };
@@ -46,6 +47,10 @@ pub struct CostTerms {
     pub supervised: Tensor<1>,
     /// Unweighted denoising cost of each layer 0..=L; `None` where λ_l = 0.
     pub denoising: Vec<Option<Tensor<1>>>,
+    /// Unweighted virtual adversarial loss of the unlabelled rows (VAT), when it is on.
+    pub virtual_adversarial: Option<Tensor<1>>,
+    /// Entropy of the unlabelled rows' clean predictions (VAT+EntMin).
+    pub entropy: Option<Tensor<1>>,
 }
 
 /// −mean log softmax(logits)\[label\].
@@ -85,16 +90,69 @@ impl LadderNetwork {
         batch: &LadderBatch,
         noise: &CorruptionNoise,
     ) -> CostTerms {
+        self.cost_with_vat(spec, batch, noise, None)
+    }
+
+    /// [`Self::cost`] plus, with `r_vadv` (the unlabelled rows' virtual adversarial
+    /// perturbation, [`Self::virtual_adversarial`]), α·KL(p(y|x) ‖ p(y|x + r_vadv)) with the
+    /// clean prediction held constant (Miyato et al. 2018 eq. 11), and the entropy of the
+    /// clean prediction for VAT+EntMin (eq. 13).
+    pub fn cost_with_vat(
+        &self,
+        spec: &LadderSpec,
+        batch: &LadderBatch,
+        noise: &CorruptionNoise,
+        r_vadv: Option<Tensor<2>>,
+    ) -> CostTerms {
+        let (mut terms, clean_unlabeled) = self.ladder_cost(spec, batch, noise);
+        let (Some(vat), Some(r)) = (spec.vat, r_vadv) else {
+            return terms;
+        };
+        let n_u = batch.x_unlabeled.dims()[0];
+        let clean = CorruptionNoise::none(spec.depth());
+        let clean_logits = clean_unlabeled.unwrap_or_else(|| {
+            self.encoder
+                .forward(batch.x_unlabeled.clone(), &[n_u], &clean)
+                .logits
+        });
+        if vat.weight > 0.0 {
+            let perturbed = self
+                .encoder
+                .forward(batch.x_unlabeled.clone() + r, &[n_u], &clean)
+                .logits;
+            let lds = kl_divergence(clean_logits.clone().detach(), perturbed);
+            terms.total = terms.total + lds.clone() * vat.weight;
+            terms.virtual_adversarial = Some(lds);
+        }
+        if vat.entmin {
+            let h = entropy(clean_logits);
+            terms.total = terms.total + h.clone();
+            terms.entropy = Some(h);
+        }
+        terms
+    }
+
+    /// The Ladder's own cost (supervised and denoising terms), and the clean pass's logits of
+    /// the unlabelled rows when the decoder needed that pass.
+    fn ladder_cost(
+        &self,
+        spec: &LadderSpec,
+        batch: &LadderBatch,
+        noise: &CorruptionNoise,
+    ) -> (CostTerms, Option<Tensor<2>>) {
         let n_l = batch.x_labeled.dims()[0];
         let n_u = batch.x_unlabeled.dims()[0];
         let Some(decoder) = &self.decoder else {
             let corrupted = self.encoder.forward(batch.x_labeled.clone(), &[n_l], noise);
             let supervised = cross_entropy(corrupted.logits, batch.y_labeled.clone());
-            return CostTerms {
+            let terms = CostTerms {
                 total: supervised.clone(),
                 supervised,
                 denoising: vec![None; spec.dims.len()],
+                virtual_adversarial: None,
+                entropy: None,
             };
+            return (terms, None);
         };
         // The corrupted pass over labelled and unlabelled rows and the clean pass over the
         // unlabelled ones run as one pass over [labelled | unlabelled | unlabelled], the
@@ -120,6 +178,7 @@ impl LadderNetwork {
             .iter()
             .map(|z| z.clone().narrow(0, n_l, n_u))
             .collect();
+        let clean_unlabeled = trace.logits.clone().narrow(0, n_l + n_u, n_u);
         let y_tilde = softmax(trace.logits.narrow(0, n_l, n_u), 1);
         let estimates = decoder.forward(&z_tilde, y_tilde);
 
@@ -141,11 +200,73 @@ impl LadderNetwork {
             total = total + cost.clone() * lambda;
             denoising[l] = Some(cost);
         }
-        CostTerms {
+        let terms = CostTerms {
             total,
             supervised,
             denoising,
+            virtual_adversarial: None,
+            entropy: None,
+        };
+        (terms, Some(clean_unlabeled))
+    }
+
+    /// The virtual adversarial perturbations of the batch (Miyato et al. 2018 eq. 8–10,
+    /// [`crate::model::vat`]): of the unlabelled rows for the VAT loss, and of the labelled
+    /// rows too when they corrupt the Ladder's input (LVAN). Each group passes the clean
+    /// encoder with its own batch statistics and frozen weights; `d0` holds the random starts,
+    /// labelled rows first. Returns (labelled, unlabelled); `None` when VAT is off.
+    pub fn virtual_adversarial(
+        &self,
+        spec: &LadderSpec,
+        batch: &LadderBatch,
+        d0: Tensor<2>,
+    ) -> Option<(Option<Tensor<2>>, Tensor<2>)> {
+        let vat = spec.vat?;
+        let n_l = batch.x_labeled.dims()[0];
+        let n_u = batch.x_unlabeled.dims()[0];
+        let encoder = self.encoder.clone().no_grad();
+        let clean = CorruptionNoise::none(spec.depth());
+        let labeled = spec.vat_corruption;
+        let (x, groups, d0) = match labeled {
+            true => (
+                Tensor::cat(vec![batch.x_labeled.clone(), batch.x_unlabeled.clone()], 0),
+                vec![n_l, n_u],
+                d0,
+            ),
+            false => (batch.x_unlabeled.clone(), vec![n_u], d0.narrow(0, n_l, n_u)),
+        };
+        let forward = |v: Tensor<2>| encoder.forward(v, &groups, &clean).logits;
+        let clean_logits = forward(x.clone());
+        let r = vat.perturbation(x, clean_logits, d0, forward);
+        Some(match labeled {
+            true => (Some(r.clone().narrow(0, 0, n_l)), r.narrow(0, n_l, n_u)),
+            false => (None, r),
+        })
+    }
+
+    /// `noise` with the corrupted path's input noise replaced by the virtual adversarial
+    /// perturbations (LVAN): `r_l` on the labelled rows, `r_u` on the unlabelled ones when the
+    /// decoder corrupts them too.
+    pub fn with_virtual_adversarial_noise(
+        &self,
+        spec: &LadderSpec,
+        noise: CorruptionNoise,
+        r_l: Tensor<2>,
+        r_u: Tensor<2>,
+    ) -> CorruptionNoise {
+        let mut groups = vec![InputPerturbation {
+            rows: r_l.dims()[0],
+            u: Some(r_l),
+            keep_gaussian: false,
+        }];
+        if self.decoder.is_some() {
+            groups.push(InputPerturbation {
+                rows: r_u.dims()[0],
+                u: Some(r_u.clone()),
+                keep_gaussian: false,
+            });
         }
+        noise.perturb_input(&groups, spec.dims[0], &r_u.device())
     }
 
     /// `noise` with the adversarial perturbations of the spec added to the corrupted input
@@ -259,6 +380,8 @@ mod tests {
             activation: Activation::Relu,
             adv_sup: None,
             adv_unsup: None,
+            vat: None,
+            vat_corruption: false,
         }
     }
 
@@ -312,8 +435,36 @@ mod tests {
         spec: &LadderSpec,
         b: &LadderBatch,
         n: &CorruptionNoise,
+        r: &Option<Tensor<2>>,
     ) -> f64 {
-        model.cost(spec, b, n).total.into_scalar::<f32>() as f64
+        model
+            .cost_with_vat(spec, b, n, r.clone())
+            .total
+            .into_scalar::<f32>() as f64
+    }
+
+    /// [`total`] with VAT's clean prediction held at `held` (the prediction at the point the
+    /// gradient is taken), as the cost holds it: a finite difference of the plain total would
+    /// also move p(y|x), which VAT treats as a constant.
+    fn total_held(
+        model: &LadderNetwork,
+        spec: &LadderSpec,
+        b: &LadderBatch,
+        n: &CorruptionNoise,
+        (r, held): (&Option<Tensor<2>>, &Option<Tensor<2>>),
+    ) -> f64 {
+        let (Some(vat), Some(r), Some(held)) = (spec.vat, r, held) else {
+            return total(model, spec, b, n, r);
+        };
+        let terms = model.cost_with_vat(spec, b, n, Some(r.clone()));
+        let clean = CorruptionNoise::none(spec.depth());
+        let q = model
+            .encoder
+            .forward(b.x_unlabeled.clone() + r.clone(), &[6], &clean)
+            .logits;
+        let moved = terms.virtual_adversarial.expect("VAT is on");
+        let fixed = kl_divergence(held.clone(), q);
+        (terms.total - moved * vat.weight + fixed * vat.weight).into_scalar::<f32>() as f64
     }
 
     /// Finite-difference check of ∂C/∂θ for every parameter tensor of `spec`'s network:
@@ -325,10 +476,30 @@ mod tests {
         let mut rng = stream_rng(11, RngStream::Init, 0, 0);
         let mut model = randomized(spec, &device, &mut rng);
         let b = batch_of(spec.dims[0], &device, &mut rng);
-        let noise = CorruptionNoise::draw(&spec.noise_levels(), 12, &mut rng, &device);
+        let rows = model.corrupted_rows(6, 6);
+        let noise = CorruptionNoise::draw(&spec.noise_levels(), rows, &mut rng, &device);
+        // A fixed virtual adversarial perturbation (an input of the cost, not a function of θ),
+        // from a stream of its own so that the directions below are those of the same network
+        // without VAT.
+        let r_vadv = spec.vat.map(|v| {
+            let mut own = stream_rng(12, RngStream::VirtualAdversarial, 0, 0);
+            crate::model::vat::unit_rows(random(6, spec.dims[0], &mut own, &device)) * v.epsilon
+        });
 
-        let terms = model.cost(spec, &b, &noise);
-        assert!(terms.denoising.iter().all(Option::is_some));
+        let held = r_vadv.as_ref().map(|_| {
+            let clean = CorruptionNoise::none(spec.depth());
+            let p = model.encoder.forward(b.x_unlabeled.clone(), &[6], &clean);
+            p.logits.detach()
+        });
+        let terms = model.cost_with_vat(spec, &b, &noise, r_vadv.clone());
+        for (l, d) in terms.denoising.iter().enumerate() {
+            let decoded = model.decoder.as_ref().is_some_and(|d| l >= d.lowest);
+            assert_eq!(d.is_some(), decoded && spec.lambdas[l] > 0.0, "layer {l}");
+        }
+        if let Some(v) = spec.vat {
+            assert_eq!(terms.virtual_adversarial.is_some(), v.weight > 0.0);
+            assert_eq!(terms.entropy.is_some(), v.entmin);
+        }
         let grads = terms.total.backward();
         let count = params(&mut model).len();
         assert_eq!(count, expected_params);
@@ -344,9 +515,9 @@ mod tests {
                 let mut m = model.clone();
                 let slot = &mut params(&mut m)[i];
                 **slot = Param::from_tensor((p.clone() + dir.clone() * (sign * h)).detach());
-                total(&m, spec, &b, &noise)
+                total_held(&m, spec, &b, &noise, (&r_vadv, &held))
             };
-            let cost = total(&model, spec, &b, &noise).abs();
+            let cost = total_held(&model, spec, &b, &noise, (&r_vadv, &held)).abs();
             let relative_error = |h: f32| {
                 let numeric = (at(1.0, h) - at(-1.0, h)) / (2.0 * h as f64);
                 // The cost's f32 round-off (sums of thousands of terms: ~1e-5 relative),
@@ -371,6 +542,78 @@ mod tests {
     fn full_ladder_cost_gradient_matches_finite_differences() {
         // W, β (2 layers each), γ, two vertical maps, ten gauss parameters per layer.
         check_cost_gradient(&tiny_spec(), 2 + 2 + 1 + 2 + 10 * 3, &[1e-2]);
+    }
+
+    fn with_vat(spec: LadderSpec, lambdas: Vec<f64>, entmin: bool) -> LadderSpec {
+        LadderSpec {
+            lambdas,
+            vat: Some(crate::model::vat::Vat {
+                epsilon: 0.5,
+                xi: 1e-3,
+                iterations: 1,
+                weight: 0.7,
+                entmin,
+            }),
+            ..spec
+        }
+    }
+
+    /// The VAT loss and the entropy are differentiated through the perturbed and the clean
+    /// pass, with and without a decoder.
+    #[test]
+    fn vat_and_entmin_cost_gradients_match_finite_differences() {
+        // VAT alone: no decoder (λ = 0), so W, β and γ only.
+        let vat = with_vat(tiny_spec(), vec![0.0; 3], false);
+        check_cost_gradient(&vat, 2 + 2 + 1, &[1e-2]);
+        let entmin = with_vat(tiny_spec(), vec![0.0; 3], true);
+        check_cost_gradient(&entmin, 2 + 2 + 1, &[1e-2]);
+        let ladder = with_vat(tiny_spec(), tiny_spec().lambdas, false);
+        check_cost_gradient(&ladder, 2 + 2 + 1 + 2 + 10 * 3, &[1e-2]);
+        let ladder = with_vat(tiny_spec(), tiny_spec().lambdas, true);
+        check_cost_gradient(&ladder, 2 + 2 + 1 + 2 + 10 * 3, &[1e-2]);
+    }
+
+    /// r_vadv has norm ε on every row, raises the KL more than a random direction does, and
+    /// as LVAN's corruption it replaces the Gaussian input noise of every corrupted row.
+    #[test]
+    fn virtual_adversarial_noise_is_on_the_sphere_and_corrupts_the_ladder() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(5, RngStream::Init, 0, 0);
+        let spec = LadderSpec {
+            vat_corruption: true,
+            ..with_vat(tiny_spec(), tiny_spec().lambdas, false)
+        };
+        let model = randomized(&spec, &device, &mut rng);
+        let b = batch(&device, &mut rng);
+        let d0 = random(12, 5, &mut rng, &device);
+        let (r_l, r_u) = model.virtual_adversarial(&spec, &b, d0.clone()).unwrap();
+        let r_l = r_l.expect("LVAN perturbs the labelled rows too");
+        for r in [&r_l, &r_u] {
+            for row in values(r).chunks(5) {
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                assert!((norm - 0.5).abs() < 1e-4, "{row:?}");
+            }
+        }
+        let clean = CorruptionNoise::none(spec.depth());
+        let kl = |x: &Tensor<2>, r: Tensor<2>| {
+            let p = model.encoder.forward(x.clone(), &[6], &clean).logits;
+            let q = model.encoder.forward(x.clone() + r, &[6], &clean).logits;
+            kl_divergence(p, q).into_scalar::<f32>()
+        };
+        let random_r = crate::model::vat::unit_rows(d0.clone().narrow(0, 6, 6)) * 0.5;
+        assert!(kl(&b.x_unlabeled, r_u.clone()) > kl(&b.x_unlabeled, random_r));
+        let noise = CorruptionNoise::draw(&spec.noise_levels(), 12, &mut rng, &device);
+        let layers = noise.layers.clone();
+        let lvan = model.with_virtual_adversarial_noise(&spec, noise, r_l.clone(), r_u.clone());
+        let input = values(&lvan.input.expect("an input perturbation"));
+        let expected: Vec<f32> = values(&r_l).into_iter().chain(values(&r_u)).collect();
+        assert_eq!(input, expected, "no Gaussian noise left on the input");
+        assert_eq!(lvan.layers.len(), layers.len(), "layer noise stays");
+        // VAT alone perturbs only the unlabelled rows.
+        let vat_only = with_vat(tiny_spec(), vec![0.0; 3], false);
+        let (none, r) = model.virtual_adversarial(&vat_only, &b, d0).unwrap();
+        assert!(none.is_none());
+        assert_eq!(r.dims(), [6, 5]);
     }
 
     /// A tiny conv Ladder with every kind of layer ('full' and 'valid' convolutions, max- and
@@ -481,13 +724,14 @@ mod tests {
         let model = randomized(&plain, &device, &mut rng);
         let b = batch(&device, &mut rng);
         let noise = CorruptionNoise::draw(&plain.noise_levels(), 12, &mut rng, &device);
-        let reference = total(&model, &plain, &b, &noise);
+        let reference = total(&model, &plain, &b, &noise, &None);
         assert_eq!(
             total(
                 &model,
                 &plain,
                 &b,
-                &model.with_adversarial_noise(&plain, &b, noise.clone())
+                &model.with_adversarial_noise(&plain, &b, noise.clone()),
+                &None,
             ),
             reference
         );
@@ -497,7 +741,11 @@ mod tests {
             spec.adv_unsup = adversarial(kind, 0.0, true);
             let perturbed = model.with_adversarial_noise(&spec, &b, noise.clone());
             assert!(perturbed.input.is_some());
-            assert_eq!(total(&model, &spec, &b, &perturbed), reference, "{kind}");
+            assert_eq!(
+                total(&model, &spec, &b, &perturbed, &None),
+                reference,
+                "{kind}"
+            );
         }
     }
 
@@ -582,7 +830,7 @@ mod tests {
             assert!((linf - 1e-2).abs() < 1e-7, "{linf}");
         }
         assert!(clean(b.x_labeled.clone() + u) > c0);
-        let cost = total(&model, &spec, &b, &noise);
+        let cost = total(&model, &spec, &b, &noise, &None);
         assert!(cost.is_finite(), "{cost}");
     }
 

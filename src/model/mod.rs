@@ -9,6 +9,7 @@ pub mod layers;
 pub mod mlp;
 pub mod semantic;
 pub mod spec;
+pub mod vat;
 
 pub use crate::ops::Shape;
 pub use combinator::{Combinator, CombinatorKind};

@@ -209,6 +209,12 @@ pub struct LadderSpec {
     /// Adversarial noise added to the unlabelled rows' corrupted input (virtual labels).
     #[serde(default)]
     pub adv_unsup: Option<Adversarial>,
+    /// Virtual adversarial training: its loss on the unlabelled rows, and its perturbation.
+    #[serde(default)]
+    pub vat: Option<crate::model::vat::Vat>,
+    /// The corrupted path's input noise is the virtual adversarial perturbation (LVAN).
+    #[serde(default)]
+    pub vat_corruption: bool,
 }
 
 impl LadderSpec {
@@ -424,6 +430,8 @@ mod tests {
             activation: Activation::Relu,
             adv_sup: None,
             adv_unsup: None,
+            vat: None,
+            vat_corruption: false,
         }
     }
 

@@ -74,7 +74,8 @@ impl Adversarial {
 /// ∂cost/∂x at `x`. `cost` must build its graph on an autodiff device; only the path to x
 /// is needed, so callers pass modules with `no_grad()` parameters to skip weight gradients.
 pub fn input_gradient(x: Tensor<2>, cost: impl FnOnce(Tensor<2>) -> Tensor<1>) -> Tensor<2> {
-    let x = x.detach().require_grad();
+    // `x` may come from an earlier gradient, which lives off the autodiff graph.
+    let x = x.detach().autodiff().require_grad();
     let grads = cost(x.clone()).backward();
     x.grad(&grads)
         .expect("the input requires a gradient")

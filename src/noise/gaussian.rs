@@ -22,6 +22,8 @@ pub enum RngStream {
     Augmentation = 7,
     /// Random starts and squares of adversarial attacks.
     Attack = 8,
+    /// Random starts of virtual adversarial training's power iteration.
+    VirtualAdversarial = 9,
 }
 
 /// SplitMix64 finaliser: spreads nearby integers over the whole 64-bit range.

@@ -67,6 +67,10 @@ pub struct ExactCost {
     total: u64,
     supervised: u64,
     denoising: Vec<Option<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    virtual_adversarial: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entropy: Option<u64>,
 }
 
 impl From<&CostSummary> for ExactCost {
@@ -75,6 +79,8 @@ impl From<&CostSummary> for ExactCost {
             total: c.total.to_bits(),
             supervised: c.supervised.to_bits(),
             denoising: c.denoising.iter().map(|d| d.map(f64::to_bits)).collect(),
+            virtual_adversarial: c.virtual_adversarial.map(f64::to_bits),
+            entropy: c.entropy.map(f64::to_bits),
         }
     }
 }
@@ -85,6 +91,8 @@ impl From<&ExactCost> for CostSummary {
             total: f64::from_bits(c.total),
             supervised: f64::from_bits(c.supervised),
             denoising: c.denoising.iter().map(|d| d.map(f64::from_bits)).collect(),
+            virtual_adversarial: c.virtual_adversarial.map(f64::from_bits),
+            entropy: c.entropy.map(f64::from_bits),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::model::layers::{LayerKind, plan};
 use crate::model::spec::{
     Activation, DecoderSpec, EncoderLayers, LadderSpec, LayerValues, Written,
 };
+use crate::model::vat::Vat;
 use crate::noise::{AdvKind, Adversarial};
 use crate::ops::Shape;
 
@@ -85,6 +86,22 @@ pub struct TrainConfig {
     pub crop: usize,
     /// Random horizontal flips of the training images (paper 003).
     pub flip: bool,
+    /// ε of virtual adversarial training (Miyato et al. 2018; L2 per example); 0 turns VAT
+    /// off.
+    pub vat_epsilon: f64,
+    /// ξ of VAT's power iteration.
+    pub vat_xi: f64,
+    /// Power-iteration steps of VAT.
+    pub vat_iterations: usize,
+    /// α, the weight of the virtual adversarial loss on the unlabelled rows (0 with
+    /// `vat_corruption`: the perturbation only corrupts, as in LVAN).
+    pub vat_weight: f64,
+    /// Add the entropy of the unlabelled rows' predictions (VAT+EntMin).
+    pub entmin: bool,
+    /// The virtual adversarial Ladder (LVAN, Shinoda et al. 2017): the corrupted path's input
+    /// noise is r_vadv of every corrupted row (labelled and unlabelled) instead of Gaussian
+    /// noise.
+    pub vat_corruption: bool,
 }
 
 impl Default for TrainConfig {
@@ -121,6 +138,12 @@ impl Default for TrainConfig {
             zca_bias: 0.1,
             crop: 0,
             flip: false,
+            vat_epsilon: 0.0,
+            vat_xi: 1e-6,
+            vat_iterations: 1,
+            vat_weight: 1.0,
+            entmin: false,
+            vat_corruption: false,
         }
     }
 }
@@ -188,6 +211,19 @@ fn adversarial_ladder(full: TrainConfig, sup: f64, unsup: f64) -> TrainConfig {
     }
 }
 
+/// Virtual adversarial training (Miyato et al. 2018) on `base`'s encoder: no decoder, no
+/// Gaussian corruption, the authors' MNIST semi-supervised ε 0.3 (their `train_mnist_semisup`
+/// command), ξ 1e-6, one power iteration, α 1.
+fn vat(base: TrainConfig) -> TrainConfig {
+    TrainConfig {
+        denoising_cost_x: Written::known("0"),
+        super_noise_std: 0.0,
+        f_local_noise_std: Written::known("0"),
+        vat_epsilon: 0.3,
+        ..base
+    }
+}
+
 fn full_100() -> TrainConfig {
     mnist(100, "1000,10,0.1,0.1,0.1,0.1,0.1")
 }
@@ -229,7 +265,7 @@ fn conv_cifar(lambdas: String) -> TrainConfig {
 /// with the adversarial noise the thesis 000 chose per task (Tables 18–24), and the
 /// convolutional networks of Rasmus et al. (Table 4, Sec. 4.1.2 and 4.2) on MNIST and CIFAR-10
 /// with the thesis 000's settings (Sec. 5.3.4). `ladder presets` lists this table.
-pub const PRESET_TABLE: [Preset; 24] = [
+pub const PRESET_TABLE: [Preset; 28] = [
     Preset {
         name: "mnist-100-full",
         about: "full Ladder, 100 labels (001 Table 1)",
@@ -324,6 +360,35 @@ pub const PRESET_TABLE: [Preset; 24] = [
         name: "mnist-all-adv-sup",
         about: "full Ladder with adversarial noise on labelled examples only, every label (000 Table 18)",
         build: || adversarial_ladder(full_all(), 0.00045, 0.0),
+    },
+    Preset {
+        name: "mnist-100-vat",
+        about: "VAT on the full Ladder's encoder (no decoder, no Gaussian noise), ε 0.3, ξ 1e-6, \
+                K 1, α 1: the authors' MNIST 100-label settings, 100 labels",
+        build: || vat(full_100()),
+    },
+    Preset {
+        name: "mnist-100-vat-entmin",
+        about: "VAT+EntMin on the full Ladder's encoder, 100 labels",
+        build: || TrainConfig {
+            entmin: true,
+            ..vat(full_100())
+        },
+    },
+    Preset {
+        name: "mnist-100-lvan",
+        about: "virtual adversarial Ladder (LVAN): the full Ladder with r_vadv (ε 0.3) as the \
+                corrupted path's input noise and the VAT loss, 100 labels",
+        build: || TrainConfig {
+            vat_epsilon: 0.3,
+            vat_corruption: true,
+            ..full_100()
+        },
+    },
+    Preset {
+        name: "mnist-100-conv-vat",
+        about: "VAT on the Conv-Small encoder (no decoder, no Gaussian noise), ε 0.3, 100 labels",
+        build: || vat(conv_mnist(CONV_SMALL, "0".into())),
     },
     Preset {
         name: "mnist-100-conv-fc",
@@ -450,10 +515,59 @@ impl TrainConfig {
                 self.adv_unsup_tau,
                 self.adv_unsup_gaussian,
             ),
+            vat: self.vat(),
+            vat_corruption: self.vat_corruption,
             dims,
         };
         spec.validate()?;
         Ok(spec)
+    }
+
+    /// The virtual adversarial setting, `None` when ε = 0.
+    pub fn vat(&self) -> Option<Vat> {
+        (self.vat_epsilon > 0.0).then_some(Vat {
+            epsilon: self.vat_epsilon,
+            xi: self.vat_xi,
+            iterations: self.vat_iterations,
+            weight: self.vat_weight,
+            entmin: self.entmin,
+        })
+    }
+
+    /// Checks that the VAT settings make sense together.
+    fn validate_vat(&self) -> Result<()> {
+        let bad = |m: String| Err(LadderError::Setting(m));
+        let vat = Vat {
+            epsilon: self.vat_epsilon,
+            xi: self.vat_xi,
+            iterations: self.vat_iterations,
+            weight: self.vat_weight,
+            entmin: self.entmin,
+        };
+        vat.validate().map_err(LadderError::Setting)?;
+        let on = self.vat_epsilon > 0.0;
+        if !on && (self.entmin || self.vat_corruption) {
+            return bad(
+                "entmin and vat-corruption are parts of virtual adversarial training: set \
+                 --vat-epsilon above 0"
+                    .into(),
+            );
+        }
+        if on && !self.vat_corruption && self.vat_weight == 0.0 {
+            return bad(
+                "with vat-weight 0 and no vat-corruption the virtual adversarial perturbation \
+                 would be computed and not used"
+                    .into(),
+            );
+        }
+        if self.vat_corruption && (self.adv_sup_tau > 0.0 || self.adv_unsup_tau > 0.0) {
+            return bad(
+                "vat-corruption replaces the input noise of the corrupted path; the thesis's \
+                 adversarial noise (adv-*-tau) would add a second perturbation: use one"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// The input preprocessing this configuration asks for.
@@ -516,6 +630,7 @@ impl TrainConfig {
                 return bad(format!("{name} {tau} must be ≥ 0"));
             }
         }
+        self.validate_vat()?;
         // The network shape is checked against an arbitrary input here (a vector, or an image
         // for convolutional networks); the real one comes with the data, so only the lists'
         // lengths and values count.

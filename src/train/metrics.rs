@@ -9,6 +9,12 @@ pub struct CostSummary {
     pub supervised: f64,
     /// Unweighted denoising cost per layer, input first; `None` where λ = 0.
     pub denoising: Vec<Option<f64>>,
+    /// Unweighted virtual adversarial loss (mean LDS of the unlabelled rows) of a VAT run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_adversarial: Option<f64>,
+    /// Entropy of the unlabelled rows' predictions of a VAT+EntMin run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy: Option<f64>,
 }
 
 impl CostSummary {
@@ -23,6 +29,12 @@ impl CostSummary {
         let mut s = format!("cost {:.4} sup {:.4}", self.total, self.supervised);
         if !den.is_empty() {
             s.push_str(&format!(" [{}]", den.join(" ")));
+        }
+        if let Some(v) = self.virtual_adversarial {
+            s.push_str(&format!(" vat {v:.4}"));
+        }
+        if let Some(h) = self.entropy {
+            s.push_str(&format!(" ent {h:.4}"));
         }
         s
     }

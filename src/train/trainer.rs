@@ -18,7 +18,7 @@ use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval;
 use crate::model::{LadderBatch, LadderNetwork, LadderSpec};
-use crate::noise::{CorruptionNoise, HostNoise, RngStream, stream_rng};
+use crate::noise::{CorruptionNoise, HostNoise, RngStream, gaussian_vec, stream_rng};
 use crate::ops::adam::FusedAdam;
 use crate::ops::batch_norm::Moments;
 use crate::train::checkpoint::{Checkpoint, CheckpointHeader, ExactCost, StoredMoments};
@@ -307,7 +307,8 @@ impl Trainer {
         let host = self.corruption_noise(epoch, step, rows);
         let noise = CorruptionNoise::from_host(host, &self.device);
         let noise = model.with_adversarial_noise(&self.spec, batch, noise);
-        let terms = model.cost(&self.spec, batch, &noise);
+        let (noise, r_vadv) = self.virtual_adversarial(&model, batch, noise, (epoch, step));
+        let terms = model.cost_with_vat(&self.spec, batch, &noise, r_vadv);
         let summary = summarize(&terms);
         if !summary.total.is_finite() {
             self.model = Some(model);
@@ -321,6 +322,41 @@ impl Trainer {
         let grads = GradientsParams::from_grads(terms.total.backward(), &model);
         self.model = Some(self.optimizer.step(lr, model, grads));
         Ok(summary)
+    }
+
+    /// VAT's perturbation of the unlabelled rows (when its loss is on) and `noise` with LVAN's
+    /// corruption, from the random starts of (`epoch`, `step`); `noise` unchanged when VAT is
+    /// off.
+    fn virtual_adversarial(
+        &self,
+        model: &LadderNetwork,
+        batch: &LadderBatch,
+        noise: CorruptionNoise,
+        (epoch, step): (usize, usize),
+    ) -> (CorruptionNoise, Option<Tensor<2>>) {
+        let Some(vat) = self.spec.vat else {
+            return (noise, None);
+        };
+        let rows = batch.x_labeled.dims()[0] + batch.x_unlabeled.dims()[0];
+        let dim = batch.x_unlabeled.dims()[1];
+        let mut rng = stream_rng(
+            self.config.seed,
+            RngStream::VirtualAdversarial,
+            epoch as u64,
+            step as u64,
+        );
+        let d0 = Tensor::from_data(
+            TensorData::new(gaussian_vec(&mut rng, rows * dim, 1.0), [rows, dim]),
+            &self.device,
+        );
+        let (r_l, r_u) = model
+            .virtual_adversarial(&self.spec, batch, d0)
+            .expect("VAT is on");
+        let noise = match r_l {
+            Some(r_l) => model.with_virtual_adversarial_noise(&self.spec, noise, r_l, r_u.clone()),
+            None => noise,
+        };
+        (noise, (vat.weight > 0.0).then_some(r_u))
     }
 
     /// The corruption noise of (`epoch`, `step`) for `rows` examples: the prefetched draw if
@@ -555,6 +591,8 @@ pub fn load_moments(stored: &[StoredMoments], device: &Device) -> Vec<Moments> {
 fn summarize(terms: &crate::model::CostTerms) -> CostSummary {
     let mut parts = vec![terms.total.clone(), terms.supervised.clone()];
     parts.extend(terms.denoising.iter().flatten().cloned());
+    parts.extend(terms.virtual_adversarial.iter().cloned());
+    parts.extend(terms.entropy.iter().cloned());
     let values = Tensor::cat(parts, 0)
         .detach()
         .into_data()
@@ -572,12 +610,23 @@ fn summarize(terms: &crate::model::CostTerms) -> CostSummary {
                     .map(|_| *rest.next().expect("one value per term") as f64)
             })
             .collect(),
+        virtual_adversarial: terms
+            .virtual_adversarial
+            .as_ref()
+            .map(|_| *rest.next().expect("the VAT term") as f64),
+        entropy: terms
+            .entropy
+            .as_ref()
+            .map(|_| *rest.next().expect("the entropy term") as f64),
     }
 }
 
 fn add(mut a: CostSummary, b: &CostSummary) -> CostSummary {
     a.total += b.total;
     a.supervised += b.supervised;
+    let plus = |x: Option<f64>, y: Option<f64>| x.zip(y).map(|(x, y)| x + y);
+    a.virtual_adversarial = plus(a.virtual_adversarial, b.virtual_adversarial);
+    a.entropy = plus(a.entropy, b.entropy);
     for (x, y) in a.denoising.iter_mut().zip(&b.denoising) {
         if let (Some(x), Some(y)) = (x.as_mut(), y) {
             *x += y;
@@ -589,6 +638,8 @@ fn add(mut a: CostSummary, b: &CostSummary) -> CostSummary {
 fn scale(mut a: CostSummary, k: f64) -> CostSummary {
     a.total *= k;
     a.supervised *= k;
+    a.virtual_adversarial = a.virtual_adversarial.map(|v| v * k);
+    a.entropy = a.entropy.map(|v| v * k);
     for x in a.denoising.iter_mut().flatten() {
         *x *= k;
     }
