@@ -17,6 +17,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use serde::{Deserialize, Serialize};
 
+pub use crate::noise::adversarial::unit_rows;
 use crate::noise::input_gradient;
 
 /// One setting of the virtual adversarial loss.
@@ -46,17 +47,6 @@ pub fn kl_divergence(p_logits: Tensor<2>, q_logits: Tensor<2>) -> Tensor<1> {
 pub fn entropy(logits: Tensor<2>) -> Tensor<1> {
     let log_p = log_softmax(logits, 1);
     (log_p.clone().exp() * log_p).sum_dim(1).mean().neg()
-}
-
-/// Each row of `v` scaled to unit L2 norm; a zero row stays zero.
-pub fn unit_rows(v: Tensor<2>) -> Tensor<2> {
-    let norm = v
-        .clone()
-        .square()
-        .sum_dim(1)
-        .sqrt()
-        .clamp_min(f32::MIN_POSITIVE);
-    v / norm
 }
 
 /// The power iteration of eq. 8–10: the unit direction d (per row) in which the KL of the

@@ -42,7 +42,7 @@ impl AdvKind {
 }
 
 /// U/‖U‖₂ per row; a zero row stays zero instead of becoming NaN.
-fn unit_rows(u: Tensor<2>) -> Tensor<2> {
+pub fn unit_rows(u: Tensor<2>) -> Tensor<2> {
     let norm = u
         .clone()
         .square()
