@@ -152,6 +152,13 @@ pub struct ConfigArgs {
     /// instead of Gaussian noise [default: false].
     #[arg(long)]
     pub vat_corruption: Option<bool>,
+    /// Π-model: w_max of the consistency cost between two noisy passes (needs
+    /// --denoising-cost-x 0; 0 = off) [default: 0].
+    #[arg(long)]
+    pub consistency_weight: Option<f64>,
+    /// Epochs over which the Π-model's weight ramps up along exp(−5(1 − T)²) [default: 80].
+    #[arg(long)]
+    pub consistency_rampup: Option<f64>,
 }
 
 impl ConfigArgs {

@@ -227,6 +227,10 @@ mod tests {
             "true",
             "--vat-corruption",
             "false",
+            "--consistency-weight",
+            "0",
+            "--consistency-rampup",
+            "10",
         ])
         .unwrap();
         let Command::Train(cmd) = all.command else {

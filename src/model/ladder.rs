@@ -13,6 +13,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 
+use crate::model::consistency::squared_difference;
 use crate::model::decoder::Decoder;
 use crate::model::encoder::Encoder;
 use crate::model::spec::LadderSpec;
@@ -28,6 +29,17 @@ use crate::ops::denoising::denoising_cost;
 pub struct LadderNetwork {
     pub encoder: Encoder,
     pub decoder: Option<Decoder>,
+    /// The Π-model's second noisy pass doubles the corrupted rows.
+    #[module(skip)]
+    pub two_passes: bool,
+}
+
+/// What one step adds to a batch and its noise: VAT's perturbation of the unlabelled rows
+/// ([`LadderNetwork::virtual_adversarial`]) and the Π-model's weight w(t) at this step.
+#[derive(Debug, Clone, Default)]
+pub struct StepInputs {
+    pub r_vadv: Option<Tensor<2>>,
+    pub consistency_weight: f64,
 }
 
 /// One training batch: labelled examples with their classes and unlabelled examples.
@@ -51,6 +63,8 @@ pub struct CostTerms {
     pub virtual_adversarial: Option<Tensor<1>>,
     /// Entropy of the unlabelled rows' clean predictions (VAT+EntMin).
     pub entropy: Option<Tensor<1>>,
+    /// The Π-model's unweighted consistency cost.
+    pub consistency: Option<Tensor<1>>,
 }
 
 /// −mean log softmax(logits)\[label\].
@@ -68,12 +82,19 @@ impl LadderNetwork {
         let mut rng = stream_rng(seed, RngStream::Init, 0, 0);
         let encoder = Encoder::new(spec, &mut rng, device);
         let decoder = Decoder::new(spec, &mut rng, device);
-        LadderNetwork { encoder, decoder }
+        LadderNetwork {
+            encoder,
+            decoder,
+            two_passes: spec.consistency.is_some(),
+        }
     }
 
     /// How many rows the corrupted pass sees for a batch: the labelled ones, and the
-    /// unlabelled ones when a decoder needs them.
+    /// unlabelled ones when a decoder needs them; the Π-model's two passes over all of them.
     pub fn corrupted_rows(&self, n_labeled: usize, n_unlabeled: usize) -> usize {
+        if self.two_passes {
+            return 2 * (n_labeled + n_unlabeled);
+        }
         n_labeled
             + if self.decoder.is_some() {
                 n_unlabeled
@@ -90,22 +111,28 @@ impl LadderNetwork {
         batch: &LadderBatch,
         noise: &CorruptionNoise,
     ) -> CostTerms {
-        self.cost_with_vat(spec, batch, noise, None)
+        self.cost_with(spec, batch, noise, &StepInputs::default())
     }
 
     /// [`Self::cost`] plus, with `r_vadv` (the unlabelled rows' virtual adversarial
     /// perturbation, [`Self::virtual_adversarial`]), α·KL(p(y|x) ‖ p(y|x + r_vadv)) with the
     /// clean prediction held constant (Miyato et al. 2018 eq. 11), and the entropy of the
     /// clean prediction for VAT+EntMin (eq. 13).
-    pub fn cost_with_vat(
+    pub fn cost_with(
         &self,
         spec: &LadderSpec,
         batch: &LadderBatch,
         noise: &CorruptionNoise,
-        r_vadv: Option<Tensor<2>>,
+        inputs: &StepInputs,
     ) -> CostTerms {
-        let (mut terms, clean_unlabeled) = self.ladder_cost(spec, batch, noise);
-        let (Some(vat), Some(r)) = (spec.vat, r_vadv) else {
+        let (mut terms, clean_unlabeled) = match spec.consistency {
+            Some(_) => (
+                self.pi_cost(spec, batch, noise, inputs.consistency_weight),
+                None,
+            ),
+            None => self.ladder_cost(spec, batch, noise),
+        };
+        let (Some(vat), Some(r)) = (spec.vat, inputs.r_vadv.clone()) else {
             return terms;
         };
         let n_u = batch.x_unlabeled.dims()[0];
@@ -132,6 +159,35 @@ impl LadderNetwork {
         terms
     }
 
+    /// The Π-model's cost ([`crate::model::consistency`]): two noisy passes over the labelled
+    /// and unlabelled rows (four row groups, each normalised by its own statistics, the noise
+    /// covering all of them), the first pass's cross-entropy on the labelled rows plus `weight`
+    /// × the mean squared difference of the two passes' softmax outputs.
+    fn pi_cost(
+        &self,
+        spec: &LadderSpec,
+        batch: &LadderBatch,
+        noise: &CorruptionNoise,
+        weight: f64,
+    ) -> CostTerms {
+        let n_l = batch.x_labeled.dims()[0];
+        let n_u = batch.x_unlabeled.dims()[0];
+        let once = [batch.x_labeled.clone(), batch.x_unlabeled.clone()];
+        let x = Tensor::cat([once.clone(), once].concat(), 0);
+        let logits = self.encoder.forward(x, &[n_l, n_u, n_l, n_u], noise).logits;
+        let supervised = cross_entropy(logits.clone().narrow(0, 0, n_l), batch.y_labeled.clone());
+        let n = n_l + n_u;
+        let difference = squared_difference(logits.clone().narrow(0, 0, n), logits.narrow(0, n, n));
+        CostTerms {
+            total: supervised.clone() + difference.clone() * weight,
+            supervised,
+            denoising: vec![None; spec.dims.len()],
+            virtual_adversarial: None,
+            entropy: None,
+            consistency: Some(difference),
+        }
+    }
+
     /// The Ladder's own cost (supervised and denoising terms), and the clean pass's logits of
     /// the unlabelled rows when the decoder needed that pass.
     fn ladder_cost(
@@ -151,6 +207,7 @@ impl LadderNetwork {
                 denoising: vec![None; spec.dims.len()],
                 virtual_adversarial: None,
                 entropy: None,
+                consistency: None,
             };
             return (terms, None);
         };
@@ -206,6 +263,7 @@ impl LadderNetwork {
             denoising,
             virtual_adversarial: None,
             entropy: None,
+            consistency: None,
         };
         (terms, Some(clean_unlabeled))
     }
@@ -382,6 +440,7 @@ mod tests {
             adv_unsup: None,
             vat: None,
             vat_corruption: false,
+            consistency: None,
         }
     }
 
@@ -438,9 +497,16 @@ mod tests {
         r: &Option<Tensor<2>>,
     ) -> f64 {
         model
-            .cost_with_vat(spec, b, n, r.clone())
+            .cost_with(spec, b, n, &vat_inputs(r))
             .total
             .into_scalar::<f32>() as f64
+    }
+
+    fn vat_inputs(r: &Option<Tensor<2>>) -> StepInputs {
+        StepInputs {
+            r_vadv: r.clone(),
+            consistency_weight: 0.7,
+        }
     }
 
     /// [`total`] with VAT's clean prediction held at `held` (the prediction at the point the
@@ -456,7 +522,7 @@ mod tests {
         let (Some(vat), Some(r), Some(held)) = (spec.vat, r, held) else {
             return total(model, spec, b, n, r);
         };
-        let terms = model.cost_with_vat(spec, b, n, Some(r.clone()));
+        let terms = model.cost_with(spec, b, n, &vat_inputs(&Some(r.clone())));
         let clean = CorruptionNoise::none(spec.depth());
         let q = model
             .encoder
@@ -491,7 +557,7 @@ mod tests {
             let p = model.encoder.forward(b.x_unlabeled.clone(), &[6], &clean);
             p.logits.detach()
         });
-        let terms = model.cost_with_vat(spec, &b, &noise, r_vadv.clone());
+        let terms = model.cost_with(spec, &b, &noise, &vat_inputs(&r_vadv));
         for (l, d) in terms.denoising.iter().enumerate() {
             let decoded = model.decoder.as_ref().is_some_and(|d| l >= d.lowest);
             assert_eq!(d.is_some(), decoded && spec.lambdas[l] > 0.0, "layer {l}");
@@ -571,6 +637,48 @@ mod tests {
         check_cost_gradient(&ladder, 2 + 2 + 1 + 2 + 10 * 3, &[1e-2]);
         let ladder = with_vat(tiny_spec(), tiny_spec().lambdas, true);
         check_cost_gradient(&ladder, 2 + 2 + 1 + 2 + 10 * 3, &[1e-2]);
+    }
+
+    fn pi_spec(noise: f64) -> LadderSpec {
+        LadderSpec {
+            lambdas: vec![0.0; 3],
+            input_noise_std: noise,
+            layer_noise_std: vec![noise; 2],
+            consistency: Some(crate::model::consistency::Consistency {
+                weight: 0.7,
+                rampup_epochs: 0.0,
+            }),
+            ..tiny_spec()
+        }
+    }
+
+    /// The Π-model's cost is differentiated through both noisy passes; with no noise the two
+    /// passes agree and the consistency cost is 0, with noise it is not, and the noise covers
+    /// two passes over every row.
+    #[test]
+    fn pi_model_cost_gradient_and_its_two_passes() {
+        check_cost_gradient(&pi_spec(0.3), 2 + 2 + 1, &[1e-2]);
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(3, RngStream::Init, 0, 0);
+        let b = batch(&device, &mut rng);
+        let inputs = StepInputs {
+            r_vadv: None,
+            consistency_weight: 2.0,
+        };
+        for (std, zero) in [(0.0, true), (0.3, false)] {
+            let spec = pi_spec(std);
+            let model = LadderNetwork::new(&spec, 1, &device);
+            assert_eq!(model.corrupted_rows(6, 6), 24);
+            let noise = CorruptionNoise::draw(&spec.noise_levels(), 24, &mut rng, &device);
+            let terms = model.cost_with(&spec, &b, &noise, &inputs);
+            let c = terms.consistency.clone().unwrap().into_scalar::<f32>();
+            assert_eq!(c == 0.0, zero, "std {std}: {c}");
+            let (total, sup) = (
+                terms.total.into_scalar::<f32>(),
+                terms.supervised.into_scalar::<f32>(),
+            );
+            assert!((total - sup - 2.0 * c).abs() < 1e-6);
+        }
     }
 
     /// r_vadv has norm ε on every row, raises the KL more than a random direction does, and

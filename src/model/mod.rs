@@ -2,6 +2,7 @@
 //! plain MLPs, and the semantic-noise-modeling network (paper 003).
 
 pub mod combinator;
+pub mod consistency;
 pub mod decoder;
 pub mod encoder;
 pub mod ladder;

@@ -215,6 +215,9 @@ pub struct LadderSpec {
     /// The corrupted path's input noise is the virtual adversarial perturbation (LVAN).
     #[serde(default)]
     pub vat_corruption: bool,
+    /// The Π-model: a second noisy pass and the consistency cost between the two.
+    #[serde(default)]
+    pub consistency: Option<crate::model::consistency::Consistency>,
 }
 
 impl LadderSpec {
@@ -432,6 +435,7 @@ mod tests {
             adv_unsup: None,
             vat: None,
             vat_corruption: false,
+            consistency: None,
         }
     }
 

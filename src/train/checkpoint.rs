@@ -71,6 +71,8 @@ pub struct ExactCost {
     virtual_adversarial: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     entropy: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    consistency: Option<u64>,
 }
 
 impl From<&CostSummary> for ExactCost {
@@ -81,6 +83,7 @@ impl From<&CostSummary> for ExactCost {
             denoising: c.denoising.iter().map(|d| d.map(f64::to_bits)).collect(),
             virtual_adversarial: c.virtual_adversarial.map(f64::to_bits),
             entropy: c.entropy.map(f64::to_bits),
+            consistency: c.consistency.map(f64::to_bits),
         }
     }
 }
@@ -93,6 +96,7 @@ impl From<&ExactCost> for CostSummary {
             denoising: c.denoising.iter().map(|d| d.map(f64::from_bits)).collect(),
             virtual_adversarial: c.virtual_adversarial.map(f64::from_bits),
             entropy: c.entropy.map(f64::from_bits),
+            consistency: c.consistency.map(f64::from_bits),
         }
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::Preprocessing;
 use crate::error::{LadderError, Result};
+use crate::model::consistency::Consistency;
 use crate::model::layers::{LayerKind, plan};
 use crate::model::spec::{
     Activation, DecoderSpec, EncoderLayers, LadderSpec, LayerValues, Written,
@@ -102,6 +103,11 @@ pub struct TrainConfig {
     /// noise is r_vadv of every corrupted row (labelled and unlabelled) instead of Gaussian
     /// noise.
     pub vat_corruption: bool,
+    /// w_max of the Π-model's consistency cost between two noisy passes (Laine and Aila
+    /// 2017); 0 turns it off.
+    pub consistency_weight: f64,
+    /// Epochs over which w(t) ramps up to w_max along exp(−5 (1 − T)²).
+    pub consistency_rampup: f64,
 }
 
 impl Default for TrainConfig {
@@ -144,6 +150,8 @@ impl Default for TrainConfig {
             vat_weight: 1.0,
             entmin: false,
             vat_corruption: false,
+            consistency_weight: 0.0,
+            consistency_rampup: 80.0,
         }
     }
 }
@@ -265,7 +273,7 @@ fn conv_cifar(lambdas: String) -> TrainConfig {
 /// with the adversarial noise the thesis 000 chose per task (Tables 18–24), and the
 /// convolutional networks of Rasmus et al. (Table 4, Sec. 4.1.2 and 4.2) on MNIST and CIFAR-10
 /// with the thesis 000's settings (Sec. 5.3.4). `ladder presets` lists this table.
-pub const PRESET_TABLE: [Preset; 28] = [
+pub const PRESET_TABLE: [Preset; 29] = [
     Preset {
         name: "mnist-100-full",
         about: "full Ladder, 100 labels (001 Table 1)",
@@ -383,6 +391,16 @@ pub const PRESET_TABLE: [Preset; 28] = [
             vat_epsilon: 0.3,
             vat_corruption: true,
             ..full_100()
+        },
+    },
+    Preset {
+        name: "mnist-100-pi",
+        about: "Π-model on the full Ladder's encoder: the baseline's Gaussian noise in two \
+                passes, consistency w_max 100 ramped up over 80 epochs, 100 labels",
+        build: || TrainConfig {
+            consistency_weight: 100.0,
+            consistency_rampup: 80.0,
+            ..baseline(100)
         },
     },
     Preset {
@@ -517,6 +535,10 @@ impl TrainConfig {
             ),
             vat: self.vat(),
             vat_corruption: self.vat_corruption,
+            consistency: (self.consistency_weight > 0.0).then_some(Consistency {
+                weight: self.consistency_weight,
+                rampup_epochs: self.consistency_rampup,
+            }),
             dims,
         };
         spec.validate()?;
@@ -566,6 +588,29 @@ impl TrainConfig {
                  adversarial noise (adv-*-tau) would add a second perturbation: use one"
                     .into(),
             );
+        }
+        Ok(())
+    }
+
+    /// The Π-model trains no decoder: its consistency cost takes the denoising costs' place.
+    fn validate_consistency(&self) -> Result<()> {
+        let fine = |v: f64| v.is_finite() && v >= 0.0;
+        if !(fine(self.consistency_weight) && fine(self.consistency_rampup)) {
+            return Err(LadderError::Setting(format!(
+                "consistency-weight {} and consistency-rampup {} must be finite and ≥ 0",
+                self.consistency_weight, self.consistency_rampup
+            )));
+        }
+        let decoder = match self.denoising_cost_x.value() {
+            crate::model::spec::PerLayer::All(v) => *v > 0.0,
+            crate::model::spec::PerLayer::Each(v) => v.iter().any(|l| *l > 0.0),
+        };
+        if self.consistency_weight > 0.0 && (decoder || self.vat_corruption) {
+            return Err(LadderError::Setting(
+                "the Π-model (consistency-weight > 0) trains the encoder without a decoder: set \
+                 --denoising-cost-x 0 (and no vat-corruption)"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -631,6 +676,7 @@ impl TrainConfig {
             }
         }
         self.validate_vat()?;
+        self.validate_consistency()?;
         // The network shape is checked against an arbitrary input here (a vector, or an image
         // for convolutional networks); the real one comes with the data, so only the lists'
         // lengths and values count.

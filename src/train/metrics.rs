@@ -15,6 +15,9 @@ pub struct CostSummary {
     /// Entropy of the unlabelled rows' predictions of a VAT+EntMin run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entropy: Option<f64>,
+    /// Unweighted consistency cost of a Π-model run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<f64>,
 }
 
 impl CostSummary {
@@ -35,6 +38,9 @@ impl CostSummary {
         }
         if let Some(h) = self.entropy {
             s.push_str(&format!(" ent {h:.4}"));
+        }
+        if let Some(c) = self.consistency {
+            s.push_str(&format!(" cons {c:.5}"));
         }
         s
     }

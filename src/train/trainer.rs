@@ -17,6 +17,7 @@ use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval;
+use crate::model::ladder::StepInputs;
 use crate::model::{LadderBatch, LadderNetwork, LadderSpec};
 use crate::noise::{CorruptionNoise, HostNoise, RngStream, gaussian_vec, stream_rng};
 use crate::ops::adam::FusedAdam;
@@ -308,7 +309,11 @@ impl Trainer {
         let noise = CorruptionNoise::from_host(host, &self.device);
         let noise = model.with_adversarial_noise(&self.spec, batch, noise);
         let (noise, r_vadv) = self.virtual_adversarial(&model, batch, noise, (epoch, step));
-        let terms = model.cost_with_vat(&self.spec, batch, &noise, r_vadv);
+        let inputs = StepInputs {
+            r_vadv,
+            consistency_weight: self.consistency_weight(epoch),
+        };
+        let terms = model.cost_with(&self.spec, batch, &noise, &inputs);
         let summary = summarize(&terms);
         if !summary.total.is_finite() {
             self.model = Some(model);
@@ -322,6 +327,14 @@ impl Trainer {
         let grads = GradientsParams::from_grads(terms.total.backward(), &model);
         self.model = Some(self.optimizer.step(lr, model, grads));
         Ok(summary)
+    }
+
+    /// The Π-model's w(t) in `epoch` (0-based; the weight changes once per epoch, as in Laine
+    /// and Aila's schedule); 0 without it.
+    fn consistency_weight(&self, epoch: usize) -> f64 {
+        self.spec
+            .consistency
+            .map_or(0.0, |c| c.weight_at(epoch as f64))
     }
 
     /// VAT's perturbation of the unlabelled rows (when its loss is on) and `noise` with LVAN's
@@ -593,6 +606,7 @@ fn summarize(terms: &crate::model::CostTerms) -> CostSummary {
     parts.extend(terms.denoising.iter().flatten().cloned());
     parts.extend(terms.virtual_adversarial.iter().cloned());
     parts.extend(terms.entropy.iter().cloned());
+    parts.extend(terms.consistency.iter().cloned());
     let values = Tensor::cat(parts, 0)
         .detach()
         .into_data()
@@ -618,6 +632,10 @@ fn summarize(terms: &crate::model::CostTerms) -> CostSummary {
             .entropy
             .as_ref()
             .map(|_| *rest.next().expect("the entropy term") as f64),
+        consistency: terms
+            .consistency
+            .as_ref()
+            .map(|_| *rest.next().expect("the consistency term") as f64),
     }
 }
 
@@ -627,6 +645,7 @@ fn add(mut a: CostSummary, b: &CostSummary) -> CostSummary {
     let plus = |x: Option<f64>, y: Option<f64>| x.zip(y).map(|(x, y)| x + y);
     a.virtual_adversarial = plus(a.virtual_adversarial, b.virtual_adversarial);
     a.entropy = plus(a.entropy, b.entropy);
+    a.consistency = plus(a.consistency, b.consistency);
     for (x, y) in a.denoising.iter_mut().zip(&b.denoising) {
         if let (Some(x), Some(y)) = (x.as_mut(), y) {
             *x += y;
@@ -640,6 +659,7 @@ fn scale(mut a: CostSummary, k: f64) -> CostSummary {
     a.supervised *= k;
     a.virtual_adversarial = a.virtual_adversarial.map(|v| v * k);
     a.entropy = a.entropy.map(|v| v * k);
+    a.consistency = a.consistency.map(|v| v * k);
     for x in a.denoising.iter_mut().flatten() {
         *x *= k;
     }
