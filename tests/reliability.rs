@@ -381,3 +381,39 @@ fn ctrl_c_stops_a_plain_run_after_its_epoch_and_it_resumes_exactly() {
     finished(resumed.output().unwrap());
     assert_same_run(&whole, &int);
 }
+
+/// A Mean Teacher run with VAT (the teacher's moving average and the power iteration's
+/// random starts are state too) killed mid-epoch resumes to the uninterrupted run's numbers.
+#[test]
+fn mean_teacher_and_vat_runs_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let methods = [
+        "--denoising-cost-x",
+        "0",
+        "--consistency-weight",
+        "10",
+        "--consistency-rampup",
+        "2",
+        "--mean-teacher-decay",
+        "0.9",
+        "--vat-epsilon",
+        "0.3",
+    ];
+    let whole = tmp.path().join("whole");
+    let o = command(&[&methods[..], &["--out", whole.to_str().unwrap()]].concat())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap();
+    assert!(line.contains("\"consistency\"") && line.contains("\"virtual_adversarial\""));
+    let mid = tmp.path().join("mid");
+    let extra = [
+        "--checkpoint-minutes",
+        "0.0001",
+        "--out",
+        mid.to_str().unwrap(),
+    ];
+    kill_after_an_epoch(command(&[&methods[..], &extra].concat()), &mid);
+    resume(&mid);
+    assert_same_run(&whole, &mid);
+}

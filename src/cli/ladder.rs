@@ -159,6 +159,10 @@ pub struct ConfigArgs {
     /// Epochs over which the Π-model's weight ramps up along exp(−5(1 − T)²) [default: 80].
     #[arg(long)]
     pub consistency_rampup: Option<f64>,
+    /// Mean Teacher: α of the teacher's moving average (needs --consistency-weight; 0 = the
+    /// Π-model) [default: 0].
+    #[arg(long)]
+    pub mean_teacher_decay: Option<f64>,
 }
 
 impl ConfigArgs {

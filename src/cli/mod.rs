@@ -231,6 +231,8 @@ mod tests {
             "0",
             "--consistency-rampup",
             "10",
+            "--mean-teacher-decay",
+            "0",
         ])
         .unwrap();
         let Command::Train(cmd) = all.command else {

@@ -1,5 +1,6 @@
 //! Consistency regularisation between two noisy passes: the Π-model (Laine and Aila 2017,
-//! "Temporal Ensembling for Semi-Supervised Learning", Sec. 2.1).
+//! "Temporal Ensembling for Semi-Supervised Learning", Sec. 2.1) and Mean Teacher (Tarvainen
+//! and Valpola 2017, "Mean teachers are better role models").
 //!
 //! Every example of a batch, labelled or not, passes the encoder twice with independent
 //! corruption noise; the cost is the cross-entropy of the first pass on the labelled rows plus
@@ -8,6 +9,10 @@
 //!
 //! z and z̃ the two passes' softmax outputs (neither held constant), w(t) ramping up from 0
 //! along the Gaussian curve w_max · exp(−5 (1 − T)²), T = t / ramp-up in [0, 1] (Sec. 3.1).
+//!
+//! Mean Teacher takes z̃ from a teacher instead, held constant: an encoder whose weights are the
+//! exponential moving average θ′ ← α θ′ + (1 − α) θ of the student's after every step (eq. 1),
+//! with noise of its own; the cost and its ramp-up are the Π-model's.
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
@@ -20,6 +25,9 @@ pub struct Consistency {
     pub weight: f64,
     /// Epochs of the ramp-up (0: w_max from the start).
     pub rampup_epochs: f64,
+    /// α of Mean Teacher's moving average; `None`: the Π-model.
+    #[serde(default)]
+    pub teacher_decay: Option<f64>,
 }
 
 /// The ramp-up factor exp(−5 (1 − T)²) at `t` epochs (fractional) of a `rampup`-epoch ramp.
@@ -59,6 +67,7 @@ mod tests {
         let c = Consistency {
             weight: 10.0,
             rampup_epochs: 10.0,
+            teacher_decay: None,
         };
         let w: Vec<f64> = (0..=12).map(|t| c.weight_at(t as f64)).collect();
         assert!(w.windows(2).all(|p| p[0] <= p[1]), "{w:?}");

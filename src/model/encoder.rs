@@ -123,6 +123,43 @@ impl Encoder {
         self.plan.len()
     }
 
+    /// A copy with parameters of their own (new ids) that take no gradient: Mean Teacher's
+    /// teacher at the start.
+    pub fn frozen_copy(&self) -> Encoder {
+        let copy = |p: &Param<Tensor<2>>| Param::from_tensor(p.val().detach());
+        Encoder {
+            weights: self.weights.iter().map(copy).collect(),
+            betas: self.betas.iter().map(copy).collect(),
+            gamma: self.gamma.as_ref().map(copy),
+            activation: self.activation,
+            plan: self.plan.clone(),
+        }
+        .no_grad()
+    }
+
+    /// θ′ ← α θ′ + (1 − α) θ for every parameter θ′ of `self` and θ of `student` (Mean
+    /// Teacher, Tarvainen and Valpola 2017 eq. 1); the result takes no gradient.
+    pub fn moving_average(self, student: &Encoder, alpha: f64) -> Encoder {
+        let mix = |t: Param<Tensor<2>>, s: &Param<Tensor<2>>| {
+            let v = t.val() * alpha + s.val().detach() * (1.0 - alpha);
+            Param::from_tensor(v.detach())
+        };
+        let pairs = |t: Vec<Param<Tensor<2>>>, s: &[Param<Tensor<2>>]| -> Vec<_> {
+            t.into_iter().zip(s).map(|(t, s)| mix(t, s)).collect()
+        };
+        Encoder {
+            weights: pairs(self.weights, &student.weights),
+            betas: pairs(self.betas, &student.betas),
+            gamma: self
+                .gamma
+                .zip(student.gamma.as_ref())
+                .map(|(t, s)| mix(t, s)),
+            activation: self.activation,
+            plan: self.plan,
+        }
+        .no_grad()
+    }
+
     /// Shape of layer l's output (l ≥ 1).
     fn shape(&self, l: usize) -> Shape {
         self.plan[l - 1].geom.output

@@ -29,7 +29,9 @@ use crate::ops::denoising::denoising_cost;
 pub struct LadderNetwork {
     pub encoder: Encoder,
     pub decoder: Option<Decoder>,
-    /// The Π-model's second noisy pass doubles the corrupted rows.
+    /// Mean Teacher's teacher: the moving average of the encoder, without gradients.
+    pub teacher: Option<Encoder>,
+    /// The Π-model's (or the teacher's) second noisy pass doubles the corrupted rows.
     #[module(skip)]
     pub two_passes: bool,
 }
@@ -82,9 +84,14 @@ impl LadderNetwork {
         let mut rng = stream_rng(seed, RngStream::Init, 0, 0);
         let encoder = Encoder::new(spec, &mut rng, device);
         let decoder = Decoder::new(spec, &mut rng, device);
+        let teacher = spec
+            .consistency
+            .and_then(|c| c.teacher_decay)
+            .map(|_| encoder.frozen_copy());
         LadderNetwork {
             encoder,
             decoder,
+            teacher,
             two_passes: spec.consistency.is_some(),
         }
     }
@@ -162,7 +169,8 @@ impl LadderNetwork {
     /// The Π-model's cost ([`crate::model::consistency`]): two noisy passes over the labelled
     /// and unlabelled rows (four row groups, each normalised by its own statistics, the noise
     /// covering all of them), the first pass's cross-entropy on the labelled rows plus `weight`
-    /// × the mean squared difference of the two passes' softmax outputs.
+    /// × the mean squared difference of the two passes' softmax outputs. With a teacher (Mean
+    /// Teacher) the second pass is the teacher's, held constant.
     fn pi_cost(
         &self,
         spec: &LadderSpec,
@@ -172,12 +180,26 @@ impl LadderNetwork {
     ) -> CostTerms {
         let n_l = batch.x_labeled.dims()[0];
         let n_u = batch.x_unlabeled.dims()[0];
-        let once = [batch.x_labeled.clone(), batch.x_unlabeled.clone()];
-        let x = Tensor::cat([once.clone(), once].concat(), 0);
-        let logits = self.encoder.forward(x, &[n_l, n_u, n_l, n_u], noise).logits;
-        let supervised = cross_entropy(logits.clone().narrow(0, 0, n_l), batch.y_labeled.clone());
         let n = n_l + n_u;
-        let difference = squared_difference(logits.clone().narrow(0, 0, n), logits.narrow(0, n, n));
+        let once = [batch.x_labeled.clone(), batch.x_unlabeled.clone()];
+        let (first, second) = match &self.teacher {
+            // Mean Teacher: the student and the teacher each with half of the noise.
+            Some(teacher) => {
+                let x = Tensor::cat(once.to_vec(), 0);
+                let student = self
+                    .encoder
+                    .forward(x.clone(), &[n_l, n_u], &noise.rows(0, n));
+                let held = teacher.forward(x, &[n_l, n_u], &noise.rows(n, n));
+                (student.logits, held.logits.detach())
+            }
+            None => {
+                let x = Tensor::cat([once.clone(), once].concat(), 0);
+                let logits = self.encoder.forward(x, &[n_l, n_u, n_l, n_u], noise).logits;
+                (logits.clone().narrow(0, 0, n), logits.narrow(0, n, n))
+            }
+        };
+        let supervised = cross_entropy(first.clone().narrow(0, 0, n_l), batch.y_labeled.clone());
+        let difference = squared_difference(first, second);
         CostTerms {
             total: supervised.clone() + difference.clone() * weight,
             supervised,
@@ -409,6 +431,15 @@ impl LadderNetwork {
             a.perturbation(grad.narrow(0, start, n_u))
         });
         (u_l, u_u)
+    }
+
+    /// After an optimiser step: Mean Teacher's teacher moves towards the encoder (eq. 1).
+    pub fn update_teacher(mut self, spec: &LadderSpec) -> Self {
+        let alpha = spec.consistency.and_then(|c| c.teacher_decay);
+        if let (Some(alpha), Some(teacher)) = (alpha, self.teacher.take()) {
+            self.teacher = Some(teacher.moving_average(&self.encoder, alpha));
+        }
+        self
     }
 
     /// Class scores (softmax inputs) of the clean encoder with fixed per-layer moments.
@@ -647,6 +678,7 @@ mod tests {
             consistency: Some(crate::model::consistency::Consistency {
                 weight: 0.7,
                 rampup_epochs: 0.0,
+                teacher_decay: None,
             }),
             ..tiny_spec()
         }
@@ -679,6 +711,55 @@ mod tests {
             );
             assert!((total - sup - 2.0 * c).abs() < 1e-6);
         }
+    }
+
+    fn mean_teacher_spec() -> LadderSpec {
+        let mut spec = pi_spec(0.3);
+        if let Some(c) = spec.consistency.as_mut() {
+            c.teacher_decay = Some(0.9);
+        }
+        spec
+    }
+
+    /// Mean Teacher: the cost's gradient reaches the student only (the teacher is held), and
+    /// after a step the teacher is α·teacher + (1 − α)·student, parameter by parameter, with
+    /// ids of its own and no gradient.
+    #[test]
+    fn mean_teacher_gradient_and_moving_average() {
+        let spec = mean_teacher_spec();
+        check_cost_gradient(&spec, 2 + 2 + 1, &[1e-2]);
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(4, RngStream::Init, 0, 0);
+        let model = randomized(&spec, &device, &mut rng);
+        let teacher = model.teacher.clone().expect("a teacher");
+        assert!(teacher.weights.iter().all(|w| !w.val().is_require_grad()));
+        assert_ne!(teacher.weights[0].id, model.encoder.weights[0].id);
+        let before: Vec<Vec<f32>> = teacher.weights.iter().map(|w| values(&w.val())).collect();
+        let student: Vec<Vec<f32>> = model
+            .encoder
+            .weights
+            .iter()
+            .map(|w| values(&w.val()))
+            .collect();
+        let b = batch(&device, &mut rng);
+        let noise = CorruptionNoise::draw(&spec.noise_levels(), 24, &mut rng, &device);
+        let inputs = StepInputs {
+            r_vadv: None,
+            consistency_weight: 1.0,
+        };
+        let terms = model.cost_with(&spec, &b, &noise, &inputs);
+        let grads = terms.total.backward();
+        assert!(
+            teacher.weights[0].val().grad(&grads).is_none(),
+            "the teacher is held"
+        );
+        let moved = model.update_teacher(&spec).teacher.unwrap();
+        for ((t, b), s) in moved.weights.iter().zip(&before).zip(&student) {
+            for ((t, b), s) in values(&t.val()).iter().zip(b).zip(s) {
+                assert!((t - (0.9 * b + 0.1 * s)).abs() < 1e-6, "{t} vs {b}, {s}");
+            }
+        }
+        assert!(moved.weights.iter().all(|w| !w.val().is_require_grad()));
     }
 
     /// r_vadv has norm ε on every row, raises the KL more than a random direction does, and

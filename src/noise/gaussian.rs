@@ -115,6 +115,15 @@ impl HostNoise {
 }
 
 impl CorruptionNoise {
+    /// Rows `start..start + len` of every part (the parts must cover them).
+    pub fn rows(&self, start: usize, len: usize) -> Self {
+        let part = |t: &Option<Tensor<2>>| t.as_ref().map(|t| t.clone().narrow(0, start, len));
+        CorruptionNoise {
+            input: part(&self.input),
+            layers: self.layers.iter().map(part).collect(),
+        }
+    }
+
     /// Draws the noise for `rows` examples through layers of `levels` (width and std, input
     /// first).
     pub fn draw(levels: &[(usize, f64)], rows: usize, rng: &mut impl Rng, device: &Device) -> Self {

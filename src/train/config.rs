@@ -108,6 +108,10 @@ pub struct TrainConfig {
     pub consistency_weight: f64,
     /// Epochs over which w(t) ramps up to w_max along exp(−5 (1 − T)²).
     pub consistency_rampup: f64,
+    /// α of Mean Teacher's moving average (Tarvainen and Valpola 2017): the consistency
+    /// target is a teacher θ′ ← α θ′ + (1 − α) θ instead of a second pass of the network; 0
+    /// is the Π-model.
+    pub mean_teacher_decay: f64,
 }
 
 impl Default for TrainConfig {
@@ -152,6 +156,7 @@ impl Default for TrainConfig {
             vat_corruption: false,
             consistency_weight: 0.0,
             consistency_rampup: 80.0,
+            mean_teacher_decay: 0.0,
         }
     }
 }
@@ -273,7 +278,7 @@ fn conv_cifar(lambdas: String) -> TrainConfig {
 /// with the adversarial noise the thesis 000 chose per task (Tables 18–24), and the
 /// convolutional networks of Rasmus et al. (Table 4, Sec. 4.1.2 and 4.2) on MNIST and CIFAR-10
 /// with the thesis 000's settings (Sec. 5.3.4). `ladder presets` lists this table.
-pub const PRESET_TABLE: [Preset; 29] = [
+pub const PRESET_TABLE: [Preset; 30] = [
     Preset {
         name: "mnist-100-full",
         about: "full Ladder, 100 labels (001 Table 1)",
@@ -400,6 +405,17 @@ pub const PRESET_TABLE: [Preset; 29] = [
         build: || TrainConfig {
             consistency_weight: 100.0,
             consistency_rampup: 80.0,
+            ..baseline(100)
+        },
+    },
+    Preset {
+        name: "mnist-100-mean-teacher",
+        about: "Mean Teacher on the full Ladder's encoder: the baseline's Gaussian noise, teacher \
+                decay 0.99, consistency w_max 100 ramped up over 80 epochs, 100 labels",
+        build: || TrainConfig {
+            consistency_weight: 100.0,
+            consistency_rampup: 80.0,
+            mean_teacher_decay: 0.99,
             ..baseline(100)
         },
     },
@@ -538,6 +554,7 @@ impl TrainConfig {
             consistency: (self.consistency_weight > 0.0).then_some(Consistency {
                 weight: self.consistency_weight,
                 rampup_epochs: self.consistency_rampup,
+                teacher_decay: (self.mean_teacher_decay > 0.0).then_some(self.mean_teacher_decay),
             }),
             dims,
         };
@@ -605,6 +622,19 @@ impl TrainConfig {
             crate::model::spec::PerLayer::All(v) => *v > 0.0,
             crate::model::spec::PerLayer::Each(v) => v.iter().any(|l| *l > 0.0),
         };
+        if !(0.0..1.0).contains(&self.mean_teacher_decay) {
+            return Err(LadderError::Setting(format!(
+                "mean-teacher-decay {} must lie in [0, 1)",
+                self.mean_teacher_decay
+            )));
+        }
+        if self.mean_teacher_decay > 0.0 && self.consistency_weight == 0.0 {
+            return Err(LadderError::Setting(
+                "Mean Teacher's teacher is a consistency target: set --consistency-weight \
+                 above 0"
+                    .into(),
+            ));
+        }
         if self.consistency_weight > 0.0 && (decoder || self.vat_corruption) {
             return Err(LadderError::Setting(
                 "the Π-model (consistency-weight > 0) trains the encoder without a decoder: set \

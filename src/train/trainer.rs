@@ -325,7 +325,8 @@ impl Trainer {
             });
         }
         let grads = GradientsParams::from_grads(terms.total.backward(), &model);
-        self.model = Some(self.optimizer.step(lr, model, grads));
+        let model = self.optimizer.step(lr, model, grads);
+        self.model = Some(model.update_teacher(&self.spec));
         Ok(summary)
     }
 
