@@ -13,6 +13,7 @@ use ladder::experiment::{parse_seeds, train_run, train_seeds};
 use ladder::model::Activation;
 use ladder::noise::AdvKind;
 use ladder::train::TrainConfig;
+use ladder::train::config::Method;
 use ladder::train::config::PRESET_TABLE;
 use ladder::train::resolve::{flag_table, resolve};
 
@@ -34,6 +35,12 @@ pub struct ConfigArgs {
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Train the preset's network (and data, budget, seed) with another method: ladder (the
+    /// preset as it is), vat, vat-entmin, lvan, pi or mean-teacher; the config file and
+    /// flags override its settings [default: ladder].
+    #[arg(long)]
+    #[serde(skip)]
+    pub method: Option<Method>,
     /// Encoder layers, '-'-separated: widths or convv/convf/convs:F:K:SY:SX, maxpool:PY:PX,
     /// globalmeanpool:0, fc:N [default: 1000-500-250-250-250-10].
     #[arg(long)]
@@ -172,6 +179,7 @@ impl ConfigArgs {
             Some(p) => TrainConfig::preset(p)?,
             None => TrainConfig::default(),
         };
+        let base = self.method.unwrap_or(Method::Ladder).apply(base);
         let c = resolve(&base, self.config.as_deref(), &flag_table(self))?;
         c.validate()?;
         Ok(c)

@@ -224,6 +224,50 @@ fn adversarial_ladder(full: TrainConfig, sup: f64, unsup: f64) -> TrainConfig {
     }
 }
 
+/// The semi-supervised methods one network and loop train, each a set of configuration
+/// fields applied to a preset's network and budget (`ladder train --method`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The preset as it is (the Ladder, or its baseline).
+    Ladder,
+    /// Virtual adversarial training (Miyato et al. 2018).
+    Vat,
+    /// VAT with entropy minimisation.
+    VatEntmin,
+    /// The virtual adversarial Ladder (Shinoda et al. 2017).
+    Lvan,
+    /// The Π-model (Laine and Aila 2017).
+    Pi,
+    /// Mean Teacher (Tarvainen and Valpola 2017).
+    MeanTeacher,
+}
+
+crate::named_choice!(Method, "method");
+
+impl Method {
+    /// `base` (a preset: its network, data, budget and seed) trained by this method.
+    pub fn apply(self, base: TrainConfig) -> TrainConfig {
+        match self {
+            Method::Ladder => base,
+            Method::Vat => vat(base),
+            Method::VatEntmin => TrainConfig {
+                entmin: true,
+                ..vat(base)
+            },
+            Method::Lvan => TrainConfig {
+                vat_epsilon: 0.3,
+                vat_corruption: true,
+                ..base
+            },
+            Method::Pi => consistency(base, 0.0),
+            Method::MeanTeacher => consistency(base, 0.99),
+        }
+    }
+}
+
 /// Virtual adversarial training (Miyato et al. 2018) on `base`'s encoder: no decoder, no
 /// Gaussian corruption, the authors' MNIST semi-supervised ε 0.3 (their `train_mnist_semisup`
 /// command), ξ 1e-6, one power iteration, α 1.
@@ -233,6 +277,18 @@ fn vat(base: TrainConfig) -> TrainConfig {
         super_noise_std: 0.0,
         f_local_noise_std: Written::known("0"),
         vat_epsilon: 0.3,
+        ..base
+    }
+}
+
+/// The Π-model (`decay` 0) or Mean Teacher on `base`'s encoder and noise, without a decoder:
+/// w_max 100 ramped up over 80 epochs (Laine and Aila's schedule).
+fn consistency(base: TrainConfig, decay: f64) -> TrainConfig {
+    TrainConfig {
+        denoising_cost_x: Written::known("0"),
+        consistency_weight: 100.0,
+        consistency_rampup: 80.0,
+        mean_teacher_decay: decay,
         ..base
     }
 }
@@ -383,41 +439,25 @@ pub const PRESET_TABLE: [Preset; 30] = [
     Preset {
         name: "mnist-100-vat-entmin",
         about: "VAT+EntMin on the full Ladder's encoder, 100 labels",
-        build: || TrainConfig {
-            entmin: true,
-            ..vat(full_100())
-        },
+        build: || Method::VatEntmin.apply(full_100()),
     },
     Preset {
         name: "mnist-100-lvan",
         about: "virtual adversarial Ladder (LVAN): the full Ladder with r_vadv (ε 0.3) as the \
                 corrupted path's input noise and the VAT loss, 100 labels",
-        build: || TrainConfig {
-            vat_epsilon: 0.3,
-            vat_corruption: true,
-            ..full_100()
-        },
+        build: || Method::Lvan.apply(full_100()),
     },
     Preset {
         name: "mnist-100-pi",
         about: "Π-model on the full Ladder's encoder: the baseline's Gaussian noise in two \
                 passes, consistency w_max 100 ramped up over 80 epochs, 100 labels",
-        build: || TrainConfig {
-            consistency_weight: 100.0,
-            consistency_rampup: 80.0,
-            ..baseline(100)
-        },
+        build: || Method::Pi.apply(baseline(100)),
     },
     Preset {
         name: "mnist-100-mean-teacher",
         about: "Mean Teacher on the full Ladder's encoder: the baseline's Gaussian noise, teacher \
                 decay 0.99, consistency w_max 100 ramped up over 80 epochs, 100 labels",
-        build: || TrainConfig {
-            consistency_weight: 100.0,
-            consistency_rampup: 80.0,
-            mean_teacher_decay: 0.99,
-            ..baseline(100)
-        },
+        build: || Method::MeanTeacher.apply(baseline(100)),
     },
     Preset {
         name: "mnist-100-conv-vat",
@@ -736,6 +776,44 @@ fn adversarial(kind: AdvKind, tau: f64, with_gaussian: bool) -> Option<Adversari
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--method` trains any preset's network with another method, and the result validates.
+    #[test]
+    fn methods_apply_to_any_preset() {
+        for p in [
+            "mnist-100-full",
+            "mnist-100-conv-gamma",
+            "mnist-100-baseline",
+        ] {
+            let base = TrainConfig::preset(p).unwrap();
+            for m in crate::choice::all::<Method>() {
+                let c = m.apply(base.clone());
+                c.validate().unwrap_or_else(|e| panic!("{p} {m}: {e}"));
+                assert_eq!(
+                    c.encoder_layers, base.encoder_layers,
+                    "{p} {m}: same network"
+                );
+                assert_eq!(c.labeled_samples, base.labeled_samples);
+                let spec = c.ladder_spec(&[28, 28]).unwrap();
+                match m {
+                    Method::Ladder => assert_eq!(c, base),
+                    Method::Vat | Method::VatEntmin => {
+                        assert!(spec.vat.is_some() && spec.lambdas.iter().all(|l| *l == 0.0));
+                        assert_eq!(spec.vat.unwrap().entmin, m == Method::VatEntmin);
+                    }
+                    Method::Lvan => assert!(spec.vat_corruption && spec.vat.is_some()),
+                    Method::Pi | Method::MeanTeacher => {
+                        let c = spec.consistency.unwrap();
+                        assert_eq!(c.teacher_decay.is_some(), m == Method::MeanTeacher);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            Method::Vat.apply(full_100()),
+            TrainConfig::preset("mnist-100-vat").unwrap()
+        );
+    }
 
     #[test]
     fn the_preset_table_names_each_preset_once_and_each_one_validates() {
