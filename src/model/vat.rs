@@ -49,6 +49,15 @@ pub fn entropy(logits: Tensor<2>) -> Tensor<1> {
     (log_p.clone().exp() * log_p).sum_dim(1).mean().neg()
 }
 
+/// Each row of `v` scaled to unit L2 norm, robust to rows whose squares underflow: the row is
+/// first divided by its largest magnitude (as the authors' `get_normalized_vector` does), so a
+/// gradient of 1e-25 per entry gives a unit direction instead of 0 or 1e13. A zero row stays
+/// zero.
+pub fn unit_direction(v: Tensor<2>) -> Tensor<2> {
+    let largest = v.clone().abs().max_dim(1).clamp_min(f32::MIN_POSITIVE);
+    unit_rows(v / largest)
+}
+
 /// The power iteration of eq. 8–10: the unit direction d (per row) in which the KL of the
 /// predictions `forward(x + r)` from the held-constant `clean_logits` grows fastest, from the
 /// random start `d0`. `forward` should use frozen weights (`no_grad`): only ∂KL/∂r is wanted.
@@ -61,10 +70,10 @@ pub fn virtual_adversarial_direction(
 ) -> Tensor<2> {
     let x = x.detach();
     let p = clean_logits.detach();
-    let mut d = unit_rows(d0);
+    let mut d = unit_direction(d0);
     for _ in 0..iterations {
         let g = input_gradient(d * xi, |r| kl_divergence(p.clone(), forward(x.clone() + r)));
-        d = unit_rows(g);
+        d = unit_direction(g);
     }
     d.detach()
 }
@@ -170,6 +179,21 @@ mod tests {
 
     /// For a linear softmax model f(x) = xW the KL's Hessian at r = 0 is W (diag p − p pᵀ) Wᵀ;
     /// power iteration must find its top eigenvector, and r_vadv has norm ε on every row.
+    /// Rows far below f32's square range still get a unit direction; zero rows stay zero.
+    #[test]
+    fn tiny_gradients_give_unit_directions() {
+        let d = device();
+        let v = tensor(vec![3e-25, -4e-25, 0.0, 0.0, 6.0, 8.0], 3, 2, &d);
+        let u = host(unit_direction(v));
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        assert!(close(u[0], 0.6) && close(u[1], -0.8), "{u:?}");
+        assert_eq!((u[2], u[3]), (0.0, 0.0));
+        assert!(close(u[4], 0.6) && close(u[5], 0.8), "{u:?}");
+        // The plain normalisation loses such a row: its squares underflow to 0.
+        let plain = host(unit_rows(tensor(vec![3e-25, -4e-25], 1, 2, &d)));
+        assert!(plain[0].abs() > 1.0 || plain[0] == 0.0, "{plain:?}");
+    }
+
     #[test]
     fn power_iteration_finds_the_most_sensitive_direction() {
         let d = device();
