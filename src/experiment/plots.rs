@@ -90,13 +90,7 @@ fn draw_line_chart(path: &Path, title: &str, x_label: &str, series: &[Series]) -
                 .map(|&p| Circle::new(p, 4, ShapeStyle::from(color).filled())),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::LowerLeft, 16)?;
     root.present()?;
     Ok(())
 }
@@ -398,10 +392,16 @@ where
         .label_style(("sans-serif", 16))
         .draw()?;
     draw_series_of(chart, curves)?;
-    legend(chart)
+    legend(chart, SeriesLabelPosition::UpperRight, 14)
 }
 
-fn legend<'a, DB, X, Y>(chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> Drawn
+/// The legend of a chart's labelled series at `position`: framed, on a white background that
+/// lets the curves show through a little.
+pub(crate) fn legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+    font_size: u32,
+) -> Drawn
 where
     DB: DrawingBackend + 'a,
     DB::ErrorType: 'static,
@@ -410,10 +410,10 @@ where
 {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font(("sans-serif", 14))
+        .label_font(("sans-serif", font_size))
         .draw()?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use crate::data::preprocess::centre_crop;
 use crate::data::{Dataset, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval::batch_tensors;
-use crate::experiment::plots::{Drawn, TileLabels, draw_png, tile_grid};
+use crate::experiment::plots::{Drawn, TileLabels, draw_png, legend, tile_grid};
 use crate::experiment::run::output_dir;
 use crate::experiment::semantic_run::SemanticModelHeader;
 use crate::model::semantic::{Perturbation, SemanticNet};
@@ -455,13 +455,7 @@ fn draw_tsne(path: &Path, xy: &[(f64, f64)], pts: &TsnePoints, opts: &FigureOpti
                 .label("training examples")
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, yellow.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerLeft, 14)?;
     }
     root.present()?;
     Ok(())
