@@ -87,6 +87,22 @@ pub struct Exported {
     pub metadata: HashMap<String, String>,
 }
 
+/// The documented shape of layer `geom`'s weight in a file: `[d_in, d_out]` for fully connected
+/// layers, `[F, C, K, K]` for convolutions (the `[F, C·K·K]` the model holds, unflattened).
+fn file_shape(geom: &LayerGeom) -> Vec<usize> {
+    match geom.kind {
+        LayerKind::Conv { filters, size, .. } => vec![filters, geom.input.channels, size, size],
+        _ => held_shape(geom).to_vec(),
+    }
+}
+
+/// The `[rows, cols]` the model holds layer `geom`'s weight as.
+fn held_shape(geom: &LayerGeom) -> [usize; 2] {
+    geom.kind
+        .weight_shape(geom.input)
+        .expect("layers with weights")
+}
+
 fn values(t: Tensor<2>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
@@ -111,13 +127,7 @@ impl Exported {
 
     /// Layer `geom`'s weight in the documented layout.
     fn push_weight(&mut self, name: String, geom: &LayerGeom, w: Tensor<2>) {
-        let shape = match geom.kind {
-            LayerKind::Conv { filters, size, .. } => {
-                vec![filters, geom.input.channels, size, size]
-            }
-            _ => w.dims().to_vec(),
-        };
-        self.push(name, shape, w);
+        self.push(name, file_shape(geom), w);
     }
 }
 
@@ -394,17 +404,7 @@ impl Reader<'_> {
 
     /// Layer `geom`'s weight from its documented layout.
     fn weight(&self, name: &str, geom: &LayerGeom) -> Result<Param<Tensor<2>>> {
-        let held = geom
-            .kind
-            .weight_shape(geom.input)
-            .expect("layers with weights");
-        let shape = match geom.kind {
-            LayerKind::Conv { filters, size, .. } => {
-                vec![filters, geom.input.channels, size, size]
-            }
-            _ => held.to_vec(),
-        };
-        self.param(name, &shape, held)
+        self.param(name, &file_shape(geom), held_shape(geom))
     }
 
     fn f64s(&self, name: &str, shape: &[usize]) -> Result<Vec<f64>> {
