@@ -14,7 +14,7 @@
 //! authors' MNIST experiments.
 
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 pub use crate::noise::adversarial::unit_rows;
@@ -109,15 +109,6 @@ impl Vat {
         }
         Ok(())
     }
-}
-
-/// softmax(logits) as host rows (for tests and diagnostics).
-pub fn probabilities(logits: Tensor<2>) -> Vec<f32> {
-    softmax(logits, 1)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("f32")
 }
 
 #[cfg(test)]
