@@ -604,26 +604,24 @@ impl TrainConfig {
 
     /// The virtual adversarial setting, `None` when ε = 0.
     pub fn vat(&self) -> Option<Vat> {
-        (self.vat_epsilon > 0.0).then_some(Vat {
+        (self.vat_epsilon > 0.0).then(|| self.vat_fields())
+    }
+
+    /// The VAT fields as one setting, whether ε turns it on or not.
+    fn vat_fields(&self) -> Vat {
+        Vat {
             epsilon: self.vat_epsilon,
             xi: self.vat_xi,
             iterations: self.vat_iterations,
             weight: self.vat_weight,
             entmin: self.entmin,
-        })
+        }
     }
 
     /// Checks that the VAT settings make sense together.
     fn validate_vat(&self) -> Result<()> {
         let bad = |m: String| Err(LadderError::Setting(m));
-        let vat = Vat {
-            epsilon: self.vat_epsilon,
-            xi: self.vat_xi,
-            iterations: self.vat_iterations,
-            weight: self.vat_weight,
-            entmin: self.entmin,
-        };
-        vat.validate().map_err(LadderError::Setting)?;
+        self.vat_fields().validate().map_err(LadderError::Setting)?;
         let on = self.vat_epsilon > 0.0;
         if !on && (self.entmin || self.vat_corruption) {
             return bad(
