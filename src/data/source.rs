@@ -335,20 +335,16 @@ impl DataSource {
                 })
                 .collect());
         }
-        let mut prints = self
-            .files()?
+        let files = self.files()?;
+        let mut prints = files
             .iter()
             .map(|p| fingerprint_file(p))
             .collect::<Result<Vec<_>, _>>()?;
         if let DataSource::ImageFolder { dir } = self {
             // The class is the folder: names relative to the data set, so that renaming a
             // class folder is a change of data.
-            for (f, path) in prints.iter_mut().zip(self.files()?) {
-                f.name = path
-                    .strip_prefix(dir)
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string();
+            for (f, path) in prints.iter_mut().zip(&files) {
+                f.name = path.strip_prefix(dir).unwrap_or(path).display().to_string();
             }
         }
         Ok(prints)
