@@ -134,7 +134,7 @@ impl LadderNetwork {
     ) -> CostTerms {
         let (mut terms, clean_unlabeled) = match spec.consistency {
             Some(_) => (
-                self.pi_cost(spec, batch, noise, inputs.consistency_weight),
+                self.consistency_cost(spec, batch, noise, inputs.consistency_weight),
                 None,
             ),
             None => self.ladder_cost(spec, batch, noise),
@@ -166,12 +166,12 @@ impl LadderNetwork {
         terms
     }
 
-    /// The Π-model's cost ([`crate::model::consistency`]): two noisy passes over the labelled
+    /// The Π-model's and Mean Teacher's cost ([`crate::model::consistency`]): two noisy passes over the labelled
     /// and unlabelled rows (four row groups, each normalised by its own statistics, the noise
     /// covering all of them), the first pass's cross-entropy on the labelled rows plus `weight`
     /// × the mean squared difference of the two passes' softmax outputs. With a teacher (Mean
     /// Teacher) the second pass is the teacher's, held constant.
-    fn pi_cost(
+    fn consistency_cost(
         &self,
         spec: &LadderSpec,
         batch: &LadderBatch,
