@@ -36,8 +36,8 @@ pub struct ConfigArgs {
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Train the preset's network (and data, budget, seed) with another method: ladder (the
-    /// preset as it is), vat, vat-entmin, lvan, pi or mean-teacher; the config file and
-    /// flags override its settings [default: ladder].
+    /// preset as it is), vat, vat-entmin, lvan, lvan-lw, pi or mean-teacher; the config file
+    /// and flags override its settings [default: ladder].
     #[arg(long)]
     #[serde(skip)]
     pub method: Option<Method>,
@@ -155,10 +155,14 @@ pub struct ConfigArgs {
     /// Add the entropy of the unlabelled examples' predictions (VAT+EntMin) [default: false].
     #[arg(long)]
     pub entmin: Option<bool>,
-    /// LVAN: the corrupted path's input noise is the virtual adversarial perturbation
-    /// instead of Gaussian noise [default: false].
+    /// Virtual adversarial Ladder: ε per layer, input first, ','-separated, or one for all,
+    /// of the virtual adversarial noise added to the unlabelled rows' Gaussian corruption
+    /// (input only: LVAN; every layer below the top: LVAN-LW; 0 = off) [default: 0].
     #[arg(long)]
-    pub vat_corruption: Option<bool>,
+    pub lvan_epsilon: Option<String>,
+    /// σ of the Gaussian noise on every layer of LVAN's power-iteration passes [default: 0.5].
+    #[arg(long)]
+    pub lvan_noise_std: Option<f64>,
     /// Π-model: w_max of the consistency cost between two noisy passes (needs
     /// --denoising-cost-x 0; 0 = off) [default: 0].
     #[arg(long)]

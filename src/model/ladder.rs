@@ -17,7 +17,7 @@ use crate::model::consistency::squared_difference;
 use crate::model::decoder::Decoder;
 use crate::model::encoder::Encoder;
 use crate::model::spec::LadderSpec;
-use crate::model::vat::{entropy, kl_divergence};
+use crate::model::vat::{entropy, joint_directions, kl_divergence};
 use crate::noise::{
     Adversarial, CorruptionNoise, InputPerturbation, RngStream, input_gradient, stream_rng,
 };
@@ -290,63 +290,62 @@ impl LadderNetwork {
         (terms, Some(clean_unlabeled))
     }
 
-    /// The virtual adversarial perturbations of the batch (Miyato et al. 2018 eq. 8–10,
-    /// [`crate::model::vat`]): of the unlabelled rows for the VAT loss, and of the labelled
-    /// rows too when they corrupt the Ladder's input (LVAN). Each group passes the clean
-    /// encoder with its own batch statistics and frozen weights; `d0` holds the random starts,
-    /// labelled rows first. Returns (labelled, unlabelled); `None` when VAT is off.
+    /// VAT's perturbation r_vadv of the unlabelled rows (Miyato et al. 2018 eq. 8–10,
+    /// [`crate::model::vat`]), through the clean encoder with the rows' own batch statistics
+    /// and frozen weights, from the random starts `d0`; `None` when VAT is off.
     pub fn virtual_adversarial(
         &self,
         spec: &LadderSpec,
         batch: &LadderBatch,
         d0: Tensor<2>,
-    ) -> Option<(Option<Tensor<2>>, Tensor<2>)> {
+    ) -> Option<Tensor<2>> {
         let vat = spec.vat?;
-        let n_l = batch.x_labeled.dims()[0];
         let n_u = batch.x_unlabeled.dims()[0];
         let encoder = self.encoder.clone().no_grad();
         let clean = CorruptionNoise::none(spec.depth());
-        let labeled = spec.vat_corruption;
-        let (x, groups, d0) = match labeled {
-            true => (
-                Tensor::cat(vec![batch.x_labeled.clone(), batch.x_unlabeled.clone()], 0),
-                vec![n_l, n_u],
-                d0,
-            ),
-            false => (batch.x_unlabeled.clone(), vec![n_u], d0.narrow(0, n_l, n_u)),
-        };
-        let forward = |v: Tensor<2>| encoder.forward(v, &groups, &clean).logits;
+        let forward = |v: Tensor<2>| encoder.forward(v, &[n_u], &clean).logits;
+        let x = batch.x_unlabeled.clone();
         let clean_logits = forward(x.clone());
-        let r = vat.perturbation(x, clean_logits, d0, forward);
-        Some(match labeled {
-            true => (Some(r.clone().narrow(0, 0, n_l)), r.narrow(0, n_l, n_u)),
-            false => (None, r),
-        })
+        Some(vat.perturbation(x, clean_logits, d0, forward))
     }
 
-    /// `noise` with the corrupted path's input noise replaced by the virtual adversarial
-    /// perturbations (LVAN): `r_l` on the labelled rows, `r_u` on the unlabelled ones when the
-    /// decoder corrupts them too.
+    /// `noise` (of the corrupted pass over labelled then unlabelled rows) with LVAN's virtual
+    /// adversarial noise added on the unlabelled rows (Shinoda et al. 2017): r_l = ε_l·d_l for
+    /// each layer l with ε_l > 0, the directions found jointly
+    /// ([`crate::model::vat::joint_directions`]) from the clean prediction of the unlabelled
+    /// rows, through the frozen encoder corrupted by `probe` (the power iteration's Gaussian
+    /// noise) plus ξ·d_l at the same z̃ as the Ladder's noise. `starts` holds a random start
+    /// per such layer. Unchanged when LVAN is off.
     pub fn with_virtual_adversarial_noise(
         &self,
         spec: &LadderSpec,
+        batch: &LadderBatch,
         noise: CorruptionNoise,
-        r_l: Tensor<2>,
-        r_u: Tensor<2>,
+        (starts, probe): (Vec<Tensor<2>>, &CorruptionNoise),
     ) -> CorruptionNoise {
-        let mut groups = vec![InputPerturbation {
-            rows: r_l.dims()[0],
-            u: Some(r_l),
-            keep_gaussian: false,
-        }];
-        if self.decoder.is_some() {
-            groups.push(InputPerturbation {
-                rows: r_u.dims()[0],
-                u: Some(r_u.clone()),
-                keep_gaussian: false,
-            });
-        }
-        noise.perturb_input(&groups, spec.dims[0], &r_u.device())
+        let Some(lvan) = &spec.lvan else {
+            return noise;
+        };
+        let layers = lvan.layers();
+        let n_l = batch.x_labeled.dims()[0];
+        let n_u = batch.x_unlabeled.dims()[0];
+        let encoder = self.encoder.clone().no_grad();
+        let x = batch.x_unlabeled.clone();
+        let clean = CorruptionNoise::none(spec.depth());
+        let clean_logits = encoder.forward(x.clone(), &[n_u], &clean).logits;
+        let forward = |r: Vec<Tensor<2>>| {
+            let perturbed = layers
+                .iter()
+                .zip(r)
+                .fold(probe.clone(), |n, (&l, r)| n.add_to_rows(l, (0, n_u), r));
+            encoder.forward(x.clone(), &[n_u], &perturbed).logits
+        };
+        let directions =
+            joint_directions(starts, clean_logits, (lvan.xi, lvan.iterations), forward);
+        let rows = n_l + n_u;
+        layers.iter().zip(directions).fold(noise, |n, (&l, d)| {
+            n.add_to_rows(l, (n_l, rows), (d * lvan.epsilon[l]).detach())
+        })
     }
 
     /// `noise` with the adversarial perturbations of the spec added to the corrupted input
@@ -470,7 +469,7 @@ mod tests {
             adv_sup: None,
             adv_unsup: None,
             vat: None,
-            vat_corruption: false,
+            lvan: None,
             consistency: None,
         }
     }
@@ -762,47 +761,114 @@ mod tests {
         assert!(moved.weights.iter().all(|w| !w.val().is_require_grad()));
     }
 
-    /// r_vadv has norm ε on every row, raises the KL more than a random direction does, and
-    /// as LVAN's corruption it replaces the Gaussian input noise of every corrupted row.
+    /// VAT's r_vadv: one row per unlabelled example, norm ε on every row.
     #[test]
-    fn virtual_adversarial_noise_is_on_the_sphere_and_corrupts_the_ladder() {
+    fn virtual_adversarial_perturbation_is_on_the_sphere() {
         let device = Device::flex().autodiff();
         let mut rng = stream_rng(5, RngStream::Init, 0, 0);
-        let spec = LadderSpec {
-            vat_corruption: true,
-            ..with_vat(tiny_spec(), tiny_spec().lambdas, false)
-        };
+        let spec = with_vat(tiny_spec(), vec![0.0; 3], false);
         let model = randomized(&spec, &device, &mut rng);
         let b = batch(&device, &mut rng);
-        let d0 = random(12, 5, &mut rng, &device);
-        let (r_l, r_u) = model.virtual_adversarial(&spec, &b, d0.clone()).unwrap();
-        let r_l = r_l.expect("LVAN perturbs the labelled rows too");
-        for r in [&r_l, &r_u] {
-            for row in values(r).chunks(5) {
+        let r = model
+            .virtual_adversarial(&spec, &b, random(6, 5, &mut rng, &device))
+            .unwrap();
+        assert_eq!(r.dims(), [6, 5]);
+        for row in values(&r).chunks(5) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 0.5).abs() < 1e-4, "{row:?}");
+        }
+        assert!(model.virtual_adversarial(&tiny_spec(), &b, r).is_none());
+    }
+
+    /// LVAN-LW's noise: the labelled rows and the layers with ε_l = 0 keep their Gaussian
+    /// noise exactly; on the unlabelled rows each perturbed layer gets r_l of norm ε_l per row
+    /// on top of it, and the input's r_0 raises the KL of the clean prediction more than a
+    /// random direction of the same length does.
+    #[test]
+    fn virtual_adversarial_noise_adds_r_l_of_norm_epsilon_l_to_the_unlabelled_rows() {
+        let device = Device::flex().autodiff();
+        let mut rng = stream_rng(5, RngStream::Init, 0, 0);
+        let epsilon = [0.5, 0.2, 0.0];
+        let spec = LadderSpec {
+            lvan: Some(crate::model::vat::Lvan {
+                epsilon: epsilon.to_vec(),
+                xi: 1e-3,
+                iterations: 3,
+                probe_noise_std: 0.0,
+            }),
+            ..tiny_spec()
+        };
+        spec.validate().unwrap();
+        let model = randomized(&spec, &device, &mut rng);
+        let b = batch(&device, &mut rng);
+        let starts = vec![
+            random(6, 5, &mut rng, &device),
+            random(6, 4, &mut rng, &device),
+        ];
+        let noise = CorruptionNoise::draw(&spec.noise_levels(), 12, &mut rng, &device);
+        let probe = CorruptionNoise::none(spec.depth());
+        let lvan = model.with_virtual_adversarial_noise(
+            &spec,
+            &b,
+            noise.clone(),
+            (starts.clone(), &probe),
+        );
+        let parts = |n: &CorruptionNoise| {
+            let mut p = vec![values(n.input.as_ref().unwrap())];
+            p.extend(n.layers.iter().map(|t| values(t.as_ref().unwrap())));
+            p
+        };
+        let (before, after) = (parts(&noise), parts(&lvan));
+        let widths = [5, 4, 3];
+        let mut r_input = vec![];
+        for l in 0..3 {
+            let w = widths[l];
+            assert_eq!(
+                before[l][..6 * w],
+                after[l][..6 * w],
+                "layer {l}: labelled rows"
+            );
+            let r: Vec<f32> = (6 * w..12 * w)
+                .map(|i| after[l][i] - before[l][i])
+                .collect();
+            for row in r.chunks(w) {
                 let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                assert!((norm - 0.5).abs() < 1e-4, "{row:?}");
+                assert!(
+                    (norm - epsilon[l] as f32).abs() < 1e-4,
+                    "layer {l}: {row:?}"
+                );
+            }
+            if l == 0 {
+                r_input = r;
             }
         }
         let clean = CorruptionNoise::none(spec.depth());
-        let kl = |x: &Tensor<2>, r: Tensor<2>| {
+        let kl = |r: Tensor<2>| {
+            let x = b.x_unlabeled.clone();
             let p = model.encoder.forward(x.clone(), &[6], &clean).logits;
-            let q = model.encoder.forward(x.clone() + r, &[6], &clean).logits;
+            let q = model.encoder.forward(x + r, &[6], &clean).logits;
             kl_divergence(p, q).into_scalar::<f32>()
         };
-        let random_r = crate::model::vat::unit_rows(d0.clone().narrow(0, 6, 6)) * 0.5;
-        assert!(kl(&b.x_unlabeled, r_u.clone()) > kl(&b.x_unlabeled, random_r));
-        let noise = CorruptionNoise::draw(&spec.noise_levels(), 12, &mut rng, &device);
-        let layers = noise.layers.clone();
-        let lvan = model.with_virtual_adversarial_noise(&spec, noise, r_l.clone(), r_u.clone());
-        let input = values(&lvan.input.expect("an input perturbation"));
-        let expected: Vec<f32> = values(&r_l).into_iter().chain(values(&r_u)).collect();
-        assert_eq!(input, expected, "no Gaussian noise left on the input");
-        assert_eq!(lvan.layers.len(), layers.len(), "layer noise stays");
-        // VAT alone perturbs only the unlabelled rows.
-        let vat_only = with_vat(tiny_spec(), vec![0.0; 3], false);
-        let (none, r) = model.virtual_adversarial(&vat_only, &b, d0).unwrap();
-        assert!(none.is_none());
-        assert_eq!(r.dims(), [6, 5]);
+        let r_input = Tensor::from_data(TensorData::new(r_input, [6, 5]), &device);
+        let random_r = crate::model::vat::unit_rows(starts[0].clone()) * 0.5;
+        assert!(kl(r_input) > kl(random_r));
+        // Off: the noise is untouched; on a network without a decoder: refused.
+        let plain =
+            model.with_virtual_adversarial_noise(&tiny_spec(), &b, noise.clone(), (vec![], &probe));
+        assert_eq!(parts(&plain), before);
+        let no_decoder = LadderSpec {
+            lambdas: vec![0.0; 3],
+            ..spec.clone()
+        };
+        assert!(no_decoder.validate().is_err());
+        let wrong_length = LadderSpec {
+            lvan: spec.lvan.clone().map(|l| crate::model::vat::Lvan {
+                epsilon: vec![0.1; 2],
+                ..l
+            }),
+            ..spec
+        };
+        assert!(wrong_length.validate().is_err());
     }
 
     /// A tiny conv Ladder with every kind of layer ('full' and 'valid' convolutions, max- and

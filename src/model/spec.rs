@@ -212,9 +212,10 @@ pub struct LadderSpec {
     /// Virtual adversarial training: its loss on the unlabelled rows, and its perturbation.
     #[serde(default)]
     pub vat: Option<crate::model::vat::Vat>,
-    /// The corrupted path's input noise is the virtual adversarial perturbation (LVAN).
+    /// The virtual adversarial Ladder: virtual adversarial noise added to the corrupted
+    /// path's Gaussian noise (LVAN, LVAN-LW).
     #[serde(default)]
-    pub vat_corruption: bool,
+    pub lvan: Option<crate::model::vat::Lvan>,
     /// The Π-model: a second noisy pass and the consistency cost between the two.
     #[serde(default)]
     pub consistency: Option<crate::model::consistency::Consistency>,
@@ -291,6 +292,16 @@ impl LadderSpec {
             return Err(LadderError::Spec(format!(
                 "denoising cost {l} must be a finite number ≥ 0"
             )));
+        }
+        if let Some(lvan) = &self.lvan {
+            lvan.validate(n).map_err(LadderError::Spec)?;
+            if self.lowest_decoded_layer().is_none() {
+                return Err(LadderError::Spec(
+                    "LVAN corrupts the unlabelled rows' pass, which only a Ladder with a decoder \
+                     has: give a denoising cost above 0"
+                        .into(),
+                ));
+            }
         }
         if self.combinators.len() != n {
             return Err(LadderError::Spec(format!(
@@ -434,7 +445,7 @@ mod tests {
             adv_sup: None,
             adv_unsup: None,
             vat: None,
-            vat_corruption: false,
+            lvan: None,
             consistency: None,
         }
     }

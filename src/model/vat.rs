@@ -12,6 +12,11 @@
 //! α·mean LDS over the unlabelled batch to the supervised cost (eq. 11), and VAT+EntMin adds
 //! the entropy of p(y | x) as well (eq. 13). Norms are per example (per row), L2 as in the
 //! authors' MNIST experiments.
+//!
+//! The virtual adversarial Ladder ([`Lvan`], Shinoda et al. 2017, Sec. 3) adds such a
+//! perturbation to the Gaussian corruption of the Ladder's corrupted path instead of adding a
+//! loss: of the input only (LVAN) or of every layer's z̃ (LVAN-LW), each layer with its own
+//! ε_l, on the unlabelled rows.
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -69,13 +74,89 @@ pub fn virtual_adversarial_direction(
     forward: impl Fn(Tensor<2>) -> Tensor<2>,
 ) -> Tensor<2> {
     let x = x.detach();
+    let mut parts = joint_directions(vec![d0], clean_logits, (xi, iterations), |r| {
+        forward(x.clone() + r[0].clone())
+    });
+    parts.remove(0)
+}
+
+/// The power iteration over several perturbations at once (LVAN-LW's layers): `forward` maps
+/// the perturbations r_k (one per part, rows as in `clean_logits`) to logits; each step sets
+/// r_k = ξ·d_k and d_k ← ∂KL/∂r_k, each part normalised per row on its own. One backward pass
+/// serves every part; the parts' cross terms are those of the joint Hessian.
+pub fn joint_directions(
+    starts: Vec<Tensor<2>>,
+    clean_logits: Tensor<2>,
+    (xi, iterations): (f64, usize),
+    forward: impl Fn(Vec<Tensor<2>>) -> Tensor<2>,
+) -> Vec<Tensor<2>> {
     let p = clean_logits.detach();
-    let mut d = unit_direction(d0);
+    let widths: Vec<usize> = starts.iter().map(|d| d.dims()[1]).collect();
+    let split = |joined: Tensor<2>| {
+        let mut at = 0;
+        let mut parts = Vec::with_capacity(widths.len());
+        for &w in &widths {
+            parts.push(joined.clone().narrow(1, at, w));
+            at += w;
+        }
+        parts
+    };
+    let mut d: Vec<Tensor<2>> = starts.into_iter().map(unit_direction).collect();
     for _ in 0..iterations {
-        let g = input_gradient(d * xi, |r| kl_divergence(p.clone(), forward(x.clone() + r)));
-        d = unit_direction(g);
+        let joined = Tensor::cat(d.into_iter().map(|d| d * xi).collect(), 1);
+        let g = input_gradient(joined, |r| kl_divergence(p.clone(), forward(split(r))));
+        d = split(g).into_iter().map(unit_direction).collect();
     }
-    d.detach()
+    d.into_iter().map(|d| d.detach()).collect()
+}
+
+/// The virtual adversarial Ladder's corruption (Shinoda et al. 2017): r_l = ε_l·d_l added to
+/// the Gaussian noise of layer l's z̃ on the unlabelled rows of the corrupted pass, d_l from
+/// [`joint_directions`] through the clean encoder with Gaussian noise of
+/// `probe_noise_std` on every layer (the authors' `vadv_sd`, "for stability"). The labelled
+/// rows keep their Gaussian noise only, as in the authors' code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lvan {
+    /// ε_l per layer 0..=L, input first (L2 per example); 0 leaves a layer Gaussian.
+    pub epsilon: Vec<f64>,
+    /// ξ of the power iteration.
+    pub xi: f64,
+    /// Power-iteration steps (the authors use 3).
+    pub iterations: usize,
+    /// σ of the Gaussian noise of the power iteration's passes.
+    pub probe_noise_std: f64,
+}
+
+impl Lvan {
+    /// The layers that get virtual adversarial noise.
+    pub fn layers(&self) -> Vec<usize> {
+        (0..self.epsilon.len())
+            .filter(|&l| self.epsilon[l] > 0.0)
+            .collect()
+    }
+
+    /// Checks the settings: finite, non-negative, a direction to find, one ε per layer.
+    pub fn validate(&self, layers: usize) -> Result<(), String> {
+        let fine = |v: f64| v.is_finite() && v >= 0.0;
+        if self.epsilon.len() != layers {
+            return Err(format!(
+                "LVAN needs one ε per layer, input first: {} given for {layers} layers",
+                self.epsilon.len()
+            ));
+        }
+        if !(self.epsilon.iter().all(|&e| fine(e)) && fine(self.xi) && fine(self.probe_noise_std)) {
+            return Err(format!(
+                "LVAN ε {:?}, ξ {} and probe noise {} must be finite and ≥ 0",
+                self.epsilon, self.xi, self.probe_noise_std
+            ));
+        }
+        if self.xi == 0.0 || self.iterations == 0 {
+            return Err(
+                "LVAN needs ξ > 0 and at least one power iteration to find its directions".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Vat {

@@ -174,6 +174,32 @@ impl CorruptionNoise {
         self
     }
 
+    /// `r` added to layer `l`'s noise (0: the input) on rows `start..start + r.rows` of a
+    /// pass whose noise covers `rows` rows; a layer without noise gets zeros elsewhere.
+    pub fn add_to_rows(mut self, l: usize, (start, rows): (usize, usize), r: Tensor<2>) -> Self {
+        let slot = match l {
+            0 => &mut self.input,
+            l => &mut self.layers[l - 1],
+        };
+        let rows = slot.as_ref().map_or(rows, |t| t.dims()[0]);
+        let [n, width] = r.dims();
+        let device = r.device();
+        let mut parts = Vec::with_capacity(3);
+        if start > 0 {
+            parts.push(Tensor::zeros([start, width], &device));
+        }
+        parts.push(r);
+        if rows > start + n {
+            parts.push(Tensor::zeros([rows - start - n, width], &device));
+        }
+        let padded = Tensor::cat(parts, 0);
+        *slot = Some(match slot.take() {
+            Some(t) => t + padded,
+            None => padded,
+        });
+        self
+    }
+
     /// No corruption at all: the corrupted pass equals the clean one.
     pub fn none(depth: usize) -> Self {
         CorruptionNoise {

@@ -339,8 +339,10 @@ impl Trainer {
     }
 
     /// VAT's perturbation of the unlabelled rows (when its loss is on) and `noise` with LVAN's
-    /// corruption, from the random starts of (`epoch`, `step`); `noise` unchanged when VAT is
-    /// off.
+    /// virtual adversarial noise, from the random starts of (`epoch`, `step`); `noise`
+    /// unchanged when both are off. One stream serves both: VAT's start (drawn for every row,
+    /// its unlabelled rows used), then LVAN's start of each perturbed layer and its power
+    /// iteration's Gaussian noise.
     fn virtual_adversarial(
         &self,
         model: &LadderNetwork,
@@ -348,29 +350,44 @@ impl Trainer {
         noise: CorruptionNoise,
         (epoch, step): (usize, usize),
     ) -> (CorruptionNoise, Option<Tensor<2>>) {
-        let Some(vat) = self.spec.vat else {
+        if self.spec.vat.is_none() && self.spec.lvan.is_none() {
             return (noise, None);
-        };
-        let rows = batch.x_labeled.dims()[0] + batch.x_unlabeled.dims()[0];
-        let dim = batch.x_unlabeled.dims()[1];
+        }
+        let n_l = batch.x_labeled.dims()[0];
+        let n_u = batch.x_unlabeled.dims()[0];
         let mut rng = stream_rng(
             self.config.seed,
             RngStream::VirtualAdversarial,
             epoch as u64,
             step as u64,
         );
-        let d0 = Tensor::from_data(
-            TensorData::new(gaussian_vec(&mut rng, rows * dim, 1.0), [rows, dim]),
-            &self.device,
-        );
-        let (r_l, r_u) = model
-            .virtual_adversarial(&self.spec, batch, d0)
-            .expect("VAT is on");
-        let noise = match r_l {
-            Some(r_l) => model.with_virtual_adversarial_noise(&self.spec, noise, r_l, r_u.clone()),
-            None => noise,
+        let mut draw = |rows: usize, width: usize| {
+            let v = gaussian_vec(&mut rng, rows * width, 1.0);
+            Tensor::from_data(TensorData::new(v, [rows, width]), &self.device)
         };
-        (noise, (vat.weight > 0.0).then_some(r_u))
+        let r_vadv = self.spec.vat.and_then(|vat| {
+            let d0 = draw(n_l + n_u, self.spec.dims[0]).narrow(0, n_l, n_u);
+            let r = model.virtual_adversarial(&self.spec, batch, d0);
+            r.filter(|_| vat.weight > 0.0)
+        });
+        let Some(lvan) = &self.spec.lvan else {
+            return (noise, r_vadv);
+        };
+        let starts = lvan
+            .layers()
+            .into_iter()
+            .map(|l| draw(n_u, self.spec.dims[l]))
+            .collect();
+        let levels: Vec<(usize, f64)> = self
+            .spec
+            .dims
+            .iter()
+            .map(|&w| (w, lvan.probe_noise_std))
+            .collect();
+        let probe = CorruptionNoise::draw(&levels, n_u, &mut rng, &self.device);
+        let noise =
+            model.with_virtual_adversarial_noise(&self.spec, batch, noise, (starts, &probe));
+        (noise, r_vadv)
     }
 
     /// The corruption noise of (`epoch`, `step`) for `rows` examples: the prefetched draw if
