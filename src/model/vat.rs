@@ -9,8 +9,10 @@
 //! with θ̂ the current weights held constant. r_vadv is approximated by K steps of power
 //! iteration on the Hessian of the KL at r = 0 (eq. 8–10): from a random unit d,
 //! d ← ∇_r KL(p(y|x) ‖ p(y|x + r)) at r = ξ d, normalised; then r_vadv = ε d. The cost adds
-//! α·mean LDS over the unlabelled batch to the supervised cost (eq. 11), and VAT+EntMin adds
-//! the entropy of p(y | x) as well (eq. 13). Norms are per example (per row), L2 as in the
+//! α·mean LDS over the unlabelled batch to the supervised cost (eq. 11; the unlabelled set
+//! holds every training example by default, the labelled ones too, so this is the paper's LDS
+//! over D_l ∪ D_ul as the authors' code computes it), and VAT+EntMin adds the entropy of
+//! p(y | x) as well (eq. 13). Norms are per example (per row), L2 as in the
 //! authors' MNIST experiments.
 //!
 //! The virtual adversarial Ladder ([`Lvan`], Shinoda et al. 2017, Sec. 3) adds such a
@@ -264,6 +266,33 @@ mod tests {
         // The plain normalisation loses such a row: its squares underflow to 0.
         let plain = host(unit_rows(tensor(vec![3e-25, -4e-25], 1, 2, &d)));
         assert!(plain[0].abs() > 1.0 || plain[0] == 0.0, "{plain:?}");
+    }
+
+    /// Two perturbations at once (LVAN-LW's layers): the logits move by r₀W + r₁V, W most
+    /// sensitive along e₁ of its space and V along e₂ of its own. The joint iteration must
+    /// find each part's own direction, with unit rows in both.
+    #[test]
+    fn joint_power_iteration_finds_each_parts_direction() {
+        let d = device();
+        let w = tensor(vec![4.0, -4.0, 0.1, 0.0, 0.0, 0.1], 3, 2, &d);
+        let v = tensor(vec![0.0, 0.0, 3.0, -3.0], 2, 2, &d);
+        let x = tensor(vec![0.2, -0.1, 0.5, -0.3, 0.4, 0.0], 2, 3, &d);
+        let forward = |r: Vec<Tensor<2>>| {
+            (x.clone() + r[0].clone()).matmul(w.clone()) + r[1].clone().matmul(v.clone())
+        };
+        let clean = x.clone().matmul(w.clone());
+        let starts = vec![
+            tensor(vec![0.1, 1.0, 1.0, -0.2, 0.7, -1.0], 2, 3, &d),
+            tensor(vec![1.0, 0.3, -0.8, 0.4], 2, 2, &d),
+        ];
+        let found = joint_directions(starts, clean, (1e-3, 4), forward);
+        let (first, second) = (host(found[0].clone()), host(found[1].clone()));
+        for row in first.chunks(3) {
+            assert!(row[0].abs() > 0.99, "{row:?}");
+        }
+        for row in second.chunks(2) {
+            assert!(row[1].abs() > 0.99 && row[0].abs() < 0.05, "{row:?}");
+        }
     }
 
     #[test]
