@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Issue 18's comparison: every method on the full Ladder's network, for each label count and
 # seed, one run directory each (OUT/L<labels>/<method>/seed-<s>), two at a time with one
-# thread each (the metrics do not depend on the thread count). Finished runs are skipped, so
-# the script can be rerun to continue. Then `bench/methods_table.py OUT` tabulates.
+# thread each (the metrics do not depend on the thread count), each run followed by its
+# robust accuracy (FGSM and PGD-40 at L∞ ε 0.1 on the test set, in <run>/robustness).
+# Finished runs are skipped and unfinished ones resumed, so the script can be rerun to
+# continue. Then `bench/methods_table.py OUT` tabulates.
 # Usage: bench/methods-grid.sh BINARY OUT "100 50" "1 2 3" [METHOD...]
 set -euo pipefail
 bin=$(realpath "$1")
@@ -30,33 +32,28 @@ args() {
   esac
 }
 
+robust() {
+  echo "$bin robustness $1 --attacks fgsm,pgd --attack-epsilons 0.1 --epsilons 0 --sigmas 0 \
+--out $1/robustness --force >/dev/null"
+}
+
 jobs=$(mktemp)
 trap 'rm -f "$jobs"' EXIT
 for l in $labels; do
   for s in $seeds; do
     for m in $methods; do
       dir="$out/L$l/$m/seed-$s"
-      [ -f "$dir/summary.json" ] && continue
-      # An unfinished run continues from its checkpoint.
-      if [ -d "$dir" ]; then
-        echo "$bin train --resume $dir --quiet" >>"$jobs"
+      if [ -f "$dir/summary.json" ]; then
+        [ -f "$dir/robustness/attacks.csv" ] || robust "$dir" >>"$jobs"
+      elif [ -d "$dir" ]; then
+        # An unfinished run continues from its checkpoint.
+        echo "$bin train --resume $dir --quiet && $(robust "$dir")" >>"$jobs"
       else
-        echo "$bin train $(args "$m" "$l") --seed $s --out $dir --quiet" >>"$jobs"
+        echo "$bin train $(args "$m" "$l") --seed $s --out $dir --quiet && $(robust "$dir")" >>"$jobs"
       fi
     done
   done
 done
-echo "$(wc -l <"$jobs") runs to train"
+echo "$(wc -l <"$jobs") jobs"
 RAYON_NUM_THREADS=1 xargs -P 2 -I{} sh -c '{} || echo "FAILED: {}" >&2' <"$jobs"
-
-# Robust accuracy of every finished run: FGSM and PGD-40 at L∞ ε 0.1 on the test set.
-for l in $labels; do
-  for m in $methods; do
-    for d in "$out/L$l/$m"/seed-*; do
-      [ -f "$d/summary.json" ] && [ ! -f "$d/robustness/attacks.csv" ] || continue
-      "$bin" robustness "$d" --attacks fgsm,pgd --attack-epsilons 0.1 --epsilons 0 \
-        --sigmas 0 --out "$d/robustness" >/dev/null
-    done
-  done
-done
 echo "done: bench/methods_table.py $out"
