@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The table of issue 18 from the runs of bench/methods-grid.sh: per label count and method,
 test error, seconds per epoch and robust accuracy under FGSM and PGD (L∞ ε 0.1) as mean ±
-std over the finished seeds (the sample std, n − 1), with the number of seeds.
+std over the finished seeds (the sample std, n − 1), with the number of seeds. With --csv FILE, also every run's own numbers.
 
-    python3 bench/methods_table.py OUT
+    python3 bench/methods_table.py OUT [--csv FILE]
 """
 
 import csv
@@ -45,6 +45,7 @@ def attacks(run):
 
 def main():
     out = sys.argv[1]
+    per_run = []
     for labels in sorted(os.listdir(out), key=lambda d: -int(d[1:])):
         print(f"\n{labels[1:]} labels\n")
         print("| method | seeds | test error % | s / epoch | FGSM ε 0.1 acc. % | PGD ε 0.1 acc. % |")
@@ -60,11 +61,20 @@ def main():
             errors = [s["test_error_percent"] for s in summaries]
             seconds = [s["train_seconds"] / s["epochs"] for s in summaries]
             robust = [attacks(r) for r in runs]
+            for r, e, t, a in zip(runs, errors, seconds, robust):
+                seed = r.rsplit("seed-", 1)[1]
+                row = [labels[1:], method, seed, e, f"{t:.2f}", a.get("fgsm", ""), a.get("pgd", "")]
+                per_run.append(row)
             fgsm = [a["fgsm"] for a in robust if "fgsm" in a]
             pgd = [a["pgd"] for a in robust if "pgd" in a]
             seeds = ",".join(r.rsplit("seed-", 1)[1] for r in runs) or "none"
             cells = [NAMES[method], seeds, spread(errors), spread(seconds), spread(fgsm), spread(pgd)]
             print("| " + " | ".join(cells) + " |")
+    if "--csv" in sys.argv:
+        with open(sys.argv[sys.argv.index("--csv") + 1], "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["labels", "method", "seed", "test_error_percent", "seconds_per_epoch", "fgsm_0.1_percent", "pgd_0.1_percent"])
+            w.writerows(per_run)
 
 
 if __name__ == "__main__":
