@@ -37,7 +37,7 @@ for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
         for _ in range(300):
             f.write(bytes([rng.randrange(10)]) + rng.randbytes(3072))
 PY
-    ours_args=(bench --preset cifar-4000-conv-gamma --labeled-samples 500 --data "$tmp/cifar")
+    ours_args=(bench --preset cifar-4000-conv-gamma --labeled-samples 500 --zca false --data "$tmp/cifar")
     torch_args=(bench/pytorch_conv.py --model large) ;;
   *) echo "MODEL is fc, conv-small or conv-large" >&2; exit 2 ;;
 esac
