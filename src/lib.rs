@@ -32,21 +32,17 @@ pub mod train;
 pub use error::{LadderError, Result};
 
 /// Keeps freed memory in the process. By default glibc serves blocks above 128 KiB with
-/// `mmap`, hands them back on `free`, trims the heap's top, and gives each worker thread an
-/// arena of its own that it shrinks with `madvise`; so every step's fresh activations and
-/// gradients (the same large sizes, freed and reallocated hundreds of times per step) fault in
-/// newly zeroed pages. Here every block comes from the one main heap, which never shrinks:
-/// a Conv-Small Γ step took 9.2 million page faults in `ladder bench` before, 0.5 million
-/// after (RESULTS.md, "Optimisation 2" and issue 20's profile).
+/// `mmap`, hands them back on `free` and trims the heap's top, so every step's fresh
+/// activations and gradients (the same large sizes, freed and reallocated hundreds of times
+/// per step) fault in newly zeroed pages: 13 % of a two-thread step's profile went to page
+/// faults and page clearing. With the blocks kept, `ladder bench` runs 10–20 % faster for a
+/// few percent more resident memory (RESULTS.md, "Optimisation 2").
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn keep_freed_memory() {
-    // SAFETY: mallopt only sets allocator parameters; it is to be called before any other
-    // thread exists. No block is served by mmap (M_MMAP_MAX 0): the Conv-Small and Conv-Large
-    // activations exceed any mmap threshold glibc accepts (at most 32 MiB). One arena: the
-    // worker threads' own arenas are trimmed whatever the trim threshold.
+    // SAFETY: mallopt only sets allocator parameters; it is to be called before any other thread
+    // exists. Blocks above 32 MiB (whole data sets) still come from mmap.
     unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
     }
 }
