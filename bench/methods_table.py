@@ -48,7 +48,7 @@ def main():
     per_run = []
     for labels in sorted(os.listdir(out), key=lambda d: -int(d[1:])):
         print(f"\n{labels[1:]} labels\n")
-        print("| method | seeds | test error % | s / epoch | FGSM ε 0.1 acc. % | PGD ε 0.1 acc. % |")
+        print("| method | seeds | test error % | s / epoch (as run, cores shared) | FGSM ε 0.1 acc. % | PGD ε 0.1 acc. % |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for method in ORDER:
             folder = os.path.join(out, labels, method)
