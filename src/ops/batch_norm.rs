@@ -50,10 +50,12 @@ pub fn normalize_batch(
     if fusable(&x) && shape.spatial() == 1 && equal {
         // The fused operation holds the noise constant; a noise that needs its gradient
         // (LVAN-LW's power iteration) is added outside it.
-        if let Some(n) = noise.clone().filter(|n| n.is_tracked()) {
-            return add_to_leading_rows(kernel::normalize_groups(x, groups[0], None), n);
-        }
-        return kernel::normalize_groups(x, groups[0], noise);
+        return match noise {
+            Some(n) if n.is_tracked() => {
+                add_to_leading_rows(kernel::normalize_groups(x, groups[0], None), n)
+            }
+            noise => kernel::normalize_groups(x, groups[0], noise),
+        };
     }
     let (y, _) = normalize_groups_shaped(x, groups, shape);
     match noise {

@@ -769,11 +769,7 @@ impl TrainConfig {
                 self.lvan_noise_std
             ));
         }
-        if self.lvan_on() && (self.vat_xi <= 0.0 || self.vat_iterations == 0) {
-            return bad(
-                "LVAN's power iteration needs --vat-xi above 0 and --vat-iterations ≥ 1".into(),
-            );
-        }
+        // LVAN's own settings are checked with the network's depth ([`Lvan::validate`]).
         Ok(())
     }
 
@@ -885,7 +881,9 @@ impl TrainConfig {
             self.denoising_cost_x.for_layers(n, "denoising costs")?;
             self.f_local_noise_std
                 .for_layers(n - 1, "layer noise std")?;
-            self.lvan_epsilon.for_layers(n, "LVAN ε")?;
+            if let Some(lvan) = self.lvan_for(n)? {
+                lvan.validate(n).map_err(LadderError::Setting)?;
+            }
             Ok(())
         } else {
             self.ladder_spec(&[1]).map(|_| ())
@@ -1003,6 +1001,15 @@ mod tests {
         assert!(e.contains("lvan_epsilon"), "{e}");
         let written = toml::to_string(&TrainConfig::default()).unwrap();
         assert!(!written.contains("vat_corruption"), "{written}");
+        // Without ξ the directions cannot be found, on fc and conv networks alike.
+        for p in ["mnist-100-full", "mnist-100-conv-gamma"] {
+            let c = TrainConfig {
+                vat_xi: 0.0,
+                ..Method::LvanLw.apply(TrainConfig::preset(p).unwrap())
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("LVAN needs ξ > 0"), "{p}: {e}");
+        }
     }
 
     #[test]
