@@ -24,17 +24,12 @@ Not part of the build or of CI (`pip install torch`). Prints `examples_per_secon
 """
 
 import argparse
-import gzip
-import os
-import statistics
-import struct
-import time
 
 import torch
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "data", "mnist-10k")
+from torch_bench import read_idx, time_steps
+
 NOISE = 0.3
 EPS = 1e-10
 
@@ -44,13 +39,6 @@ SMALL = [("full", 32, 5), ("max", 0, 2), ("valid", 64, 3), ("full", 64, 3), ("ma
 LARGE = [("valid", 96, 3), ("full", 96, 3), ("full", 96, 3), ("max", 0, 2),
          ("valid", 192, 3), ("full", 192, 3), ("valid", 192, 3), ("max", 0, 2),
          ("valid", 192, 3), ("valid", 192, 1), ("valid", 10, 1), ("mean", 0, 0)]
-
-
-def read_idx(name):
-    raw = gzip.open(os.path.join(DATA, name)).read()
-    ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
-    return torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8).reshape(dims)
 
 
 def bn(x):
@@ -166,23 +154,7 @@ def main():
         c.backward()
         opt.step()
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for i in range(args.warmup):
-        step(i)
-    sync()
-    blocks = []
-    for r in range(args.repeats):
-        start = time.perf_counter()
-        for i in range(args.steps):
-            step(args.warmup + r * args.steps + i)
-        sync()
-        blocks.append(args.steps * 2 * b / (time.perf_counter() - start))
-    print("torch:", torch.__version__, "threads:", args.threads, "device:", device, "model:", args.model)
-    print("blocks (examples/s):", " ".join(f"{x:.0f}" for x in blocks))
-    print(f"examples_per_second: {statistics.median(blocks):.0f}")
+    time_steps(step, args, device, 2 * b, "model: " + args.model)
 
 
 if __name__ == "__main__":

@@ -18,28 +18,15 @@ enough; tested with torch 2.5.1). Prints `examples_per_second: N` like `ladder b
 """
 
 import argparse
-import gzip
-import os
-import statistics
-import struct
-import time
 
 import torch
+
+from torch_bench import read_idx, time_steps
 
 DIMS = [784, 1000, 500, 250, 250, 250, 10]
 LAMBDAS = [1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1]
 NOISE = 0.3
 EPS = 1e-10
-HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "data", "mnist-10k")
-
-
-def read_idx(name):
-    raw = gzip.open(os.path.join(DATA, name)).read()
-    ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
-    data = torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8)
-    return data.reshape(dims)
 
 
 def bn(x):
@@ -147,23 +134,7 @@ def main():
         c.backward()
         opt.step()
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for i in range(args.warmup):
-        step(i)
-    sync()
-    blocks = []
-    for r in range(args.repeats):
-        start = time.perf_counter()
-        for i in range(args.steps):
-            step(args.warmup + r * args.steps + i)
-        sync()
-        blocks.append(args.steps * 2 * b / (time.perf_counter() - start))
-    print("torch:", torch.__version__, "threads:", args.threads, "device:", device)
-    print("blocks (examples/s):", " ".join(f"{x:.0f}" for x in blocks))
-    print(f"examples_per_second: {statistics.median(blocks):.0f}")
+    time_steps(step, args, device, 2 * b, "")
 
 
 if __name__ == "__main__":

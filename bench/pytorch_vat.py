@@ -18,24 +18,14 @@ Not part of the build or of CI (`pip install torch`). One line per epoch:
 """
 
 import argparse
-import gzip
-import os
-import struct
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "data", "mnist-10k")
+from torch_bench import read_idx
+
 DIMS = [784, 1000, 500, 250, 250, 250, 10]
-
-
-def read_idx(name):
-    raw = gzip.open(os.path.join(DATA, name)).read()
-    ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
-    return torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8).reshape(dims)
 
 
 def images(name):
