@@ -12,8 +12,10 @@
 //! - [`gauss`]: the combinator g of eq. (2);
 //! - [`batch_norm`]: normalisation of row groups by their own moments (N_B of Algorithm 1);
 //! - [`bias_relu`]: φ(z + β), the encoder's activation;
+//! - [`conv`]: convolutions and transposed convolutions as products into the gemm kernels;
 //! - [`denoising`]: the per-layer denoising cost of eq. (3) with the clean batch moments;
 //! - [`linear`]: the matrix products of fully connected layers;
+//! - [`pool`]: max-pooling with non-overlapping windows;
 //! - [`math`]: branch-free eˣ, ln x, sin and cos that vectorise, for these kernels and the
 //!   noise sampler.
 
@@ -24,10 +26,12 @@ pub const BN_EPSILON: f64 = 1e-10;
 pub mod adam;
 pub mod batch_norm;
 pub mod bias_relu;
+pub mod conv;
 pub mod denoising;
 pub mod gauss;
 pub mod linear;
 pub mod math;
+pub mod pool;
 
 use std::borrow::Cow;
 

@@ -896,6 +896,53 @@ mod tests {
         check_cost_gradient(&spec, 3 + 3 + 1 + 3 + 10 * 6, &[3e-3, 1e-3, 3e-4]);
     }
 
+    /// One training step's cost and every parameter's gradient are the same, to rounding,
+    /// with the fused CPU kernels and with every operation in its tensor form: for a small
+    /// convolutional Ladder with a decoder at every layer (convolutions, their transposes,
+    /// pooling and upsampling, per-channel normalisation) and for Conv-Small's Γ-model.
+    #[test]
+    fn conv_ladders_take_the_same_step_with_kernels_and_tensor_forms() {
+        let conv_small = crate::train::TrainConfig::preset("mnist-100-conv-gamma")
+            .unwrap()
+            .ladder_spec(&[28, 28])
+            .unwrap();
+        for spec in [tiny_conv_spec(), conv_small] {
+            let device = Device::flex().autodiff();
+            let mut rng = stream_rng(5, RngStream::Init, 0, 0);
+            let mut model = randomized(&spec, &device, &mut rng);
+            let b = batch_of(spec.dims[0], &device, &mut rng);
+            let rows = model.corrupted_rows(6, 6);
+            let noise = CorruptionNoise::draw(&spec.noise_levels(), rows, &mut rng, &device);
+            let step = |model: &mut LadderNetwork| {
+                let terms = model.cost_with(&spec, &b, &noise, &vat_inputs(&None));
+                let cost = terms.total.clone().into_scalar::<f32>();
+                let grads = terms.total.backward();
+                let g: Vec<Vec<f32>> = params(model)
+                    .iter()
+                    .map(|p| {
+                        let g = p.val().grad(&grads).expect("a gradient");
+                        crate::fused::test_support::vals(g)
+                    })
+                    .collect();
+                (cost, g)
+            };
+            let (cost, grads) = step(&mut model);
+            let (cost_t, grads_t) = crate::ops::with_tensor_forms(|| step(&mut model));
+            // The kernels add in another order: bit-equal gradients would mean they never ran.
+            assert_ne!(grads, grads_t, "the two paths took the same operations");
+            assert!(
+                (cost - cost_t).abs() <= 1e-5 * cost.abs(),
+                "{cost} vs {cost_t}"
+            );
+            for (i, (g, t)) in grads.iter().zip(&grads_t).enumerate() {
+                let scale = t.iter().fold(0f32, |m, v| m.max(v.abs()));
+                for (a, b) in g.iter().zip(t) {
+                    assert!((a - b).abs() <= 1e-4 * scale, "parameter {i}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
     /// The decoder's reconstruction of every layer has that layer's shape.
     #[test]
     fn conv_decoder_reconstructs_every_layer_shape() {

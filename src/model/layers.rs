@@ -15,11 +15,11 @@
 //! fully connected network is the special case H = W = 1 and needs no reshaping at all.
 
 use burn::prelude::*;
-use burn::tensor::module::{conv_transpose2d, conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
+use crate::ops::conv::{self, ConvGeom};
+use crate::ops::pool::{self, PoolGeom};
 use crate::ops::{Shape, linear};
 
 /// Border mode of a convolution, as in Theano's `conv2d`.
@@ -238,26 +238,12 @@ impl LayerGeom {
         let n = h.dims()[0];
         match self.kind {
             LayerKind::Fc { .. } => linear::matmul(h, weight.expect("fc layers have weights")),
-            LayerKind::Conv {
-                border,
-                size,
-                stride,
-                ..
-            } => {
-                let pad = conv_padding(border, size);
-                let w = self.kernel(weight.expect("conv layers have weights"), size);
-                let out = conv2d(
-                    self.image(h, self.input),
-                    w,
-                    None,
-                    ConvOptions::new(stride, [pad, pad], [1, 1], 1),
-                );
-                out.reshape([n, self.output.units()])
-            }
-            LayerKind::MaxPool { size } => {
-                let out = max_pool2d(self.image(h, self.input), MaxPoolOptions::new(size));
-                out.reshape([n, self.output.units()])
-            }
+            LayerKind::Conv { .. } => conv::convolve(
+                h,
+                weight.expect("conv layers have weights"),
+                self.conv_geom(),
+            ),
+            LayerKind::MaxPool { size } => pool::max_pool(h, self.pool_geom(size)),
             LayerKind::GlobalMeanPool { .. } => {
                 let c = self.input.channels;
                 h.reshape([n, c, self.input.spatial()])
@@ -273,37 +259,17 @@ impl LayerGeom {
     /// columns that pooling dropped at the border get zeros).
     pub fn decode(&self, z_hat: Tensor<2>, vertical: Option<Tensor<2>>) -> Tensor<2> {
         let n = z_hat.dims()[0];
-        let (inp, out) = (self.input, self.output);
+        let inp = self.input;
         match self.kind {
             LayerKind::Fc { .. } => {
                 linear::matmul(z_hat, vertical.expect("fc layers have a vertical map"))
             }
-            LayerKind::Conv {
-                border,
-                size,
-                stride,
-                ..
-            } => {
-                let pad = conv_padding(border, size);
-                let v = self.kernel(vertical.expect("conv layers have a vertical map"), size);
-                let extra = transpose_extra(inp, out, size, stride, pad)
-                    .expect("plan() admits only reversible convolutions");
-                let y = conv_transpose2d(
-                    self.image(z_hat, out),
-                    v,
-                    None,
-                    ConvTransposeOptions::new(stride, [pad, pad], extra, [1, 1], 1),
-                );
-                y.reshape([n, inp.units()])
-            }
-            LayerKind::MaxPool { size } => {
-                let c = out.channels;
-                let up = z_hat
-                    .reshape([n, c, out.height, 1, out.width, 1])
-                    .expand([n, c, out.height, size[0], out.width, size[1]])
-                    .reshape([n, c, out.height * size[0], out.width * size[1]]);
-                pad_to(up, inp).reshape([n, inp.units()])
-            }
+            LayerKind::Conv { .. } => conv::convolve_transposed(
+                z_hat,
+                vertical.expect("conv layers have a vertical map"),
+                self.conv_geom(),
+            ),
+            LayerKind::MaxPool { size } => pool::upsample(z_hat, self.pool_geom(size)),
             LayerKind::GlobalMeanPool { .. } => {
                 let c = inp.channels;
                 z_hat
@@ -314,32 +280,39 @@ impl LayerGeom {
         }
     }
 
-    fn image(&self, x: Tensor<2>, shape: Shape) -> Tensor<4> {
-        let n = x.dims()[0];
-        x.reshape([n, shape.channels, shape.height, shape.width])
+    /// The geometry of a `size` max-pooling of this layer's input.
+    fn pool_geom(&self, size: [usize; 2]) -> PoolGeom {
+        PoolGeom {
+            channels: self.input.channels,
+            height: self.input.height,
+            width: self.input.width,
+            size,
+        }
     }
 
-    fn kernel(&self, w: Tensor<2>, size: usize) -> Tensor<4> {
-        let [rows, cols] = w.dims();
-        w.reshape([rows, cols / (size * size), size, size])
-    }
-}
-
-/// Zero rows and columns appended at the bottom and the right up to `target`'s size.
-fn pad_to(x: Tensor<4>, target: Shape) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    let device = x.device();
-    let x = if target.height > h {
-        let zeros = Tensor::zeros([n, c, target.height - h, w], &device);
-        Tensor::cat(vec![x, zeros], 2)
-    } else {
-        x
-    };
-    if target.width > w {
-        let zeros = Tensor::zeros([n, c, target.height, target.width - w], &device);
-        Tensor::cat(vec![x, zeros], 3)
-    } else {
-        x
+    /// The geometry of a convolution layer (`plan()` admits only those the decoder's
+    /// transposed convolution can reverse).
+    fn conv_geom(&self) -> ConvGeom {
+        let LayerKind::Conv {
+            border,
+            filters,
+            size,
+            stride,
+        } = self.kind
+        else {
+            unreachable!("conv_geom of a {:?} layer", self.kind)
+        };
+        ConvGeom {
+            channels: self.input.channels,
+            height: self.input.height,
+            width: self.input.width,
+            filters,
+            size,
+            stride,
+            pad: conv_padding(border, size),
+            out_height: self.output.height,
+            out_width: self.output.width,
+        }
     }
 }
 

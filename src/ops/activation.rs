@@ -9,9 +9,16 @@ use crate::ops::{Shape, add_per_channel, fusable};
 
 /// φ(z + β) for a layer of `shape`, β `[1, channels]` shared by every position of a channel, with
 /// φ(x) = max(x, slope·x) (`slope` 0 for ReLU, 0.1 for the leaky ReLU). One fused operation on
-/// the CPU for fully connected layers.
+/// the CPU; for convolutional layers β is first spread over its channel's positions (a
+/// `[1, C·S]` row, whose gradient autodiff sums back per channel).
 pub fn bias_activation(z: Tensor<2>, beta: Tensor<2>, slope: f64, shape: Shape) -> Tensor<2> {
-    if fusable(&z) && shape.spatial() == 1 {
+    if fusable(&z) {
+        let beta = if shape.spatial() == 1 {
+            beta
+        } else {
+            let (c, s) = (shape.channels, shape.spatial());
+            beta.reshape([c, 1]).expand([c, s]).reshape([1, c * s])
+        };
         return kernel::bias_relu(z, beta, slope as f32);
     }
     tensor_form(z, beta, slope, shape)
@@ -33,25 +40,32 @@ mod tests {
     use crate::fused::test_support::vals;
     use burn::tensor::Distribution;
 
-    /// The operation takes the kernel on the CPU and agrees with its tensor form there, for
-    /// both activations; convolutional shapes take the tensor form.
+    /// The operation takes the kernel on the CPU and agrees with its tensor form there, values
+    /// and gradients, for both activations and for fully connected and convolutional shapes.
     #[test]
     fn bias_activation_equals_its_tensor_form() {
         let device = Device::flex().autodiff();
-        let z = Tensor::<2>::random([8, 12], Distribution::Normal(0.0, 1.0), &device);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let z = Tensor::<2>::random([8, 12], normal, &device).require_grad();
+        let g = Tensor::<2>::random([8, 12], normal, &device);
+        let conv = Shape {
+            channels: 3,
+            height: 2,
+            width: 2,
+        };
         for slope in [0.0, 0.1] {
-            let beta = Tensor::<2>::random([1, 12], Distribution::Normal(0.0, 1.0), &device);
-            let fc = Shape::vector(12);
-            let op = bias_activation(z.clone(), beta.clone(), slope, fc);
-            assert_eq!(vals(op), vals(tensor_form(z.clone(), beta, slope, fc)));
-            let conv = Shape {
-                channels: 3,
-                height: 2,
-                width: 2,
-            };
-            let beta = Tensor::<2>::random([1, 3], Distribution::Normal(0.0, 1.0), &device);
-            let op = bias_activation(z.clone(), beta.clone(), slope, conv);
-            assert_eq!(vals(op), vals(tensor_form(z.clone(), beta, slope, conv)));
+            for shape in [Shape::vector(12), conv] {
+                let beta = Tensor::<2>::random([1, shape.channels], normal, &device).require_grad();
+                let op = bias_activation(z.clone(), beta.clone(), slope, shape);
+                let form = tensor_form(z.clone(), beta.clone(), slope, shape);
+                assert_eq!(vals(op.clone()), vals(form.clone()), "{shape}");
+                let go = (op * g.clone()).sum().backward();
+                let gf = (form * g.clone()).sum().backward();
+                for t in [&z, &beta] {
+                    let (a, b) = (vals(t.grad(&go).unwrap()), vals(t.grad(&gf).unwrap()));
+                    crate::fused::test_support::assert_close(&a, &b, 1e-6, "gradient");
+                }
+            }
         }
     }
 }

@@ -38,8 +38,8 @@ pub fn normalize_with_shaped(x: Tensor<2>, m: &Moments, shape: Shape) -> Tensor<
 
 /// N_B of a training pass: consecutive row groups (sizes `groups`) of a layer of `shape`,
 /// each normalised by its own moments, then `noise` (the corrupted pass's, covering the
-/// first rows) added. One fused operation on the CPU for fully connected layers with equal groups, the
-/// tensor form otherwise.
+/// first rows) added. One fused operation on the CPU for groups of equal size, the tensor form
+/// otherwise.
 pub fn normalize_batch(
     x: Tensor<2>,
     groups: &[usize],
@@ -47,14 +47,15 @@ pub fn normalize_batch(
     noise: Option<Tensor<2>>,
 ) -> Tensor<2> {
     let equal = groups.iter().all(|&g| g == groups[0]);
-    if fusable(&x) && shape.spatial() == 1 && equal {
+    if fusable(&x) && equal {
+        let s = shape.spatial();
         // The fused operation holds the noise constant; a noise that needs its gradient
         // (LVAN-LW's power iteration) is added outside it.
         return match noise {
             Some(n) if n.is_tracked() => {
-                add_to_leading_rows(kernel::normalize_groups(x, groups[0], None), n)
+                add_to_leading_rows(kernel::normalize_groups(x, groups[0], s, None), n)
             }
-            noise => kernel::normalize_groups(x, groups[0], noise),
+            noise => kernel::normalize_groups(x, groups[0], s, noise),
         };
     }
     let (y, _) = normalize_groups_shaped(x, groups, shape);
@@ -224,25 +225,39 @@ mod tests {
     }
 
     /// Output and input gradient agree with autodiff through the tensor form, for one and for
-    /// two groups, small (one task) and large (split over the pool), with and without noise.
+    /// two groups, small (one task) and large (split over the pool), with and without noise,
+    /// for fully connected layers (one position per channel) and convolutional ones.
     #[test]
     fn fused_batch_norm_matches_the_tensor_form_and_its_gradient() {
         let device = Device::flex().autodiff();
-        for (rows, units, group) in [(6, 5, 3), (6, 5, 6), (200, 700, 100)] {
+        let cases = [
+            (6, 5, 3, 1),
+            (6, 5, 6, 1),
+            (200, 700, 100, 1),
+            (6, 12, 3, 4),
+            (8, 30, 8, 15),
+            (200, 32 * 49, 100, 49),
+        ];
+        for (rows, units, group, spatial) in cases {
             let x = Tensor::<2>::random([rows, units], Distribution::Normal(1.0, 3.0), &device)
                 .require_grad();
             let noise = Tensor::<2>::random([rows / 2, units], Distribution::Default, &device);
             let groups = vec![group; rows / group];
+            let shape = Shape {
+                channels: units / spatial,
+                height: 1,
+                width: spatial,
+            };
             let w = Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 1.0), &device);
             for with_noise in [false, true] {
-                let fused =
-                    kernel::normalize_groups(x.clone(), group, with_noise.then(|| noise.clone()));
-                let mut plain = normalize_groups(x.clone(), &groups).0;
-                if with_noise {
+                let noise = with_noise.then(|| noise.clone());
+                let fused = kernel::normalize_groups(x.clone(), group, spatial, noise.clone());
+                let mut plain = normalize_groups_shaped(x.clone(), &groups, shape).0;
+                if let Some(noise) = noise {
                     let pad = Tensor::zeros([rows - rows / 2, units], &device);
-                    plain = plain + Tensor::cat(vec![noise.clone(), pad], 0);
+                    plain = plain + Tensor::cat(vec![noise, pad], 0);
                 }
-                let what = format!("{rows}x{units}/{group} noise {with_noise}");
+                let what = format!("{rows}x{units}/{group} spatial {spatial} noise {with_noise}");
                 assert_close(&vals(fused.clone()), &vals(plain.clone()), 1e-5, &what);
                 let gf = (fused * w.clone()).sum().backward();
                 let gp = (plain * w.clone()).sum().backward();

@@ -7,17 +7,21 @@
 //!
 //! - [`batch_norm`]: N_B of Algorithm 1 (paper 001), moments and normalisation per channel;
 //! - [`activation`]: φ(z + β), the encoder's activation;
+//! - [`conv`]: the convolutions of convolutional layers and the decoder's transposed ones;
 //! - [`denoising`]: the per-layer denoising cost of eq. (3);
 //! - [`gauss`]: the combinator g of eq. (2);
 //! - [`linear`]: the matrix products of fully connected layers;
+//! - [`pool`]: the max-pooling of convolutional encoders;
 //! - [`adam`]: Adam's update (Kingma and Ba 2015), in place on the CPU.
 
 pub mod activation;
 pub mod adam;
 pub mod batch_norm;
+pub mod conv;
 pub mod denoising;
 pub mod gauss;
 pub mod linear;
+pub mod pool;
 
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -25,9 +29,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LadderError, Result};
 
-/// Whether the fused kernels serve this tensor: `f32` on the Flex backend.
+thread_local! {
+    /// Set while [`with_tensor_forms`] runs: every operation then takes its tensor form.
+    static TENSOR_FORMS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every operation of this module in its tensor form on the calling thread,
+/// the fused kernels left aside: the yardstick the kernels are held to (the model code runs
+/// on the calling thread; the kernels' own threads never call back into it).
+pub fn with_tensor_forms<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TENSOR_FORMS.set(self.0);
+        }
+    }
+    let _restore = Restore(TENSOR_FORMS.replace(true));
+    f()
+}
+
+/// Whether the fused kernels serve this tensor: `f32` on the Flex backend, outside
+/// [`with_tensor_forms`].
 fn fusable<const D: usize>(t: &Tensor<D>) -> bool {
-    t.device() == Device::flex() && t.dtype() == DType::F32
+    t.device() == Device::flex() && t.dtype() == DType::F32 && !TENSOR_FORMS.get()
 }
 
 /// Channels × height × width of one layer's activation; a vector of d units is d × 1 × 1.
