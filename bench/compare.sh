@@ -46,7 +46,9 @@ measure() {
   /usr/bin/time -v -o "$tmp/time" "$@" > "$tmp/out" 2>&1 || { cat "$tmp/out" >&2; exit 1; }
   eps=$(grep '^examples_per_second:' "$tmp/out" | awk '{print $2}')
   rss=$(grep 'Maximum resident set size' "$tmp/time" | awk '{print $NF}')
-  echo "$eps $rss"
+  # Ours also reports its peak after the timed steps, before its evaluations.
+  steps=$(grep '^peak memory after the timed steps:' "$tmp/out" | awk '{print $7}')
+  echo "$eps $rss ${steps:--}"
 }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
@@ -59,6 +61,7 @@ done
 o=$(cut -d' ' -f1 "$tmp/ours" | median); t=$(cut -d' ' -f1 "$tmp/torch" | median)
 orss=$(cut -d' ' -f2 "$tmp/ours" | sort -g | tail -1); trss=$(cut -d' ' -f2 "$tmp/torch" | sort -g | tail -1)
 echo "model: $model, device: $device, threads: $threads, rounds: $rounds (alternating)"
-echo "ours:    median $o examples/s, peak RSS $((orss / 1024)) MiB"
+osteps=$(cut -d' ' -f3 "$tmp/ours" | sort -g | tail -1)
+echo "ours:    median $o examples/s, peak RSS $((orss / 1024)) MiB ($osteps MiB after the timed steps, before ladder bench's evaluations)"
 echo "pytorch: median $t examples/s, peak RSS $((trss / 1024)) MiB"
 awk -v o="$o" -v t="$t" 'BEGIN {printf "ratio (ours / pytorch): %.2f\n", o / t}'

@@ -316,6 +316,10 @@ pub fn run_bench(cmd: BenchCmd) -> Result<()> {
         100.0 * r.checkpoint_share(),
         1000.0 * r.checkpoint_write_seconds
     );
+    match r.training_peak_mib {
+        Some(mib) => println!("peak memory after the timed steps: {mib:.0} MiB"),
+        None => println!("peak memory after the timed steps: not reported by this system"),
+    }
     println!("examples_per_second: {:.0}", r.examples_per_second);
     Ok(())
 }

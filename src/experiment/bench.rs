@@ -37,6 +37,18 @@ pub struct BenchReport {
     /// Writing that checkpoint's file (synced), on a thread of its own during a run; median of
     /// three.
     pub checkpoint_write_seconds: f64,
+    /// The process's peak resident memory after the timed steps, before the evaluations (whose
+    /// moments of the whole training set can need more), in MiB; `None` where the system does
+    /// not say (`VmHWM` of /proc/self/status on Linux).
+    pub training_peak_mib: Option<f64>,
+}
+
+/// The peak resident memory of this process so far, in MiB (Linux).
+fn peak_resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 impl BenchReport {
@@ -116,6 +128,7 @@ pub fn bench(
         let secs = run(&mut trainer, steps, warmup + r * steps)?;
         blocks.push((steps * examples_per_step) as f64 / secs);
     }
+    let training_peak_mib = peak_resident_mib();
     let eps = median(blocks.clone());
     let median_step_ms = 1000.0 * examples_per_step as f64 / eps;
     let batch_ms = median(
@@ -151,6 +164,7 @@ pub fn bench(
         checkpoint_copy_seconds,
         checkpoint_write_seconds,
         blocks,
+        training_peak_mib,
     })
 }
 

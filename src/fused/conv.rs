@@ -263,20 +263,13 @@ fn convolve(geom: &ConvGeom, x: &[f32], w: &[f32], n: usize) -> Vec<f32> {
         .for_each(|(out, x)| {
             let examples = out.len() / geom.output_units();
             let ld = examples * p;
-            with_buffers(kk * ld, f * ld, |cols, y| {
+            with_buffers(kk * ld, 0, |cols, _| {
                 block_patches(geom, x, examples, cols);
-                gemm_into(
-                    y,
-                    ld,
-                    (w, kk as isize, 1),
-                    (cols, ld as isize, 1),
-                    [f, ld, kk],
-                    false,
-                );
-                for j in 0..examples {
-                    for r in 0..f {
-                        out[(j * f + r) * p..][..p].copy_from_slice(&y[r * ld + j * p..][..p]);
-                    }
+                // One product per example, straight into its `[F, P]` output: the block's
+                // patches are packed once per product either way.
+                for (j, out) in out.chunks_mut(geom.output_units()).enumerate() {
+                    let patches = (&cols[j * p..], ld as isize, 1);
+                    gemm_into(out, p, (w, kk as isize, 1), patches, [f, p, kk], false);
                 }
             });
         });
