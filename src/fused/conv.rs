@@ -8,7 +8,7 @@
 //! product: the patches of the block gathered row by row (im2col, whole rows copied where the
 //! stride is 1) into a `[C·K·K, block·P]` matrix, P = Ho·Wo, and
 //!
-//! - forward, out = W·cols (`[F, block·P]`);
+//! - forward, each example's out = W·cols (`[F, P]`, its P columns of the block's patches);
 //! - the input's gradient, col2im(Wᵀ·g): the adjoint of the gather adds every patch value
 //!   back where it came from;
 //! - the weight's gradient, Σ over blocks of g·colsᵀ, one partial sum per block added in order.
@@ -101,25 +101,27 @@ impl ConvGeom {
             .filter(|&iy| iy < self.height)
     }
 
-    /// Runs `f(patch row, output row oy, input row values offset, columns inside, first input
-    /// column)` over every patch row and output row whose input row is inside the map.
+    /// Runs `f(patch row, output row oy, input row, columns inside, first input column)` over
+    /// every patch row and output row, the input row being the offset of its values in the
+    /// map, or `None` where the filter row lies wholly over the padding.
     #[inline(always)]
-    fn for_each_row(&self, mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize)) {
+    fn for_each_row(
+        &self,
+        mut f: impl FnMut(usize, usize, Option<usize>, std::ops::Range<usize>, usize),
+    ) {
         let k = self.size;
         for c in 0..self.channels {
             for ky in 0..k {
                 for kx in 0..k {
                     let row = (c * k + ky) * k + kx;
                     let inside = self.columns_inside(kx);
-                    if inside.is_empty() {
-                        continue;
-                    }
-                    let first_ix = inside.start * self.stride[1] + kx - self.pad;
+                    let first_ix = (inside.start * self.stride[1] + kx).saturating_sub(self.pad);
                     for oy in 0..self.out_height {
-                        if let Some(iy) = self.input_row(oy, ky) {
-                            let at = (c * self.height + iy) * self.width;
-                            f(row, oy, at, inside.clone(), first_ix);
-                        }
+                        let at = self
+                            .input_row(oy, ky)
+                            .filter(|_| !inside.is_empty())
+                            .map(|iy| (c * self.height + iy) * self.width);
+                        f(row, oy, at, inside.clone(), first_ix);
                     }
                 }
             }
@@ -131,40 +133,33 @@ impl ConvGeom {
 /// every one of them: zeros where the filter lies over the padding, so the buffer needs no
 /// clearing beforehand.
 fn im2col(geom: &ConvGeom, x: &[f32], cols: &mut [f32], ld: usize, j: usize) {
-    let (p, wo, k, s) = (geom.positions(), geom.out_width, geom.size, geom.stride[1]);
-    for c in 0..geom.channels {
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = (c * k + ky) * k + kx;
-                let inside = geom.columns_inside(kx);
-                let first_ix = (inside.start * s + kx).saturating_sub(geom.pad);
-                for oy in 0..geom.out_height {
-                    let dst = &mut cols[row * ld + j * p + oy * wo..][..wo];
-                    let Some(iy) = geom.input_row(oy, ky).filter(|_| !inside.is_empty()) else {
-                        dst.fill(0.0);
-                        continue;
-                    };
-                    let src = &x[(c * geom.height + iy) * geom.width..][..geom.width];
-                    dst[..inside.start].fill(0.0);
-                    dst[inside.end..].fill(0.0);
-                    let dst = &mut dst[inside.clone()];
-                    if s == 1 {
-                        dst.copy_from_slice(&src[first_ix..][..inside.len()]);
-                    } else {
-                        for (d, i) in dst.iter_mut().zip((first_ix..).step_by(s)) {
-                            *d = src[i];
-                        }
-                    }
-                }
+    let (p, wo, s) = (geom.positions(), geom.out_width, geom.stride[1]);
+    geom.for_each_row(|row, oy, at, inside, first_ix| {
+        let dst = &mut cols[row * ld + j * p + oy * wo..][..wo];
+        let Some(at) = at else {
+            dst.fill(0.0);
+            return;
+        };
+        let src = &x[at..][..geom.width];
+        dst[..inside.start].fill(0.0);
+        dst[inside.end..].fill(0.0);
+        let n = inside.len();
+        let dst = &mut dst[inside];
+        if s == 1 {
+            dst.copy_from_slice(&src[first_ix..][..n]);
+        } else {
+            for (d, i) in dst.iter_mut().zip((first_ix..).step_by(s)) {
+                *d = src[i];
             }
         }
-    }
+    });
 }
 
 /// The adjoint of [`im2col`]: adds columns `j·P..(j + 1)·P` of `cols` into one example's map.
 fn col2im(geom: &ConvGeom, cols: &[f32], ld: usize, j: usize, x: &mut [f32]) {
     let (p, wo, s) = (geom.positions(), geom.out_width, geom.stride[1]);
     geom.for_each_row(|row, oy, at, inside, first_ix| {
+        let Some(at) = at else { return };
         let src = &cols[row * ld + j * p + oy * wo..][..wo];
         for (v, i) in src[inside].iter().zip((first_ix..).step_by(s)) {
             x[at + i] += v;
