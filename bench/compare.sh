@@ -47,7 +47,8 @@ measure() {
   eps=$(grep '^examples_per_second:' "$tmp/out" | awk '{print $2}')
   rss=$(grep 'Maximum resident set size' "$tmp/time" | awk '{print $NF}')
   # Ours also reports its peak after the timed steps, before its evaluations.
-  steps=$(grep '^peak memory after the timed steps:' "$tmp/out" | awk '{print $7}')
+  # (PyTorch's does not: no match is no failure.)
+  steps=$(grep '^peak memory after the timed steps:' "$tmp/out" | awk '{print $7}' || true)
   echo "$eps $rss ${steps:--}"
 }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }

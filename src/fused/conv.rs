@@ -167,35 +167,42 @@ fn col2im(geom: &ConvGeom, cols: &[f32], ld: usize, j: usize, x: &mut [f32]) {
     });
 }
 
-/// A row-major matrix view for gemm: values, row stride and column stride.
+/// A matrix view for gemm: values, row stride and column stride.
 type View<'a> = (&'a [f32], isize, isize);
 
-/// dst (`[m, n]`, row stride `ld`) = a·b, or += a·b with `add`, on the calling thread.
-fn gemm_into(dst: &mut [f32], ld: usize, a: View<'_>, b: View<'_>, mnk: [usize; 3], add: bool) {
+/// dst (`[m, n]` at row and column strides `dst_strides`) = a·b, on the calling thread.
+///
+/// gemm's kernels run down columns: a row-major `dst` makes it transpose the product, and an
+/// operand that then runs along rows is first copied into panels column by column, a strided
+/// copy that can cost more than the product itself. Each call below lays its operands out so
+/// that the large one runs down columns.
+fn gemm_into(dst: &mut [f32], dst_strides: [usize; 2], a: View<'_>, b: View<'_>, mnk: [usize; 3]) {
     let [m, n, k] = mnk;
+    let [rs, cs] = dst_strides;
     assert!(
-        dst.len() >= m.saturating_sub(1) * ld + n,
+        m == 0 || n == 0 || dst.len() > (m - 1) * rs + (n - 1) * cs,
         "product output too small"
     );
     // SAFETY: `a` and `b` are slices holding m×k and k×n values at the given strides (by
-    // construction at every call site below), and `dst` has room for m rows of `ld` (checked
-    // above). With `read_dst` false gemm writes every output before reading any.
+    // construction at every call site below), and `dst` has room for m×n values at its
+    // strides (checked above). With `read_dst` false gemm writes every output before reading
+    // any.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            ld as isize,
-            add,
+            cs as isize,
+            rs as isize,
+            false,
             a.0.as_ptr(),
             a.2,
             a.1,
             b.0.as_ptr(),
             b.2,
             b.1,
-            if add { 1.0 } else { 0.0 },
+            0.0,
             1.0,
             false,
             false,
@@ -212,6 +219,20 @@ fn gather_maps(src: &[f32], f: usize, p: usize, examples: usize, out: &mut [f32]
     for j in 0..examples {
         for r in 0..f {
             out[r * ld + j * p..][..p].copy_from_slice(&src[(j * f + r) * p..][..p]);
+        }
+    }
+}
+
+/// Copies a block's `[F, P]` maps (`src`, one after the other per example) into the rows of
+/// `out`, a `[examples·P, F]` matrix: the block's maps as an `[F, examples·P]` matrix that
+/// runs down its columns.
+fn gather_maps_transposed(src: &[f32], f: usize, p: usize, examples: usize, out: &mut [f32]) {
+    for (j, maps) in src.chunks(f * p).take(examples).enumerate() {
+        let out = &mut out[j * p * f..][..p * f];
+        for (r, map) in maps.chunks(p).enumerate() {
+            for (q, &v) in map.iter().enumerate() {
+                out[q * f + r] = v;
+            }
         }
     }
 }
@@ -264,7 +285,7 @@ fn convolve(geom: &ConvGeom, x: &[f32], w: &[f32], n: usize) -> Vec<f32> {
                 // patches are packed once per product either way.
                 for (j, out) in out.chunks_mut(geom.output_units()).enumerate() {
                     let patches = (&cols[j * p..], ld as isize, 1);
-                    gemm_into(out, p, (w, kk as isize, 1), patches, [f, p, kk], false);
+                    gemm_into(out, [p, 1], (w, kk as isize, 1), patches, [f, p, kk]);
                 }
             });
         });
@@ -287,11 +308,10 @@ fn convolve_transposed(geom: &ConvGeom, g: &[f32], w: &[f32], n: usize) -> Vec<f
                 // Wᵀ: element (r, f) of the transpose at w[f·kk + r].
                 gemm_into(
                     cols,
-                    ld,
+                    [ld, 1],
                     (w, 1, kk as isize),
                     (gs, ld as isize, 1),
                     [kk, ld, f],
-                    false,
                 );
                 for (j, xj) in out.chunks_mut(geom.input_units()).enumerate() {
                     col2im(geom, cols, ld, j, xj);
@@ -303,6 +323,11 @@ fn convolve_transposed(geom: &ConvGeom, g: &[f32], w: &[f32], n: usize) -> Vec<f
 
 /// Σ over examples of g·patchesᵀ, `[F, C·K·K]`: the weight's gradient of the convolution of
 /// `x` (`[N, C·H·W]`) whose output gradient is `g` (`[N, F·Ho·Wo]`).
+///
+/// Each block's product is taken as `[F, C·K·K]` in column-major order, with the block's
+/// gradient maps gathered column-major too, so that gemm reads the patches (the large
+/// operand) where they lie instead of copying them into panels with a transposing copy (in
+/// the row-major order this took twice the time of the product: RESULTS.md).
 fn weight_gradient(geom: &ConvGeom, x: &[f32], g: &[f32]) -> Vec<f32> {
     let (f, p, kk) = (geom.filters, geom.positions(), geom.patch_len());
     let block = geom.block();
@@ -312,20 +337,27 @@ fn weight_gradient(geom: &ConvGeom, x: &[f32], g: &[f32]) -> Vec<f32> {
         .map(|(x, g)| {
             let examples = x.len() / geom.input_units();
             let ld = examples * p;
-            let mut dw = vec![0f32; f * kk];
+            let mut dw = vec![0f32; kk * f];
             with_buffers(kk * ld, f * ld, |cols, gs| {
                 block_patches(geom, x, examples, cols);
-                gather_maps(g, f, p, examples, gs);
+                gather_maps_transposed(g, f, p, examples, gs);
                 // g·colsᵀ: element (q, r) of colsᵀ at cols[r·ld + q].
-                let (a, b) = ((&*gs, ld as isize, 1), (&*cols, 1, ld as isize));
-                gemm_into(&mut dw, kk, a, b, [f, kk, ld], false);
+                let (a, b) = ((&*gs, 1, f as isize), (&*cols, 1, ld as isize));
+                gemm_into(&mut dw, [1, f], a, b, [f, kk, ld]);
             });
             dw
         })
         .collect();
-    let mut dw = vec![0f32; f * kk];
+    let mut sum = vec![0f32; kk * f];
     for part in partials {
-        dw.iter_mut().zip(part).for_each(|(d, v)| *d += v);
+        sum.iter_mut().zip(part).for_each(|(d, v)| *d += v);
+    }
+    // Column-major to row-major.
+    let mut dw = vec![0f32; f * kk];
+    for (r, row) in dw.chunks_mut(kk).enumerate() {
+        for (c, d) in row.iter_mut().enumerate() {
+            *d = sum[c * f + r];
+        }
     }
     dw
 }

@@ -227,23 +227,32 @@ fn forward(x: &FlexTensor, geom: &PoolGeom) -> (FlexTensor, Vec<u32>) {
     (tensor(out, [n, geom.channels * out_map]), winners)
 }
 
-/// One map's maxima and their offsets.
+/// One map's maxima and their offsets. Each row of windows is taken a window position at a
+/// time across the whole row, with selects instead of branches so that it vectorises: the
+/// first value of each window starts, and a later one takes over where it is greater or NaN
+/// (so the first maximum wins, and the last NaN).
 fn pool_map(geom: &PoolGeom, x: &[f32], out: &mut [f32], winners: &mut [u32]) {
     let [py, px] = geom.size;
     let [oh, ow] = geom.out_dims();
     for oy in 0..oh {
-        for ox in 0..ow {
-            let mut best = (f32::NEG_INFINITY, u32::MAX);
-            for ky in 0..py {
-                let row = (oy * py + ky) * geom.width + ox * px;
-                for (kx, &v) in x[row..row + px].iter().enumerate() {
-                    if best.1 == u32::MAX || v > best.0 || v.is_nan() {
-                        best = (v, (row + kx) as u32);
-                    }
+        let best = &mut out[oy * ow..][..ow];
+        let at = &mut winners[oy * ow..][..ow];
+        for ky in 0..py {
+            let row = (oy * py + ky) * geom.width;
+            let x = &x[row..][..ow * px];
+            for kx in 0..px {
+                let first = ky == 0 && kx == 0;
+                for (ox, (b, w)) in best.iter_mut().zip(at.iter_mut()).enumerate() {
+                    let v = x[ox * px + kx];
+                    let take = first | (v > *b) | v.is_nan();
+                    *b = if take { v } else { *b };
+                    *w = if take {
+                        (row + ox * px + kx) as u32
+                    } else {
+                        *w
+                    };
                 }
             }
-            out[oy * ow + ox] = best.0;
-            winners[oy * ow + ox] = best.1;
         }
     }
 }

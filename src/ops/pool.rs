@@ -162,4 +162,34 @@ mod tests {
             vec![0., 1., 2., 0., 0., 0., 0., 0.]
         );
     }
+
+    /// A NaN wins its window over any number (the last NaN where there are several), as in
+    /// Flex and PyTorch, so a diverging activation is not hidden by pooling.
+    #[test]
+    fn max_pool_passes_nan_on() {
+        let device = Device::flex().autodiff();
+        let nan = f32::NAN;
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, nan, 2., 9., nan, 0., 2., 1.], [1, 8]),
+            &device,
+        )
+        .require_grad();
+        let g = PoolGeom {
+            channels: 1,
+            height: 2,
+            width: 4,
+            size: [2, 2],
+        };
+        let y = max_pool(x.clone(), g);
+        let v = vals(y.clone());
+        assert!(v[0].is_nan() && v[1] == 9.0, "{v:?}");
+        let grads =
+            (y * Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &device))
+                .sum()
+                .backward();
+        assert_eq!(
+            vals(x.grad(&grads).unwrap()),
+            vec![0., 0., 0., 2., 1., 0., 0., 0.]
+        );
+    }
 }
