@@ -32,7 +32,7 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::fused::{dims, tensor, values};
+use crate::fused::{dims, tensor, values, widest};
 
 /// Product columns of one block (examples × positions): enough for the gemm kernels to run
 /// at speed on the small maps of the upper layers, few enough that a block's patches stay in
@@ -101,14 +101,9 @@ impl ConvGeom {
             .filter(|&iy| iy < self.height)
     }
 
-    /// Runs `f(patch row, output row oy, input row, columns inside, first input column)` over
-    /// every patch row and output row, the input row being the offset of its values in the
-    /// map, or `None` where the filter row lies wholly over the padding.
+    /// Runs `f` over every patch row and output row (see [`PatchRow`]).
     #[inline(always)]
-    fn for_each_row(
-        &self,
-        mut f: impl FnMut(usize, usize, Option<usize>, std::ops::Range<usize>, usize),
-    ) {
+    fn for_each_row(&self, f: &mut impl PatchRow) {
         let k = self.size;
         for c in 0..self.channels {
             for ky in 0..k {
@@ -121,7 +116,13 @@ impl ConvGeom {
                             .input_row(oy, ky)
                             .filter(|_| !inside.is_empty())
                             .map(|iy| (c * self.height + iy) * self.width);
-                        f(row, oy, at, inside.clone(), first_ix);
+                        f.row(RowSpan {
+                            row,
+                            oy,
+                            at,
+                            inside: inside.clone(),
+                            first_ix,
+                        });
                     }
                 }
             }
@@ -129,42 +130,145 @@ impl ConvGeom {
     }
 }
 
+/// The work on one row of patches, for [`ConvGeom::for_each_row`]: a trait whose methods are
+/// always inlined rather than a closure, which the compiler left as a call of its own per row,
+/// compiled without the CPU's wider vectors.
+trait PatchRow {
+    fn row(&mut self, r: RowSpan);
+}
+
+/// One row of patches: patch row `row` (c, ky, kx) at output row `oy`.
+struct RowSpan {
+    row: usize,
+    oy: usize,
+    /// The offset in the map of the input row it reads, `None` where the filter row lies
+    /// wholly over the padding.
+    at: Option<usize>,
+    /// The output columns whose input lies inside the map.
+    inside: std::ops::Range<usize>,
+    /// The input column of the first of them.
+    first_ix: usize,
+}
+
+impl RowSpan {
+    /// Where the row lies in a block's patch matrix (row stride `ld`) as example `j`'s.
+    #[inline(always)]
+    fn in_block(&self, geom: &ConvGeom, ld: usize, j: usize) -> std::ops::Range<usize> {
+        let start = self.row * ld + j * geom.positions() + self.oy * geom.out_width;
+        start..start + geom.out_width
+    }
+}
+
 /// Gathers one example's patches into columns `j·P..(j + 1)·P` of `cols` (`[C·K·K, ld]`),
 /// every one of them: zeros where the filter lies over the padding, so the buffer needs no
 /// clearing beforehand.
 fn im2col(geom: &ConvGeom, x: &[f32], cols: &mut [f32], ld: usize, j: usize) {
-    let (p, wo, s) = (geom.positions(), geom.out_width, geom.stride[1]);
-    geom.for_each_row(|row, oy, at, inside, first_ix| {
-        let dst = &mut cols[row * ld + j * p + oy * wo..][..wo];
-        let Some(at) = at else {
+    widest!(gather, gather_body, (geom: &ConvGeom, x: &[f32], cols: &mut [f32], ld: usize, j: usize));
+    gather(geom, x, cols, ld, j)
+}
+
+#[inline(always)]
+fn gather_body(geom: &ConvGeom, x: &[f32], cols: &mut [f32], ld: usize, j: usize) {
+    geom.for_each_row(&mut Gather {
+        geom,
+        x,
+        cols,
+        ld,
+        j,
+    });
+}
+
+/// im2col's rows: one example's map `x` into columns `j·P..(j + 1)·P` of `cols`.
+struct Gather<'a> {
+    geom: &'a ConvGeom,
+    x: &'a [f32],
+    cols: &'a mut [f32],
+    ld: usize,
+    j: usize,
+}
+
+impl PatchRow for Gather<'_> {
+    #[inline(always)]
+    fn row(&mut self, r: RowSpan) {
+        let dst = &mut self.cols[r.in_block(self.geom, self.ld, self.j)];
+        let Some(at) = r.at else {
             dst.fill(0.0);
             return;
         };
-        let src = &x[at..][..geom.width];
+        let src = &self.x[at..][..self.geom.width];
+        let inside = r.inside;
         dst[..inside.start].fill(0.0);
         dst[inside.end..].fill(0.0);
         let n = inside.len();
         let dst = &mut dst[inside];
+        let s = self.geom.stride[1];
         if s == 1 {
-            dst.copy_from_slice(&src[first_ix..][..n]);
+            copy_row(dst, &src[r.first_ix..][..n]);
         } else {
-            for (d, i) in dst.iter_mut().zip((first_ix..).step_by(s)) {
+            for (d, i) in dst.iter_mut().zip((r.first_ix..).step_by(s)) {
                 *d = src[i];
             }
         }
-    });
+    }
+}
+
+/// dst = src for the short rows of a map (a few dozen values): in blocks of 16 that compile
+/// to vector moves, where `copy_from_slice` would call `memcpy` once per row.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [f32; 16] = d.try_into().expect("a block of 16");
+        *d = *<&[f32; 16]>::try_from(s).expect("a block of 16");
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
 }
 
 /// The adjoint of [`im2col`]: adds columns `j·P..(j + 1)·P` of `cols` into one example's map.
 fn col2im(geom: &ConvGeom, cols: &[f32], ld: usize, j: usize, x: &mut [f32]) {
-    let (p, wo, s) = (geom.positions(), geom.out_width, geom.stride[1]);
-    geom.for_each_row(|row, oy, at, inside, first_ix| {
-        let Some(at) = at else { return };
-        let src = &cols[row * ld + j * p + oy * wo..][..wo];
-        for (v, i) in src[inside].iter().zip((first_ix..).step_by(s)) {
-            x[at + i] += v;
-        }
+    widest!(scatter, scatter_body, (geom: &ConvGeom, cols: &[f32], ld: usize, j: usize, x: &mut [f32]));
+    scatter(geom, cols, ld, j, x)
+}
+
+#[inline(always)]
+fn scatter_body(geom: &ConvGeom, cols: &[f32], ld: usize, j: usize, x: &mut [f32]) {
+    geom.for_each_row(&mut Scatter {
+        geom,
+        cols,
+        ld,
+        j,
+        x,
     });
+}
+
+/// col2im's rows: columns `j·P..(j + 1)·P` of `cols` added into one example's map `x`.
+struct Scatter<'a> {
+    geom: &'a ConvGeom,
+    cols: &'a [f32],
+    ld: usize,
+    j: usize,
+    x: &'a mut [f32],
+}
+
+impl PatchRow for Scatter<'_> {
+    #[inline(always)]
+    fn row(&mut self, r: RowSpan) {
+        let Some(at) = r.at else { return };
+        let src = &self.cols[r.in_block(self.geom, self.ld, self.j)][r.inside.clone()];
+        let x = &mut self.x[at..];
+        let s = self.geom.stride[1];
+        if s == 1 {
+            let dst = &mut x[r.first_ix..][..src.len()];
+            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+        } else {
+            for (v, i) in src.iter().zip((r.first_ix..).step_by(s)) {
+                x[i] += v;
+            }
+        }
+    }
 }
 
 /// A matrix view for gemm: values, row stride and column stride.

@@ -21,7 +21,7 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::fused::{dims, tensor, values};
+use crate::fused::{dims, tensor, values, widest};
 
 /// Maps of one parallel task: the split depends on the shapes alone.
 const MAPS_PER_TASK: usize = 64;
@@ -227,11 +227,14 @@ fn forward(x: &FlexTensor, geom: &PoolGeom) -> (FlexTensor, Vec<u32>) {
     (tensor(out, [n, geom.channels * out_map]), winners)
 }
 
+widest!(pool_map, pool_map_body, (geom: &PoolGeom, x: &[f32], out: &mut [f32], winners: &mut [u32]));
+
 /// One map's maxima and their offsets. Each row of windows is taken a window position at a
 /// time across the whole row, with selects instead of branches so that it vectorises: the
 /// first value of each window starts, and a later one takes over where it is greater or NaN
 /// (so the first maximum wins, and the last NaN).
-fn pool_map(geom: &PoolGeom, x: &[f32], out: &mut [f32], winners: &mut [u32]) {
+#[inline(always)]
+fn pool_map_body(geom: &PoolGeom, x: &[f32], out: &mut [f32], winners: &mut [u32]) {
     let [py, px] = geom.size;
     let [oh, ow] = geom.out_dims();
     for oy in 0..oh {
@@ -240,10 +243,16 @@ fn pool_map(geom: &PoolGeom, x: &[f32], out: &mut [f32], winners: &mut [u32]) {
         for ky in 0..py {
             let row = (oy * py + ky) * geom.width;
             let x = &x[row..][..ow * px];
+            if px == 2 {
+                // The common 2×2 case, in a loop simple enough to vectorise.
+                pairs_into(best, at, x, row, ky == 0);
+                continue;
+            }
             for kx in 0..px {
                 let first = ky == 0 && kx == 0;
-                for (ox, (b, w)) in best.iter_mut().zip(at.iter_mut()).enumerate() {
-                    let v = x[ox * px + kx];
+                let lanes = best.iter_mut().zip(at.iter_mut()).zip(x.chunks_exact(px));
+                for (ox, ((b, w), window)) in lanes.enumerate() {
+                    let v = window[kx];
                     let take = first | (v > *b) | v.is_nan();
                     *b = if take { v } else { *b };
                     *w = if take {
@@ -254,6 +263,22 @@ fn pool_map(geom: &PoolGeom, x: &[f32], out: &mut [f32], winners: &mut [u32]) {
                 }
             }
         }
+    }
+}
+
+/// A row of windows two wide: each pair of `x` (at offset `row` of its map) taken into its
+/// window's maximum and winner, in order; `first`: the pairs start the windows.
+#[inline(always)]
+fn pairs_into(best: &mut [f32], at: &mut [u32], x: &[f32], row: usize, first: bool) {
+    let lanes = best.iter_mut().zip(at.iter_mut()).zip(x.chunks_exact(2));
+    for (ox, ((b, w), pair)) in lanes.enumerate() {
+        let (v0, v1) = (pair[0], pair[1]);
+        let offset = (row + 2 * ox) as u32;
+        let t0 = first | (v0 > *b) | v0.is_nan();
+        let (b0, w0) = (if t0 { v0 } else { *b }, if t0 { offset } else { *w });
+        let t1 = (v1 > b0) | v1.is_nan();
+        *b = if t1 { v1 } else { b0 };
+        *w = if t1 { offset + 1 } else { w0 };
     }
 }
 

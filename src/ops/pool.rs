@@ -75,7 +75,7 @@ mod tests {
 
     /// Batch sizes and poolings of the tests: maps the windows tile, maps with rows and columns
     /// left over, non-square windows, and batches of several parallel tasks.
-    fn cases() -> [(usize, PoolGeom); 3] {
+    fn cases() -> [(usize, PoolGeom); 4] {
         let geom = |channels, height, width, size| PoolGeom {
             channels,
             height,
@@ -86,6 +86,8 @@ mod tests {
             (3, geom(2, 4, 6, [2, 2])),
             (5, geom(3, 7, 5, [2, 2])),
             (70, geom(2, 9, 9, [3, 2])),
+            // Windows three wide take the general path of the kernel.
+            (4, geom(2, 6, 7, [2, 3])),
         ]
     }
 
