@@ -137,16 +137,11 @@ mod tests {
         }
     }
 
-    /// By hand: the 2×4 map [1 5 2 2; 3 0 2 1] pools to [5, 2]; the gradient goes to the 5 and
-    /// to the first 2 (ties go to the first).
-    #[test]
-    fn max_pool_by_hand() {
+    /// 2×2 max-pooling of one 2×4 map `values`: the two maxima, and the gradient of
+    /// 1·(first maximum) + 2·(second).
+    fn pool_2x4(values: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
         let device = Device::flex().autodiff();
-        let x = Tensor::<2>::from_data(
-            TensorData::new(vec![1.0f32, 5., 2., 2., 3., 0., 2., 1.], [1, 8]),
-            &device,
-        )
-        .require_grad();
+        let x = Tensor::<2>::from_data(TensorData::new(values, [1, 8]), &device).require_grad();
         let g = PoolGeom {
             channels: 1,
             height: 2,
@@ -154,44 +149,30 @@ mod tests {
             size: [2, 2],
         };
         let y = max_pool(x.clone(), g);
-        assert_eq!(vals(y.clone()), vec![5.0, 2.0]);
+        let out = vals(y.clone());
         let grads =
             (y * Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &device))
                 .sum()
                 .backward();
-        assert_eq!(
-            vals(x.grad(&grads).unwrap()),
-            vec![0., 1., 2., 0., 0., 0., 0., 0.]
-        );
+        (out, vals(x.grad(&grads).unwrap()))
+    }
+
+    /// By hand: the 2×4 map [1 5 2 2; 3 0 2 1] pools to [5, 2]; the gradient goes to the 5 and
+    /// to the first 2 (ties go to the first).
+    #[test]
+    fn max_pool_by_hand() {
+        let (out, grad) = pool_2x4(vec![1.0, 5., 2., 2., 3., 0., 2., 1.]);
+        assert_eq!(out, vec![5.0, 2.0]);
+        assert_eq!(grad, vec![0., 1., 2., 0., 0., 0., 0., 0.]);
     }
 
     /// A NaN wins its window over any number (the last NaN where there are several), as in
     /// Flex and PyTorch, so a diverging activation is not hidden by pooling.
     #[test]
     fn max_pool_passes_nan_on() {
-        let device = Device::flex().autodiff();
         let nan = f32::NAN;
-        let x = Tensor::<2>::from_data(
-            TensorData::new(vec![1.0f32, nan, 2., 9., nan, 0., 2., 1.], [1, 8]),
-            &device,
-        )
-        .require_grad();
-        let g = PoolGeom {
-            channels: 1,
-            height: 2,
-            width: 4,
-            size: [2, 2],
-        };
-        let y = max_pool(x.clone(), g);
-        let v = vals(y.clone());
-        assert!(v[0].is_nan() && v[1] == 9.0, "{v:?}");
-        let grads =
-            (y * Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &device))
-                .sum()
-                .backward();
-        assert_eq!(
-            vals(x.grad(&grads).unwrap()),
-            vec![0., 0., 0., 2., 1., 0., 0., 0.]
-        );
+        let (out, grad) = pool_2x4(vec![1.0, nan, 2., 9., nan, 0., 2., 1.]);
+        assert!(out[0].is_nan() && out[1] == 9.0, "{out:?}");
+        assert_eq!(grad, vec![0., 0., 0., 2., 1., 0., 0., 0.]);
     }
 }
