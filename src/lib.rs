@@ -36,13 +36,16 @@ pub use error::{LadderError, Result};
 /// activations and gradients (the same large sizes, freed and reallocated hundreds of times
 /// per step) fault in newly zeroed pages: 13 % of a two-thread step's profile went to page
 /// faults and page clearing. With the blocks kept, `ladder bench` runs 10–20 % faster for a
-/// few percent more resident memory (RESULTS.md, "Optimisation 2").
+/// few percent more resident memory (RESULTS.md, "Optimisation 2"). Blocks above 32 MiB (the
+/// largest threshold glibc takes) stay off mmap too: Conv-Large's activations are 80 MiB
+/// each, and faulting them in every step cost about 11 % of its step (RESULTS.md, issue 20).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn keep_freed_memory() {
     // SAFETY: mallopt only sets allocator parameters; it is to be called before any other thread
-    // exists. Blocks above 32 MiB (whole data sets) still come from mmap.
+    // exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
     }
 }
