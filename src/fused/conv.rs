@@ -18,6 +18,10 @@
 //! incoming gradient with V, and its weight's gradient the convolution's weight gradient with
 //! the roles of the two maps swapped.
 //!
+//! The 3×3 stride-1 convolutions with 16 channels or more on both sides (most of Conv-Small's
+//! and Conv-Large's), and their input gradients, run by Winograd's transforms instead
+//! ([`crate::fused::winograd`]); their weight gradients stay here.
+//!
 //! Blocks hold whole examples, as many as make about [`BLOCK_COLUMNS`] product columns: the
 //! split depends on the shapes alone, never on the number of threads, so neither do the
 //! numbers.
@@ -32,7 +36,7 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::fused::{dims, tensor, values, widest};
+use crate::fused::{dims, tensor, values, widest, winograd};
 
 /// Product columns of one block (examples × positions): enough for the gemm kernels to run
 /// at speed on the small maps of the upper layers, few enough that a block's patches stay in
@@ -272,7 +276,7 @@ impl PatchRow for Scatter<'_> {
 }
 
 /// A matrix view for gemm: values, row stride and column stride.
-type View<'a> = (&'a [f32], isize, isize);
+pub(crate) type View<'a> = (&'a [f32], isize, isize);
 
 /// dst (`[m, n]` at row and column strides `dst_strides`) = a·b, on the calling thread.
 ///
@@ -280,7 +284,13 @@ type View<'a> = (&'a [f32], isize, isize);
 /// operand that then runs along rows is first copied into panels column by column, a strided
 /// copy that can cost more than the product itself. Each call below lays its operands out so
 /// that the large one runs down columns.
-fn gemm_into(dst: &mut [f32], dst_strides: [usize; 2], a: View<'_>, b: View<'_>, mnk: [usize; 3]) {
+pub(crate) fn gemm_into(
+    dst: &mut [f32],
+    dst_strides: [usize; 2],
+    a: View<'_>,
+    b: View<'_>,
+    mnk: [usize; 3],
+) {
     let [m, n, k] = mnk;
     let [rs, cs] = dst_strides;
     assert!(
@@ -359,7 +369,11 @@ thread_local! {
 
 /// Runs `f` with this thread's two work buffers, holding at least `a` and `b` values (whatever
 /// an earlier block left in them: every use here writes all it reads).
-fn with_buffers<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+pub(crate) fn with_buffers<R>(
+    a: usize,
+    b: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32]) -> R,
+) -> R {
     BUFFERS.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let [x, y] = &mut *bufs;
@@ -375,6 +389,9 @@ fn with_buffers<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
 /// The convolution of every example of `x` (`[N, C·H·W]`) with `w` (`[F, C·K·K]`):
 /// `[N, F·Ho·Wo]`.
 fn convolve(geom: &ConvGeom, x: &[f32], w: &[f32], n: usize) -> Vec<f32> {
+    if winograd::applies(geom) {
+        return winograd::convolve(geom, x, w, n);
+    }
     let (f, p, kk) = (geom.filters, geom.positions(), geom.patch_len());
     let block = geom.block();
     let mut out = vec![0f32; n * geom.output_units()];
@@ -399,6 +416,9 @@ fn convolve(geom: &ConvGeom, x: &[f32], w: &[f32], n: usize) -> Vec<f32> {
 /// col2im(Wᵀ·g) for every example of `g` (`[N, F·Ho·Wo]`): `[N, C·H·W]`, the input's gradient
 /// of the convolution and the forward pass of the transposed one.
 fn convolve_transposed(geom: &ConvGeom, g: &[f32], w: &[f32], n: usize) -> Vec<f32> {
+    if winograd::applies(geom) {
+        return winograd::convolve_transposed(geom, g, w, n);
+    }
     let (f, p, kk) = (geom.filters, geom.positions(), geom.patch_len());
     let block = geom.block();
     let mut out = vec![0f32; n * geom.input_units()];

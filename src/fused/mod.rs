@@ -16,6 +16,8 @@
 //! - [`denoising`]: the per-layer denoising cost of eq. (3) with the clean batch moments;
 //! - [`linear`]: the matrix products of fully connected layers;
 //! - [`pool`]: max-pooling with non-overlapping windows;
+//! - [`winograd`]: the 3×3 stride-1 convolutions and their input gradients by Winograd's
+//!   F(2×2, 3×3), on the gemm kernels;
 //! - [`math`]: branch-free eˣ, ln x, sin and cos that vectorise, for these kernels and the
 //!   noise sampler.
 
@@ -32,6 +34,7 @@ pub mod gauss;
 pub mod linear;
 pub mod math;
 pub mod pool;
+pub mod winograd;
 
 use std::borrow::Cow;
 

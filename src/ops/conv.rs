@@ -86,7 +86,8 @@ mod tests {
     }
 
     /// 'full', 'valid' and 'same' borders, strides 1 and 2 (with rows and columns the floor
-    /// division drops), 1×1 filters, and batches of one and of several product blocks.
+    /// division drops), 1×1 filters, batches of one and of several product blocks, and the
+    /// 3×3 stride-1 convolutions that run by Winograd's transforms.
     fn geometries() -> Vec<(usize, ConvGeom)> {
         vec![
             (3, geom([2, 7, 6], 3, 3, [1, 1], 2)),
@@ -96,6 +97,10 @@ mod tests {
             (6, geom([4, 5, 5], 3, 1, [1, 1], 0)),
             (70, geom([2, 8, 9], 3, 3, [1, 1], 0)),
             (1, geom([1, 4, 4], 1, 5, [1, 1], 4)),
+            // Winograd's F(2×2, 3×3) (fused::winograd): 16 channels or more on both sides.
+            (3, geom([16, 7, 6], 17, 3, [1, 1], 2)),
+            (2, geom([17, 6, 7], 16, 3, [1, 1], 0)),
+            (2, geom([16, 5, 5], 16, 3, [1, 1], 1)),
         ]
     }
 
