@@ -17,6 +17,10 @@ use crate::ops::activation::bias_activation;
 use crate::ops::batch_norm::{Moments, normalize_batch, normalize_with_shaped};
 use crate::ops::{Shape, add_per_channel, add_to_leading_rows};
 
+/// Bytes of one layer's outputs over a whole data set that [`Encoder::population_moments`]
+/// keeps for the next layer rather than recomputing them chunk by chunk.
+const KEPT_BYTES: usize = 512 << 20;
+
 /// Weights W^(l), biases β^(l) and the optional top scale γ^(L).
 #[derive(Module, Debug)]
 pub struct Encoder {
@@ -166,7 +170,7 @@ impl Encoder {
     }
 
     /// z_pre^(l) from h^(l−1).
-    fn pre_activation(&self, l: usize, h: Tensor<2>) -> Tensor<2> {
+    pub(crate) fn pre_activation(&self, l: usize, h: Tensor<2>) -> Tensor<2> {
         let layer = &self.plan[l - 1];
         layer
             .geom
@@ -235,10 +239,26 @@ impl Encoder {
     /// Moments of every layer's z_pre over a whole data set, fed in chunks, layer by layer:
     /// layer l's moments are taken after layer l−1 is normalised with the full-set moments, as
     /// the clean encoder at test time sees it.
+    ///
+    /// Each layer's outputs for every chunk are kept for the next layer while they take at
+    /// most [`KEPT_BYTES`]; a layer whose outputs would take more (a convolutional layer on a
+    /// large data set: 20 GB for Conv-Large's first layers on CIFAR-10's 50,000 images) is
+    /// recomputed chunk by chunk from the last kept outputs instead, once for the mean and once
+    /// for the variance. Either way every chunk's values, and the sums over them, are the same.
     pub fn population_moments(&self, chunks: &[Tensor<2>]) -> Vec<Moments> {
+        self.population_moments_keeping(chunks, KEPT_BYTES)
+    }
+
+    /// [`Self::population_moments`], keeping a layer's outputs up to `kept_bytes`.
+    pub(crate) fn population_moments_keeping(
+        &self,
+        chunks: &[Tensor<2>],
+        kept_bytes: usize,
+    ) -> Vec<Moments> {
         let total: usize = chunks.iter().map(|c| c.dims()[0]).sum();
-        let mut h: Vec<Tensor<2>> = chunks.to_vec();
-        let mut out = Vec::with_capacity(self.depth());
+        // The outputs of layer `base` (0: the inputs) for every chunk.
+        let (mut base, mut kept) = (0, chunks.to_vec());
+        let mut out: Vec<Moments> = Vec::with_capacity(self.depth());
         for l in 1..=self.depth() {
             let shape = self.shape(l);
             let (c, s) = (shape.channels, shape.spatial());
@@ -247,30 +267,49 @@ impl Encoder {
                 let n = x.dims()[0];
                 x.reshape([n, c, s]).sum_dim(0).sum_dim(2).reshape([1, c])
             };
-            let pre: Vec<Tensor<2>> = h.into_iter().map(|c| self.pre_activation(l, c)).collect();
-            let sum = pre
-                .iter()
-                .map(|p| per_channel(p.clone()))
-                .reduce(|a, b| a + b)
-                .expect("at least one chunk");
-            let mean = sum / count;
-            let centred = |p: Tensor<2>| {
+            let centred = |p: Tensor<2>, mean: &Tensor<2>| {
                 let n = p.dims()[0];
                 (p.reshape([n, c, s]) - mean.clone().reshape([1, c, 1])).reshape([n, c * s])
             };
-            let sq = pre
-                .iter()
-                .map(|p| per_channel(centred(p.clone()).square()))
-                .reduce(|a, b| a + b)
-                .expect("at least one chunk");
+            let pre_of = |h: &Tensor<2>| {
+                let below = (base + 1..l).fold(h.clone(), |h, k| {
+                    let z = normalize_with_shaped(
+                        self.pre_activation(k, h),
+                        &out[k - 1],
+                        self.shape(k),
+                    );
+                    self.activate(k, z)
+                });
+                self.pre_activation(l, below)
+            };
+            let sum_over = |f: &dyn Fn(&Tensor<2>) -> Tensor<2>, pre: Option<&[Tensor<2>]>| {
+                let each = |i: usize| match pre {
+                    Some(pre) => f(&pre[i]),
+                    None => f(&pre_of(&kept[i])),
+                };
+                (0..kept.len())
+                    .map(each)
+                    .reduce(|a, b| a + b)
+                    .expect("at least one chunk")
+            };
+            let keep = total.saturating_mul(c * s).saturating_mul(4) <= kept_bytes;
+            let pre: Option<Vec<Tensor<2>>> = keep.then(|| kept.iter().map(pre_of).collect());
+            let mean = sum_over(&|p| per_channel(p.clone()), pre.as_deref()) / count;
+            let sq = sum_over(
+                &|p| per_channel(centred(p.clone(), &mean).square()),
+                pre.as_deref(),
+            );
             let m = Moments {
                 mean: mean.clone(),
                 var: sq / count,
             };
-            h = pre
-                .into_iter()
-                .map(|p| self.activate(l, normalize_with_shaped(p, &m, shape)))
-                .collect();
+            if let Some(pre) = pre {
+                kept = pre
+                    .into_iter()
+                    .map(|p| self.activate(l, normalize_with_shaped(p, &m, shape)))
+                    .collect();
+                base = l;
+            }
             out.push(m);
         }
         out

@@ -963,6 +963,50 @@ mod tests {
         assert_eq!(dims, expected);
     }
 
+    /// Population moments recomputed chunk by chunk (nothing kept) are the very values of
+    /// those computed with every layer's outputs kept, and they are the moments of the whole
+    /// set: the mean of layer 1's z_pre over all rows and positions, by hand.
+    #[test]
+    fn population_moments_are_the_same_kept_or_recomputed() {
+        use crate::fused::test_support::vals;
+        let device = Device::flex();
+        let spec = tiny_conv_spec();
+        let model = LadderNetwork::new(&spec, 1, &device);
+        let mut rng = stream_rng(3, RngStream::Init, 0, 0);
+        let chunks: Vec<Tensor<2>> = [7, 5, 9]
+            .into_iter()
+            .map(|n| random(n, 25, &mut rng, &device))
+            .collect();
+        let kept = model
+            .encoder
+            .population_moments_keeping(&chunks, usize::MAX);
+        let recomputed = model.encoder.population_moments_keeping(&chunks, 0);
+        assert_eq!(kept.len(), spec.depth());
+        for (k, r) in kept.iter().zip(&recomputed) {
+            for (a, b) in [(&k.mean, &r.mean), (&k.var, &r.var)] {
+                assert_eq!(vals(a.clone()), vals(b.clone()));
+            }
+        }
+        let all = Tensor::cat(chunks, 0);
+        let pre = model.encoder.pre_activation(1, all);
+        let [n, units] = pre.dims();
+        let channels = kept[0].mean.dims()[1];
+        let values = vals(pre);
+        let per = units / channels;
+        for ch in 0..channels {
+            let sum: f64 = (0..n)
+                .flat_map(|r| values[r * units + ch * per..][..per].to_vec())
+                .map(f64::from)
+                .sum();
+            let want = sum / (n * per) as f64;
+            let got = f64::from(vals(kept[0].mean.clone())[ch]);
+            assert!(
+                (got - want).abs() < 1e-5 * (1.0 + want.abs()),
+                "channel {ch}: {got} against {want}"
+            );
+        }
+    }
+
     #[test]
     fn variants_build_the_decoder_they_need() {
         let device = Device::flex();
