@@ -229,11 +229,15 @@ impl Encoder {
     pub fn forward_with_moments(&self, x: Tensor<2>, moments: &[Moments]) -> Tensor<2> {
         let mut h = x;
         for l in 1..=self.depth() {
-            let pre = self.pre_activation(l, h);
-            let z = normalize_with_shaped(pre, &moments[l - 1], self.shape(l));
-            h = self.activate(l, z);
+            h = self.activate_with(l, self.pre_activation(l, h), &moments[l - 1]);
         }
         h
+    }
+
+    /// h^(l) from z_pre^(l) normalised with fixed moments: one layer of the clean encoder at
+    /// test time.
+    fn activate_with(&self, l: usize, pre: Tensor<2>, moments: &Moments) -> Tensor<2> {
+        self.activate(l, normalize_with_shaped(pre, moments, self.shape(l)))
     }
 
     /// Moments of every layer's z_pre over a whole data set, fed in chunks, layer by layer:
@@ -273,12 +277,7 @@ impl Encoder {
             };
             let pre_of = |h: &Tensor<2>| {
                 let below = (base + 1..l).fold(h.clone(), |h, k| {
-                    let z = normalize_with_shaped(
-                        self.pre_activation(k, h),
-                        &out[k - 1],
-                        self.shape(k),
-                    );
-                    self.activate(k, z)
+                    self.activate_with(k, self.pre_activation(k, h), &out[k - 1])
                 });
                 self.pre_activation(l, below)
             };
@@ -306,7 +305,7 @@ impl Encoder {
             if let Some(pre) = pre {
                 kept = pre
                     .into_iter()
-                    .map(|p| self.activate(l, normalize_with_shaped(p, &m, shape)))
+                    .map(|p| self.activate_with(l, p, &m))
                     .collect();
                 base = l;
             }

@@ -886,6 +886,14 @@ mod tests {
         config.ladder_spec(&[5, 5]).unwrap()
     }
 
+    /// [`tiny_conv_spec`]'s Ladder with the weights of seed 1, on the CPU.
+    fn tiny_conv_model() -> (Device, LadderSpec, LadderNetwork) {
+        let device = Device::flex();
+        let spec = tiny_conv_spec();
+        let model = LadderNetwork::new(&spec, 1, &device);
+        (device, spec, model)
+    }
+
     #[test]
     fn conv_ladder_cost_gradient_matches_finite_differences() {
         let spec = tiny_conv_spec();
@@ -946,9 +954,7 @@ mod tests {
     /// The decoder's reconstruction of every layer has that layer's shape.
     #[test]
     fn conv_decoder_reconstructs_every_layer_shape() {
-        let device = Device::flex();
-        let spec = tiny_conv_spec();
-        let model = LadderNetwork::new(&spec, 1, &device);
+        let (device, spec, model) = tiny_conv_model();
         let mut rng = stream_rng(2, RngStream::Init, 0, 0);
         let b = batch_of(25, &device, &mut rng);
         let trace = model.encoder.forward(
@@ -969,9 +975,7 @@ mod tests {
     #[test]
     fn population_moments_are_the_same_kept_or_recomputed() {
         use crate::fused::test_support::vals;
-        let device = Device::flex();
-        let spec = tiny_conv_spec();
-        let model = LadderNetwork::new(&spec, 1, &device);
+        let (device, spec, model) = tiny_conv_model();
         let mut rng = stream_rng(3, RngStream::Init, 0, 0);
         let chunks: Vec<Tensor<2>> = [7, 5, 9]
             .into_iter()
