@@ -187,6 +187,59 @@ fn an_unfinished_run_cannot_be_evaluated() {
     assert_fails(&o, "config.toml");
 }
 
+/// `--resume` continues a run as it was recorded, so a configuration or seed flag beside it
+/// (which the run would not honour) is refused by name before anything is read or written.
+#[test]
+fn resume_refuses_flags_the_run_would_not_honour() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = train(&out, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = read(out.join("metrics.jsonl"));
+    let run = out.to_str().unwrap();
+    // Configuration flags: the command's own error (exit 1), naming exactly those given.
+    let configuration: &[(&str, &[&str], &str)] = &[
+        ("train", &["--epochs", "3"], "--epochs cannot"),
+        ("train", &["--preset", "mnist-100-gamma"], "--preset cannot"),
+        ("train", &["--method", "vat"], "--method cannot"),
+        ("train", &["--config", "other.toml"], "--config cannot"),
+        (
+            "train",
+            &["--seed", "2", "--lr", "0.1"],
+            "--lr, --seed cannot",
+        ),
+        ("train-plain", &["--layers", "50"], "--layers cannot"),
+        ("train-plain", &["--config", "x.toml"], "--config cannot"),
+        ("sweep", &["--lr", "0.1"], "--lr cannot"),
+    ];
+    for (command, flags, named) in configuration {
+        let o = ladder(&[&[*command, "--resume", run], *flags].concat());
+        assert_fails(&o, named);
+        assert_fails(&o, "recorded configuration");
+    }
+    // Seeds, grid, --force: clap's conflict (exit 2), naming the flag.
+    let conflicting: &[(&str, &[&str])] = &[
+        ("train", &["--seeds", "1-2"]),
+        ("train", &["--force"]),
+        ("train-plain", &["--seeds", "1-2"]),
+        ("sweep", &["--grid", "lr=0.1,0.2"]),
+        ("sweep", &["--seeds", "1-2"]),
+    ];
+    for (command, flags) in conflicting {
+        let o = ladder(&[&[*command, "--resume", run], *flags].concat());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{command} {flags:?}: {err}");
+        assert!(err.contains("cannot be used with"), "{err}");
+        assert!(err.contains(flags[0]), "{flags:?} not named: {err}");
+    }
+    assert_eq!(read(out.join("metrics.jsonl")), before);
+    assert!(read(out.join("config.toml")).contains("\nepochs = 1\n"));
+    // Without such flags the finished run is read back, not retrained.
+    let o = ladder(&["train", "--resume", run, "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(out.join("metrics.jsonl")), before);
+}
+
 #[test]
 fn a_sweep_tabulates_its_grid_and_resumes_without_redoing_finished_cells() {
     let dir = tempfile::tempdir().unwrap();

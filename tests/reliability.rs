@@ -39,6 +39,15 @@ fn run(extra: &[&str]) -> Output {
     command(extra).output().unwrap()
 }
 
+/// `train --resume dir`: the run's own configuration (configuration flags are refused).
+const RESUME: &[&str] = &["train", "--quiet", "--resume"];
+
+fn resume_output(dir: &Path) -> Output {
+    command_of(RESUME, &[dir.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -130,7 +139,7 @@ fn assert_exits(o: &Output, code: i32, needles: &[&str]) {
 
 /// Resumes the run in `dir`, which must then finish.
 fn resume(dir: &Path) {
-    let o = run(&["--resume", dir.to_str().unwrap()]);
+    let o = resume_output(dir);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -198,7 +207,7 @@ fn unreadable_checkpoints_are_errors_not_restarts() {
     let good = std::fs::read(&ck).unwrap();
 
     std::fs::write(&ck, &good[..good.len() / 2]).unwrap();
-    let o = run(&["--resume", dir.to_str().unwrap()]);
+    let o = resume_output(&dir);
     assert_exits(&o, 1, &["checkpoint.bin", "truncated"]);
     assert_eq!(lines(&dir.join("metrics.jsonl")), 1, "the run restarted");
 
@@ -216,7 +225,7 @@ fn unreadable_checkpoints_are_errors_not_restarts() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::copy(other.join("checkpoint.bin"), &ck).unwrap();
-    let o = run(&["--resume", dir.to_str().unwrap()]);
+    let o = resume_output(&dir);
     assert_exits(&o, 1, &["checkpoint.bin"]);
     assert!(!dir.join("summary.json").exists());
 }
@@ -230,7 +239,7 @@ fn a_failed_write_is_an_error_and_keeps_the_last_checkpoint() {
     let before = std::fs::read(&ck).unwrap();
     // The temporary file cannot be created: the write fails as on a full or read-only disk.
     std::fs::create_dir(dir.join("checkpoint.bin.tmp")).unwrap();
-    let o = run(&["--resume", dir.to_str().unwrap()]);
+    let o = resume_output(&dir);
     assert_exits(&o, 1, &["checkpoint.bin"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
@@ -264,8 +273,8 @@ fn a_disk_that_fills_up_mid_write_keeps_the_last_checkpoint() {
             &limit.to_string(),
             env!("CARGO_BIN_EXE_ladder"),
         ])
-        .args(ARGS)
-        .args(["--resume", dir.to_str().unwrap()])
+        .args(RESUME)
+        .arg(&dir)
         .env("RAYON_NUM_THREADS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

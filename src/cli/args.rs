@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use serde::Serialize;
 
 use ladder::data::{CsvOptions, DataRequest, RecordedData, fetch};
 use ladder::device::{DeviceKind, training_device};
 use ladder::experiment::run::run_data;
 use ladder::experiment::{RunOptions, parse_seeds};
+use ladder::train::resolve::flag_table;
 
 #[derive(Args, Clone)]
 pub struct DataArgs {
@@ -163,6 +165,39 @@ impl SeedsArg {
 }
 
 /// A list of numbers, comma-separated: `0,0.1,0.2`.
+/// The fields of `args` given on the command line, as flags the way they are written
+/// (`--layers` for the field `hidden_layers`): those its serialisation keeps (set fields) and
+/// those it skips, listed in `skipped` as (field, given).
+pub fn given_flags<A: Args + Serialize>(args: &A, skipped: &[(&str, bool)]) -> Vec<String> {
+    let command = A::augment_args(clap::Command::new("flags"));
+    let flag = |id: &str| {
+        let arg = command.get_arguments().find(|a| a.get_id() == id);
+        let long = arg.and_then(|a| a.get_long()).unwrap_or(id);
+        format!("--{long}")
+    };
+    let set = flag_table(args).keys().map(|k| flag(k)).collect::<Vec<_>>();
+    let skipped = skipped
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(id, _)| flag(id));
+    skipped.chain(set).collect()
+}
+
+/// `--resume` continues a run on its recorded configuration: configuration flags beside it
+/// would be silently ignored, so they are refused, by name.
+pub fn refuse_with_resume(resume: Option<&Path>, given: &[String]) -> Result<()> {
+    let Some(dir) = resume.filter(|_| !given.is_empty()) else {
+        return Ok(());
+    };
+    bail!(
+        "--resume continues the run in {} on its recorded configuration; {} cannot change it \
+         (leave {} out, or start a new run with --out to train with other settings)",
+        dir.display(),
+        given.join(", "),
+        if given.len() == 1 { "it" } else { "them" }
+    )
+}
+
 pub fn parse_levels(s: &str, what: &str) -> Result<Vec<f64>> {
     let levels = s
         .split(',')

@@ -17,7 +17,7 @@ use ladder::train::config::Method;
 use ladder::train::config::PRESET_TABLE;
 use ladder::train::resolve::{flag_table, resolve};
 
-use super::args::{DataArgs, DeviceArgs, RunArgs, SeedsArg};
+use super::args::{DataArgs, DeviceArgs, RunArgs, SeedsArg, given_flags, refuse_with_resume};
 
 /// The configuration fields of a Ladder run, named as in the authors' `run.py` (whose own
 /// names `--num-epochs` and `--valid-set-size` are accepted too). Each overrides the preset and
@@ -177,6 +177,16 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// The configuration flags given, as written on the command line.
+    pub fn given(&self) -> Vec<String> {
+        let skipped = [
+            ("preset", self.preset.is_some()),
+            ("config", self.config.is_some()),
+            ("method", self.method.is_some()),
+        ];
+        given_flags(self, &skipped)
+    }
+
     /// Preset, then config file, then explicit flags.
     pub fn resolve(&self) -> Result<TrainConfig> {
         let base = match &self.preset {
@@ -202,14 +212,20 @@ pub struct TrainCmd {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the unfinished run (or multi-seed run) in this directory, on its recorded
-    /// configuration and data [default: start a new run].
-    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    /// configuration, seeds and data; configuration and seed flags are refused with it, since
+    /// the run would not honour them [default: start a new run].
+    #[arg(
+        long,
+        value_name = "RUN_DIR",
+        conflicts_with_all = ["out", "force", "SeedsArg"]
+    )]
     pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 pub fn train(cmd: TrainCmd) -> Result<()> {
+    refuse_with_resume(cmd.resume.as_deref(), &cmd.config.given())?;
     let opts = cmd
         .run
         .options(cmd.resume.is_some(), cmd.config.preset.clone())?;
@@ -341,15 +357,21 @@ pub struct SweepCmd {
     /// Output directory [default: a fresh one under runs/].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Finish the sweep in this directory, on its recorded grid and data; completed and
-    /// diverged cells are not retrained [default: start a new sweep].
-    #[arg(long, value_name = "SWEEP_DIR", conflicts_with = "out")]
+    /// Finish the sweep in this directory, on its recorded grid, seeds and data; completed and
+    /// diverged cells are not retrained. Configuration, grid and seed flags are refused with
+    /// it, since the sweep would not honour them [default: start a new sweep].
+    #[arg(
+        long,
+        value_name = "SWEEP_DIR",
+        conflicts_with_all = ["out", "force", "grid", "seeds"]
+    )]
     pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
+    refuse_with_resume(cmd.resume.as_deref(), &cmd.config.given())?;
     let (spec, out, data) = match &cmd.resume {
         Some(dir) => {
             let path = dir.join(SWEEP_FILE);

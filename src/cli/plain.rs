@@ -13,7 +13,7 @@ use ladder::experiment::run::{
 use ladder::train::plain::{PlainConfig, PlainModel, PlainOptimizer};
 use ladder::train::resolve::{flag_table, resolve};
 
-use super::args::{DataArgs, DeviceArgs, SeedsArg};
+use super::args::{DataArgs, DeviceArgs, SeedsArg, given_flags, refuse_with_resume};
 
 /// The configuration fields of a plain run; each overrides the config file.
 #[serde_with::skip_serializing_none]
@@ -95,6 +95,11 @@ pub struct PlainConfigArgs {
 }
 
 impl PlainConfigArgs {
+    /// The configuration flags given, as written on the command line.
+    pub fn given(&self) -> Vec<String> {
+        given_flags(self, &[("config", self.config.is_some())])
+    }
+
     /// Defaults, then the config file, then the flags.
     pub fn resolve(&self) -> Result<PlainConfig> {
         let c = resolve(
@@ -119,8 +124,13 @@ pub struct PlainCmd {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the stopped run in this directory from its last epoch, on its recorded
-    /// configuration and data [default: start a new run].
-    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    /// configuration, seeds and data; configuration and seed flags are refused with it, since
+    /// the run would not honour them [default: start a new run].
+    #[arg(
+        long,
+        value_name = "RUN_DIR",
+        conflicts_with_all = ["out", "SeedsArg"]
+    )]
     pub resume: Option<PathBuf>,
     /// Replace an existing run directory (checked settings first).
     #[arg(long, conflicts_with = "resume")]
@@ -133,6 +143,7 @@ pub struct PlainCmd {
 }
 
 pub fn train_plain(cmd: PlainCmd) -> Result<()> {
+    refuse_with_resume(cmd.resume.as_deref(), &cmd.config.given())?;
     let dev = cmd.device.device()?;
     let (config, seeds, data, out, mode) = match &cmd.resume {
         Some(dir) => {
