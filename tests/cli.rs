@@ -240,6 +240,47 @@ fn resume_refuses_flags_the_run_would_not_honour() {
     assert_eq!(read(out.join("metrics.jsonl")), before);
 }
 
+/// The preset a run started from is recorded in its config.toml (a comment, so the file still
+/// configures a new run) and so reaches the summary of a resumed run too.
+#[test]
+fn a_resumed_run_still_records_its_preset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = train(&out, &["--preset", "mnist-100-gamma", "--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = read(out.join("config.toml"));
+    assert!(
+        config.starts_with("# preset: mnist-100-gamma\n"),
+        "{config}"
+    );
+    let preset = |dir: &Path| {
+        let s: serde_json::Value = serde_json::from_str(&read(dir.join("summary.json"))).unwrap();
+        s["preset"].clone()
+    };
+    assert_eq!(preset(&out), "mnist-100-gamma");
+    // Stopped after its last epoch, before the summary: resumed, it names the preset again.
+    std::fs::remove_file(out.join("summary.json")).unwrap();
+    let o = ladder(&["train", "--resume", out.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(preset(&out), "mnist-100-gamma");
+    // The file configures a new run as it is; without a preset there is no comment.
+    let again = tmp.path().join("again");
+    let o = ladder(&[
+        "train",
+        "--config",
+        out.join("config.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(preset(&again), serde_json::Value::Null);
+    assert_eq!(
+        read(again.join("config.toml")),
+        config.split_once('\n').unwrap().1
+    );
+}
+
 #[test]
 fn a_sweep_tabulates_its_grid_and_resumes_without_redoing_finished_cells() {
     let dir = tempfile::tempdir().unwrap();

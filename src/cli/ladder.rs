@@ -400,6 +400,7 @@ pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
                 base: cmd.config.resolve()?,
                 axes,
                 seeds: parse_seeds(&cmd.seeds)?,
+                preset: cmd.config.preset.clone(),
             };
             spec.validate()?;
             let data = cmd.data.load(spec.base.num_classes)?;
@@ -410,9 +411,7 @@ pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
             (spec, out, data)
         }
     };
-    let opts = cmd
-        .run
-        .options(cmd.resume.is_some(), cmd.config.preset.clone())?;
+    let opts = cmd.run.options(cmd.resume.is_some(), spec.preset.clone())?;
     let quiet = cmd.run.quiet;
     let report = sweep(&spec, &data, &out, &opts, &mut |i, n, name| {
         if !quiet {

@@ -136,6 +136,31 @@ pub fn read_config<C: serde::de::DeserializeOwned>(dir: &Path, method: RunMethod
         })
 }
 
+/// Begins a Ladder run's [`CONFIG_FILE`] that started from a preset: a comment, so that the
+/// file stays a configuration as it is (`--config`), and a resumed run still knows its preset.
+const PRESET_COMMENT: &str = "# preset: ";
+
+/// Writes a Ladder run's (or multi-seed run's) [`CONFIG_FILE`], atomically, its first line
+/// naming the preset of `opts` when there is one.
+fn write_ladder_config(dir: &Path, config: &TrainConfig, opts: &RunOptions) -> Result<()> {
+    let text = match &opts.preset {
+        Some(p) => format!("{PRESET_COMMENT}{p}\n{}", config.to_toml()),
+        None => config.to_toml(),
+    };
+    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+}
+
+/// The preset the Ladder run in `dir` recorded it started from; `None` when it started from
+/// none, or was written before runs recorded it.
+pub fn recorded_preset(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let first = text.lines().next().unwrap_or_default();
+    Ok(first
+        .strip_prefix(PRESET_COMMENT)
+        .map(|p| p.trim().to_string()))
+}
+
 /// Set by the Ctrl-C handler: the run finishes its current step, saves and stops.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -771,7 +796,7 @@ fn start_run(
             if let Some(dir) = out {
                 replace_run_files(dir, &RUN_FILES)?;
                 write_data_record(dir, &data.record)?;
-                write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+                write_ladder_config(dir, config, opts)?;
             }
             (t, prepared)
         }
@@ -843,7 +868,10 @@ fn finish(
         unlabeled: data.unlabeled.len(),
         train_seconds: trainer.train_seconds,
         final_cost,
-        preset: opts.preset.clone(),
+        preset: match out {
+            Some(dir) => recorded_preset(dir)?,
+            None => opts.preset.clone(),
+        },
         device: device_name(&opts.device),
         version: env!("CARGO_PKG_VERSION").into(),
     };
@@ -922,7 +950,7 @@ pub fn train_seeds(
         if i == 0 && !(opts.resume && seeds_path.exists()) {
             replace_run_files(out, &[SUMMARY_FILE])?;
             write_data_record(out, &data.record)?;
-            write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+            write_ladder_config(out, config, opts)?;
             write_json(&seeds_path, &seeds)?;
         }
         let run = match started {

@@ -62,6 +62,10 @@ pub struct SweepSpec {
     pub base: TrainConfig,
     pub axes: Vec<GridAxis>,
     pub seeds: Vec<u64>,
+    /// The preset `base` started from, recorded in every cell's summary (absent in sweeps
+    /// written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
 }
 
 impl SweepSpec {
