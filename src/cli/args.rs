@@ -164,7 +164,6 @@ impl SeedsArg {
     }
 }
 
-/// A list of numbers, comma-separated: `0,0.1,0.2`.
 /// The fields of `args` given on the command line, as flags the way they are written
 /// (`--layers` for the field `hidden_layers`): those its serialisation keeps (set fields) and
 /// those it skips, listed in `skipped` as (field, given).
@@ -175,12 +174,15 @@ pub fn given_flags<A: Args + Serialize>(args: &A, skipped: &[(&str, bool)]) -> V
         let long = arg.and_then(|a| a.get_long()).unwrap_or(id);
         format!("--{long}")
     };
-    let set = flag_table(args).keys().map(|k| flag(k)).collect::<Vec<_>>();
     let skipped = skipped
         .iter()
         .filter(|(_, given)| *given)
-        .map(|(id, _)| flag(id));
-    skipped.chain(set).collect()
+        .map(|(id, _)| *id);
+    let set = flag_table(args);
+    skipped
+        .chain(set.keys().map(String::as_str))
+        .map(flag)
+        .collect()
 }
 
 /// `--resume` continues a run on its recorded configuration: configuration flags beside it
@@ -198,6 +200,7 @@ pub fn refuse_with_resume(resume: Option<&Path>, given: &[String]) -> Result<()>
     )
 }
 
+/// A list of numbers, comma-separated: `0,0.1,0.2`.
 pub fn parse_levels(s: &str, what: &str) -> Result<Vec<f64>> {
     let levels = s
         .split(',')
