@@ -6,7 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{TINY, assert_fails, ladder, predict_three, read, stderr, train, write_dataset};
+use common::{
+    TINY, assert_fails, ladder, predict_three, read, stderr, summary, train, write_dataset,
+};
 use ladder::data::write_idx_file;
 
 #[test]
@@ -15,7 +17,7 @@ fn a_run_writes_its_directory_and_evaluates_back() {
     let out = tmp.path().join("run");
     let o = train(&out, &["--seed", "4"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let summary: serde_json::Value = serde_json::from_str(&read(out.join("summary.json"))).unwrap();
+    let summary = summary(&out);
     for key in [
         "test_error_percent",
         "seed",
@@ -65,7 +67,7 @@ fn multi_seed_runs_report_mean_and_std() {
     let out = tmp.path().join("seeds");
     let o = train(&out, &["--seeds", "1-2", "--epochs", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let s: serde_json::Value = serde_json::from_str(&read(out.join("summary.json"))).unwrap();
+    let s = summary(&out);
     let errors: Vec<f64> = s["runs"]
         .as_array()
         .unwrap()
@@ -253,10 +255,7 @@ fn a_resumed_run_still_records_its_preset() {
         config.starts_with("# preset: mnist-100-gamma\n"),
         "{config}"
     );
-    let preset = |dir: &Path| {
-        let s: serde_json::Value = serde_json::from_str(&read(dir.join("summary.json"))).unwrap();
-        s["preset"].clone()
-    };
+    let preset = |dir: &Path| summary(dir)["preset"].clone();
     assert_eq!(preset(&out), "mnist-100-gamma");
     // Stopped after its last epoch, before the summary: resumed, it names the preset again.
     std::fs::remove_file(out.join("summary.json")).unwrap();
@@ -611,7 +610,7 @@ fn a_conv_ladder_trains_on_cifar_files_with_preprocessing_and_augmentation() {
         strip(a.join("metrics.jsonl")),
         strip(b.join("metrics.jsonl"))
     );
-    let summary: serde_json::Value = serde_json::from_str(&read(a.join("summary.json"))).unwrap();
+    let summary = summary(&a);
     let o = ladder(&[
         "evaluate",
         a.to_str().unwrap(),
@@ -733,8 +732,7 @@ fn a_semantic_grid_tabulates_resumes_and_draws_its_figures() {
     assert!(read(root.join("table.md")).contains("±"));
     let csv = read(root.join("table.csv"));
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    let cell: serde_json::Value =
-        serde_json::from_str(&read(root.join("k10/perturb-class/summary.json"))).unwrap();
+    let cell = summary(&root.join("k10/perturb-class"));
     assert_eq!(cell["seeds"], serde_json::json!([1, 2]));
     assert_eq!(cell["runs"].as_array().unwrap().len(), 2);
     let run = root.join("k10/perturb-class/seed-1");
@@ -977,7 +975,7 @@ fn image_folders_train_evaluate_and_a_renamed_class_folder_is_refused() {
     assert_fails(&ladder(&args), "pass --num-classes 2");
     let o = ladder(&[&args[..], &["--num-classes", "2", "--out", r, "--quiet"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
-    let summary: serde_json::Value = serde_json::from_str(&read(run.join("summary.json"))).unwrap();
+    let summary = summary(&run);
     let error = summary["test_error_percent"].as_f64().unwrap();
     assert!(error < 10.0, "{error}");
     assert!(read(run.join("data.json")).contains("\"image-folder\""));

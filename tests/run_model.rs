@@ -7,7 +7,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{TINY, assert_fails, ladder, predict_three, read, stderr, train, write_dataset};
+use common::{
+    TINY, assert_fails, ladder, predict_three, read, stderr, summary, train, write_dataset,
+};
 use ladder::data::write_idx_file;
 
 fn s(p: &Path) -> &str {
@@ -32,8 +34,7 @@ fn assert_close(printed: f64, recorded: f64) {
 }
 
 fn recorded_error(run: &Path) -> f64 {
-    let summary: serde_json::Value = serde_json::from_str(&read(run.join("summary.json"))).unwrap();
-    summary["test_error_percent"].as_f64().unwrap()
+    summary(run)["test_error_percent"].as_f64().unwrap()
 }
 
 /// `robustness.csv` of `run` measured at FGSM steps `epsilons` (and no Gaussian noise).
@@ -492,7 +493,7 @@ fn plain_runs_take_seeds_and_resume_like_every_method() {
     );
     let o = plain(&["--out", s(&out), "--seeds", "1-2"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let summary: serde_json::Value = serde_json::from_str(&read(out.join("summary.json"))).unwrap();
+    let summary = summary(&out);
     assert_eq!(summary["seeds"], serde_json::json!([1, 2]));
     let errors: Vec<f64> = (1..=2)
         .map(|k| recorded_error(&out.join(format!("seed-{k}"))))

@@ -69,6 +69,11 @@ pub fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The `summary.json` of the run (or multi-seed run, or grid cell) in `dir`.
+pub fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(dir.join("summary.json"))).unwrap()
+}
+
 /// `predict`'s labels for three 28×28 images, each checked to be a class of MNIST.
 pub fn predict_three(run: &Path) {
     let images = run.with_extension("images-idx3-ubyte");
