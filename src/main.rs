@@ -15,6 +15,11 @@ use cli::{Cli, Command, data, inspect, ladder as ladder_cli, plain, semantic};
 fn main() -> ExitCode {
     ladder::keep_freed_memory();
     let cli = Cli::parse();
+    // A kernel build the CPU cannot run (or a misspelt one) is refused before any work.
+    if let Err(e) = ladder::fused::isa::requested() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     cli::install_interrupt_handler();
     // Run the command on a worker of the thread pool rather than beside it: otherwise, between
     // parallel operations, the pool's spinning workers and this thread are one more runnable

@@ -1,5 +1,5 @@
 //! The convolutions of the convolutional Ladders, and the decoder's transposed convolutions,
-//! as products into the gemm kernels, with their gradients.
+//! as products into the fixed-order kernels of [`crate::fused::matmul`], with their gradients.
 //!
 //! Flex's convolution converts every input to channels-last order, gathers the patches with
 //! scalar loops into zero-filled tiles and runs a product per tile; its gradients go through
@@ -36,9 +36,10 @@ use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 
+use crate::fused::matmul::product_into;
 use crate::fused::{dims, tensor, values, widest, winograd};
 
-/// Product columns of one block (examples × positions): enough for the gemm kernels to run
+/// Product columns of one block (examples × positions): enough for the product kernels to run
 /// at speed on the small maps of the upper layers, few enough that a block's patches stay in
 /// the cache hierarchy.
 const BLOCK_COLUMNS: usize = 2048;
@@ -275,57 +276,6 @@ impl PatchRow for Scatter<'_> {
     }
 }
 
-/// A matrix view for gemm: values, row stride and column stride.
-pub(crate) type View<'a> = (&'a [f32], isize, isize);
-
-/// dst (`[m, n]` at row and column strides `dst_strides`) = a·b, on the calling thread.
-///
-/// gemm's kernels run down columns: a row-major `dst` makes it transpose the product, and an
-/// operand that then runs along rows is first copied into panels column by column, a strided
-/// copy that can cost more than the product itself. Each call below lays its operands out so
-/// that the large one runs down columns.
-pub(crate) fn gemm_into(
-    dst: &mut [f32],
-    dst_strides: [usize; 2],
-    a: View<'_>,
-    b: View<'_>,
-    mnk: [usize; 3],
-) {
-    let [m, n, k] = mnk;
-    let [rs, cs] = dst_strides;
-    assert!(
-        m == 0 || n == 0 || dst.len() > (m - 1) * rs + (n - 1) * cs,
-        "product output too small"
-    );
-    // SAFETY: `a` and `b` are slices holding m×k and k×n values at the given strides (by
-    // construction at every call site below), and `dst` has room for m×n values at its
-    // strides (checked above). With `read_dst` false gemm writes every output before reading
-    // any.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            cs as isize,
-            rs as isize,
-            false,
-            a.0.as_ptr(),
-            a.2,
-            a.1,
-            b.0.as_ptr(),
-            b.2,
-            b.1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// Copies a block's `[F, P]` maps (`src`, one after the other per example) into the columns of
 /// `out`, a `[F, examples·P]` matrix.
 fn gather_maps(src: &[f32], f: usize, p: usize, examples: usize, out: &mut [f32]) {
@@ -406,7 +356,7 @@ fn convolve(geom: &ConvGeom, x: &[f32], w: &[f32], n: usize) -> Vec<f32> {
                 // patches are packed once per product either way.
                 for (j, out) in out.chunks_mut(geom.output_units()).enumerate() {
                     let patches = (&cols[j * p..], ld as isize, 1);
-                    gemm_into(out, [p, 1], (w, kk as isize, 1), patches, [f, p, kk]);
+                    product_into(out, [p, 1], (w, kk as isize, 1), patches, [f, p, kk], false);
                 }
             });
         });
@@ -430,13 +380,8 @@ fn convolve_transposed(geom: &ConvGeom, g: &[f32], w: &[f32], n: usize) -> Vec<f
             with_buffers(kk * ld, f * ld, |cols, gs| {
                 gather_maps(g, f, p, examples, gs);
                 // Wᵀ: element (r, f) of the transpose at w[f·kk + r].
-                gemm_into(
-                    cols,
-                    [ld, 1],
-                    (w, 1, kk as isize),
-                    (gs, ld as isize, 1),
-                    [kk, ld, f],
-                );
+                let (wt, gb) = ((w, 1, kk as isize), (&*gs, ld as isize, 1));
+                product_into(cols, [ld, 1], wt, gb, [kk, ld, f], false);
                 for (j, xj) in out.chunks_mut(geom.input_units()).enumerate() {
                     col2im(geom, cols, ld, j, xj);
                 }
@@ -449,9 +394,9 @@ fn convolve_transposed(geom: &ConvGeom, g: &[f32], w: &[f32], n: usize) -> Vec<f
 /// `x` (`[N, C·H·W]`) whose output gradient is `g` (`[N, F·Ho·Wo]`).
 ///
 /// Each block's product is taken as `[F, C·K·K]` in column-major order, with the block's
-/// gradient maps gathered column-major too, so that gemm reads the patches (the large
-/// operand) where they lie instead of copying them into panels with a transposing copy (in
-/// the row-major order this took twice the time of the product: RESULTS.md).
+/// gradient maps gathered column-major too: the product kernels take it as its transpose,
+/// patches·gᵀ, row-major, and read the gathered maps where they lie (with gemm, the row-major
+/// order had taken twice the time of the product: RESULTS.md).
 fn weight_gradient(geom: &ConvGeom, x: &[f32], g: &[f32]) -> Vec<f32> {
     let (f, p, kk) = (geom.filters, geom.positions(), geom.patch_len());
     let block = geom.block();
@@ -467,7 +412,7 @@ fn weight_gradient(geom: &ConvGeom, x: &[f32], g: &[f32]) -> Vec<f32> {
                 gather_maps_transposed(g, f, p, examples, gs);
                 // g·colsᵀ: element (q, r) of colsᵀ at cols[r·ld + q].
                 let (a, b) = ((&*gs, 1, f as isize), (&*cols, 1, ld as isize));
-                gemm_into(&mut dw, [1, f], a, b, [f, kk, ld]);
+                product_into(&mut dw, [1, f], a, b, [f, kk, ld], false);
             });
             dw
         })

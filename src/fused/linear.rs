@@ -1,13 +1,12 @@
 //! The matrix product of a fully connected layer, y = x·W, with its two gradients computed
 //! side by side.
 //!
-//! Flex's own product zero-fills its output and then copies it into an aligned buffer
-//! before the product writes it: two wasted passes over every output. Its backward step
-//! computes ∂x = g·Wᵀ and then ∂W = xᵀ·g, each split over the threads by the gemm crate.
-//! This operation calls the same gemm kernels into a buffer they fill directly, and runs the
-//! two gradients (the same number of multiply-adds each) at once on the two halves of the
-//! thread pool, each single-threaded, which spares the per-block synchronisation of a
-//! split product. The kernels, and so the numbers, are those of Flex's product.
+//! Flex's own product runs the gemm crate, whose kernel and depth blocking depend on the CPU
+//! (so its last bits do too). This operation runs the products of [`crate::fused::matmul`],
+//! summed in an order fixed by the shape, into a buffer they fill directly, and runs the two
+//! gradients ∂x = g·Wᵀ and ∂W = xᵀ·g (the same number of multiply-adds each) at once on the
+//! two halves of the thread pool, each single-threaded, which spares the per-block
+//! synchronisation of a split product.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -18,10 +17,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 
+use crate::fused::matmul::{PARALLEL_MACS, View, product_into};
 use crate::fused::{dims, tensor, values};
-
-/// Multiply-adds from which a product is split over the threads (Flex's threshold).
-const PARALLEL_MACS: usize = 192 * 192 * 192;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait LinearKernel: burn::backend::Backend {
@@ -91,21 +88,17 @@ impl Backward<Flex, 2> for LinearBackward {
     }
 }
 
-/// How a product of m×n×k multiply-adds is split over the threads.
-type Threads = fn(usize, usize, usize) -> gemm::Parallelism;
+/// Whether a product of m×n×k multiply-adds may be split over the threads.
+type Threads = fn(usize, usize, usize) -> bool;
 
 /// On the calling thread alone.
-fn one_thread(_: usize, _: usize, _: usize) -> gemm::Parallelism {
-    gemm::Parallelism::None
+fn one_thread(_: usize, _: usize, _: usize) -> bool {
+    false
 }
 
-/// Flex's rule: products of at least 192³ multiply-adds use every thread.
-fn threads_for(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MACS {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    }
+/// Products of at least [`PARALLEL_MACS`] multiply-adds use every thread.
+fn threads_for(m: usize, n: usize, k: usize) -> bool {
+    m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MACS
 }
 
 /// A row-major matrix's values, read as it is or transposed.
@@ -129,6 +122,10 @@ impl<'a> Operand<'a> {
         }
     }
 
+    fn view(&self) -> View<'_> {
+        (&self.values, self.row_stride, self.col_stride)
+    }
+
     fn transposed(t: &'a FlexTensor) -> Self {
         let [rows, cols] = dims(t);
         Operand {
@@ -145,49 +142,24 @@ impl<'a> Operand<'a> {
 fn product(a: Operand<'_>, b: Operand<'_>, threads: Threads) -> FlexTensor {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "inner dimensions of a product");
-    let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    // SAFETY: both operands hold rows × cols values at the given strides (checked by the
-    // views above), and `out` has room for m × n. With `read_dst` false gemm writes every
-    // output (zeros when k = 0) before reading any, so the buffer is initialised when its
-    // length is set.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.values.as_ptr(),
-            a.col_stride,
-            a.row_stride,
-            b.values.as_ptr(),
-            b.col_stride,
-            b.row_stride,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            threads(m, n, k),
-        );
-        out.set_len(m * n);
-    }
+    let mut out = vec![0f32; m * n];
+    let (av, bv) = (a.view(), b.view());
+    product_into(&mut out, [n, 1], av, bv, [m, n, k], threads(m, n, k));
     tensor(out, [m, n])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fused::test_support::vals;
+    use crate::fused::test_support::{assert_close, vals};
     use burn::tensor::Distribution;
 
-    /// The product and both gradients equal Flex's matmul and its autodiff bit for bit
-    /// (same kernels), for small and split products, an empty inner dimension, and either
-    /// operand untracked; a transposed view agrees to rounding.
+    /// The product and both gradients agree with Flex's matmul and its autodiff to rounding
+    /// (other kernels, another order of the sums), for small and split products, an empty
+    /// inner dimension, and either operand untracked; a transposed view gives the same bits
+    /// as its copy to rows (the layout moves no term).
     #[test]
-    fn fused_linear_equals_flex_matmul_and_its_gradients() {
+    fn fused_linear_matches_flex_matmul_and_its_gradients() {
         let device = Device::flex().autodiff();
         for (m, k, n) in [(3, 4, 5), (200, 300, 250), (7, 0, 3)] {
             let x = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), &device);
@@ -206,27 +178,25 @@ mod tests {
                 };
                 let fused = matmul(x.clone(), w.clone());
                 let plain = x.clone().matmul(w.clone());
-                assert_eq!(vals(fused.clone()), vals(plain.clone()), "{m}x{k}x{n}");
+                let what = format!("{m}x{k}x{n}");
+                assert_close(&vals(fused.clone()), &vals(plain.clone()), 1e-5, &what);
                 let gf = (fused * g.clone()).sum().backward();
                 let gp = (plain * g.clone()).sum().backward();
                 for (t, tracked) in [(&x, track_x), (&w, track_w)] {
                     if tracked {
-                        assert_eq!(vals(t.grad(&gf).unwrap()), vals(t.grad(&gp).unwrap()));
+                        let (a, b) = (vals(t.grad(&gf).unwrap()), vals(t.grad(&gp).unwrap()));
+                        assert_close(&a, &b, 1e-5, &what);
                     } else {
                         assert!(t.grad(&gf).is_none());
                     }
                 }
             }
         }
-        // A transposed view as the weight: copied to rows first, so gemm may add in another
-        // order than on the strided view.
         let w = Tensor::<2>::random([60, 40], Distribution::Normal(0.0, 1.0), &device);
         let x = Tensor::<2>::random([30, 40], Distribution::Normal(0.0, 1.0), &device);
-        let fused = vals(matmul(x.clone(), w.clone().transpose()));
-        let plain = vals(x.matmul(w.transpose()));
-        for (f, p) in fused.iter().zip(&plain) {
-            assert!((f - p).abs() <= 1e-5 * (1.0 + p.abs()), "{f} vs {p}");
-        }
+        let strided = vals(matmul(x.clone(), w.clone().transpose()));
+        let rows = Tensor::<2>::from_data(w.transpose().into_data(), &device);
+        assert_eq!(strided, vals(matmul(x, rows)));
     }
 
     /// By hand: [1 2; 3 4]·[5; 6] = [17; 39], and with g = 1: ∂x = [5 6; 5 6],

@@ -12,12 +12,14 @@
 //! - [`gauss`]: the combinator g of eq. (2);
 //! - [`batch_norm`]: normalisation of row groups by their own moments (N_B of Algorithm 1);
 //! - [`bias_relu`]: φ(z + β), the encoder's activation;
-//! - [`conv`]: convolutions and transposed convolutions as products into the gemm kernels;
+//! - [`conv`]: convolutions and transposed convolutions as products ([`matmul`]);
 //! - [`denoising`]: the per-layer denoising cost of eq. (3) with the clean batch moments;
+//! - [`isa`]: the kernel builds (AVX-512, AVX2, baseline) and which one runs;
 //! - [`linear`]: the matrix products of fully connected layers;
+//! - [`matmul`]: matrix products in a summation order fixed by the shape alone;
 //! - [`pool`]: max-pooling with non-overlapping windows;
 //! - [`winograd`]: the 3×3 stride-1 convolutions and their input gradients by Winograd's
-//!   F(2×2, 3×3), on the gemm kernels;
+//!   F(2×2, 3×3), on the same products;
 //! - [`math`]: branch-free eˣ, ln x, sin and cos that vectorise, for these kernels and the
 //!   noise sampler.
 
@@ -31,8 +33,10 @@ pub mod bias_relu;
 pub mod conv;
 pub mod denoising;
 pub mod gauss;
+pub mod isa;
 pub mod linear;
 pub mod math;
+pub mod matmul;
 pub mod pool;
 pub mod winograd;
 
@@ -143,31 +147,25 @@ pub(crate) fn column_moments(
     [mean, var]
 }
 
-/// Defines `$name`, which runs `$body` (an `#[inline(always)]` function) compiled for
-/// AVX-512 where the CPU has it (16 lanes instead of SSE2's 4). Both builds do the same IEEE
-/// operations in the same order, so the numbers do not depend on the CPU.
-macro_rules! widest {
-    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
-        fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn wide($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU supports AVX-512F, checked just above.
-                return unsafe { wide($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-pub(crate) use widest;
+pub(crate) use isa::widest;
 
 /// What the fused operations' tests share.
 #[cfg(test)]
 pub(crate) mod test_support {
     use burn::prelude::*;
+
+    /// `len` deterministic values in [−1, 1) from an xorshift generator started at `seed`.
+    pub fn uniform(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
 
     pub fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()

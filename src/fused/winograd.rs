@@ -30,13 +30,14 @@
 
 use rayon::prelude::*;
 
-use crate::fused::conv::{ConvGeom, gemm_into, with_buffers};
+use crate::fused::conv::{ConvGeom, with_buffers};
+use crate::fused::matmul::product_into;
 use crate::fused::widest;
 
 /// The 16 elements of a transformed 4×4 tile.
 const XI: usize = 16;
 
-/// Tiles of one block: the products `[F, C]·[C, tiles]` run at the gemm kernels' speed from
+/// Tiles of one block: the products `[F, C]·[C, tiles]` run at the product kernels' speed from
 /// a few hundred columns on, and the block's transformed inputs and products (16 × channels ×
 /// tiles each) stay a few megabytes.
 const BLOCK_TILES: usize = 512;
@@ -123,13 +124,8 @@ pub fn convolve(geom: &ConvGeom, x: &[f32], w: &[f32], n: usize) -> Vec<f32> {
                 for xi in 0..XI {
                     let (ux, vx) = (&u[xi * f * c..][..f * c], &v[xi * c * t..][..c * t]);
                     let mx = &mut m[xi * f * t..][..f * t];
-                    gemm_into(
-                        mx,
-                        [t, 1],
-                        (ux, c as isize, 1),
-                        (vx, t as isize, 1),
-                        [f, t, c],
-                    );
+                    let (ua, vb) = ((ux, c as isize, 1), (vx, t as isize, 1));
+                    product_into(mx, [t, 1], ua, vb, [f, t, c], false);
                 }
                 for (j, oj) in out.chunks_mut(units_out).enumerate() {
                     output_transformed(geom, tiles, m, t, j * tiles.span(), oj);
@@ -353,6 +349,7 @@ fn interleave(even: &[f32], odd: &[f32], dst: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::test_support::uniform;
 
     /// The convolution by its definition, in f64.
     fn direct(geom: &ConvGeom, x: &[f32], w: &[f32], n: usize) -> Vec<f64> {
@@ -399,19 +396,6 @@ mod tests {
         }
     }
 
-    /// Deterministic values in [−1, 1).
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
-
     fn assert_near(got: &[f32], want: &[f64], scale: f64, what: &str) {
         assert_eq!(got.len(), want.len(), "{what}");
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -440,8 +424,8 @@ mod tests {
     #[test]
     fn forward_equals_the_definition() {
         for (n, g) in cases() {
-            let x = values(n * g.channels * g.height * g.width, 1);
-            let w = values(g.filters * g.channels * 9, 2);
+            let x = uniform(n * g.channels * g.height * g.width, 1);
+            let w = uniform(g.filters * g.channels * 9, 2);
             let want = direct(&g, &x, &w, n);
             let scale = (g.channels * 9) as f64;
             assert_near(&convolve(&g, &x, &w, n), &want, scale, &format!("{g:?}"));
@@ -456,8 +440,8 @@ mod tests {
             let g = geom(16, [6, 7], 16, pad);
             let n = 3;
             let (units_in, units_out) = (16 * 6 * 7, 16 * g.out_height * g.out_width);
-            let w = values(16 * 16 * 9, 3);
-            let y = values(n * units_out, 4);
+            let w = uniform(16 * 16 * 9, 3);
+            let y = uniform(n * units_out, 4);
             let got = convolve_transposed(&g, &y, &w, n);
             // ⟨conv(e_i), y⟩ for every unit vector e_i of one example, by definition.
             let mut want = vec![0f64; n * units_in];

@@ -5,8 +5,8 @@ use burn::prelude::*;
 use crate::fused::linear as kernel;
 use crate::ops::fusable;
 
-/// x·W: the fused product on the CPU, `Tensor::matmul` elsewhere (the same gemm kernels, so the
-/// same numbers, on the CPU).
+/// x·W: the fused, fixed-order product on the CPU (`crate::fused::matmul`), `Tensor::matmul`
+/// elsewhere.
 pub fn matmul(x: Tensor<2>, w: Tensor<2>) -> Tensor<2> {
     if fusable(&x) && fusable(&w) {
         return kernel::matmul(x, w);
