@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod curves;
 pub mod export;
+pub mod host;
 pub mod plain_run;
 pub mod plots;
 pub mod progress;

@@ -12,9 +12,11 @@ use crate::data::preprocess::preprocessed;
 use crate::data::{DataRecord, RecordedData, TrainTest};
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
+use crate::experiment::host::{self, Host};
 use crate::experiment::run::{
     CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunMethod, SEEDS_FILE, SUMMARY_FILE, SeedsSummary,
-    StartMode, device_name, prepare_run_files, read_json, run_epochs, write_config, write_json,
+    StartMode, device_name, on_cpu, prepare_run_files, read_json, run_epochs, write_config,
+    write_json,
 };
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::noise::{RngStream, stream_rng};
@@ -46,6 +48,12 @@ pub struct PlainSummary {
     pub train_seconds: f64,
     pub device: String,
     pub version: String,
+    /// The machine that finished the run (absent in runs written before it was recorded).
+    #[serde(default)]
+    pub host: Option<Host>,
+    /// Whether these numbers are the same on every host ([`host::numerics`]).
+    #[serde(default)]
+    pub numerics: Option<String>,
 }
 
 /// Writes the network and its header atomically.
@@ -145,6 +153,11 @@ fn train_preprocessed(
         train_seconds: outcome.train_seconds,
         device: device_name(device),
         version: env!("CARGO_PKG_VERSION").into(),
+        host: Some(Host::current()),
+        numerics: Some(host::numerics(
+            on_cpu(device),
+            config.preprocessing().zca_bias.is_some(),
+        )),
     };
     write_json(&out.join(SUMMARY_FILE), &summary)?;
     Ok(summary)

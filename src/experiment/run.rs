@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::preprocessed;
 use crate::data::{DataRecord, DataRequest, DataSource, RecordedData};
 use crate::error::{LadderError, Result};
+use crate::experiment::host::{self, HOST_FILE, Host};
 use crate::experiment::progress::Progress;
 use crate::experiment::seeds::mean_std;
 use crate::train::TrainConfig;
@@ -105,7 +106,15 @@ pub(crate) fn write_config(dir: &Path, method: RunMethod, config: &str) -> Resul
         Some(name) => format!("{METHOD_KEY} = \"{name}\"\n{config}"),
         None => config.to_string(),
     };
-    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+    write_atomic(&dir.join(CONFIG_FILE), with_host(text).as_bytes())
+}
+
+/// Ends a configuration with a comment naming the machine that started the run (every
+/// process that wrote the directory is in its `host.json`); the file still configures a
+/// new run as it is.
+fn with_host(config: String) -> String {
+    let sep = if config.ends_with('\n') { "" } else { "\n" };
+    format!("{config}{sep}# started on: {}\n", Host::current().line())
 }
 
 /// The configuration of the run of `method` in `dir` (from its legacy file in older runs);
@@ -147,7 +156,7 @@ fn write_ladder_config(dir: &Path, config: &TrainConfig, opts: &RunOptions) -> R
         Some(p) => format!("{PRESET_COMMENT}{p}\n{}", config.to_toml()),
         None => config.to_toml(),
     };
-    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+    write_atomic(&dir.join(CONFIG_FILE), with_host(text).as_bytes())
 }
 
 /// The preset the Ladder run in `dir` recorded it started from; `None` when it started from
@@ -366,6 +375,12 @@ pub struct RunSummary {
     pub preset: Option<String>,
     pub device: String,
     pub version: String,
+    /// The machine that finished the run (absent in runs written before it was recorded).
+    #[serde(default)]
+    pub host: Option<Host>,
+    /// Whether these numbers are the same on every host ([`host::numerics`]).
+    #[serde(default)]
+    pub numerics: Option<String>,
 }
 
 /// `summary.json` of a multi-seed run of any method: every run's summary and the mean ± std
@@ -493,7 +508,7 @@ pub fn runs_data(
 enum Start {
     Fresh,
     Resume(Box<Checkpoint>),
-    Finished(RunSummary),
+    Finished(Box<RunSummary>),
 }
 
 /// The files a Ladder run writes.
@@ -519,7 +534,7 @@ fn inspect_dir(dir: &Path, opts: &RunOptions) -> Result<Start> {
     }
     if opts.resume {
         if summary.exists() {
-            return Ok(Start::Finished(read_json(&summary)?));
+            return Ok(Start::Finished(Box::new(read_json(&summary)?)));
         }
         if checkpoint.exists() {
             return Ok(Start::Resume(Box::new(Checkpoint::load(&checkpoint)?)));
@@ -551,7 +566,8 @@ pub(crate) fn replace_run_files(dir: &Path, files: &[&str]) -> Result<()> {
 pub const LOCK_FILE: &str = ".lock";
 
 /// An exclusive lock on a run directory, held while a process writes it: a second writer is
-/// refused instead of mixing its files with the first one's. The operating system releases it
+/// refused instead of mixing its files with the first one's. Each holder adds its machine to
+/// the directory's [`HOST_FILE`]. The operating system releases it
 /// when the process ends, however it ends.
 pub(crate) struct DirLock {
     dir: PathBuf,
@@ -572,11 +588,15 @@ impl DirLock {
             .open(&path)
             .map_err(io(&path))?;
         match file.try_lock() {
-            Ok(()) => Ok(DirLock {
-                dir: dir.into(),
-                file: Some(file),
-                created,
-            }),
+            Ok(()) => {
+                let lock = DirLock {
+                    dir: dir.into(),
+                    file: Some(file),
+                    created,
+                };
+                host::record(dir)?;
+                Ok(lock)
+            }
             Err(std::fs::TryLockError::WouldBlock) => Err(LadderError::RunDir {
                 path: dir.into(),
                 reason: format!(
@@ -592,15 +612,13 @@ impl DirLock {
 /// A start that failed in a directory it created leaves no directory behind.
 impl Drop for DirLock {
     fn drop(&mut self) {
+        let own = [LOCK_FILE, HOST_FILE].map(std::ffi::OsStr::new);
         let only_lock = std::fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .all(|e| e.file_name() == std::ffi::OsStr::new(LOCK_FILE))
-            })
+            .map(|entries| entries.flatten().all(|e| own.contains(&&*e.file_name())))
             .unwrap_or(false);
         if self.created && only_lock {
             let _ = std::fs::remove_file(self.dir.join(LOCK_FILE));
+            let _ = std::fs::remove_file(self.dir.join(HOST_FILE));
             let _ = std::fs::remove_dir(&self.dir);
         }
         drop(self.file.take());
@@ -734,6 +752,11 @@ pub fn device_name(device: &Device) -> String {
     format!("{device:?}")
 }
 
+/// Whether `device` is the CPU backend, whose kernels make the numbers host-independent.
+pub fn on_cpu(device: &Device) -> bool {
+    *device == Device::flex() || *device == Device::flex().autodiff()
+}
+
 /// A run set up to train: its directory locked and (when fresh) its configuration and data
 /// record written.
 struct Ready {
@@ -743,7 +766,7 @@ struct Ready {
 }
 
 enum Started {
-    Finished(RunSummary),
+    Finished(Box<RunSummary>),
     Ready(Box<Ready>),
 }
 
@@ -817,7 +840,7 @@ pub fn train_run(
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     match start_run(config, data, out, opts)? {
-        Started::Finished(summary) => Ok(summary),
+        Started::Finished(summary) => Ok(*summary),
         Started::Ready(ready) => run_to_end(*ready, out, opts),
     }
 }
@@ -874,6 +897,11 @@ fn finish(
         },
         device: device_name(&opts.device),
         version: env!("CARGO_PKG_VERSION").into(),
+        host: Some(Host::current()),
+        numerics: Some(host::numerics(
+            on_cpu(&opts.device),
+            trainer.config.preprocessing().zca_bias.is_some(),
+        )),
     };
     if let Some(dir) = out {
         trainer
@@ -954,7 +982,7 @@ pub fn train_seeds(
             write_json(&seeds_path, &seeds)?;
         }
         let run = match started {
-            Started::Finished(summary) => Ok(summary),
+            Started::Finished(summary) => Ok(*summary),
             Started::Ready(ready) => run_to_end(*ready, Some(&dir), opts),
         };
         match run {

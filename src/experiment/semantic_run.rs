@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::RecordedData;
 use crate::error::{LadderError, Result};
 use crate::eval::error_percent_of;
+use crate::experiment::host::{self, Host};
 use crate::experiment::run::{
     CHECKPOINT_FILE, CONFIG_FILE, DirLock, METRICS_FILE, RunMethod, SUMMARY_FILE, StartMode,
-    check_data_record, device_name, prepare_run_files, read_config, read_json, run_epochs,
+    check_data_record, device_name, on_cpu, prepare_run_files, read_config, read_json, run_epochs,
     write_config, write_data_record, write_json,
 };
 use crate::experiment::seeds::mean_std;
@@ -62,6 +63,12 @@ pub struct SemanticSummary {
     pub train_seconds: f64,
     pub device: String,
     pub version: String,
+    /// The machine that finished the run (absent in runs written before it was recorded).
+    #[serde(default)]
+    pub host: Option<Host>,
+    /// Whether these numbers are the same on every host ([`host::numerics`]).
+    #[serde(default)]
+    pub numerics: Option<String>,
 }
 
 /// `summary.json` of one cell of a grid: a model at one training-set size over seeds.
@@ -157,6 +164,8 @@ pub fn train_semantic_run(
         train_seconds: outcome.train_seconds,
         device: device_name(device),
         version: env!("CARGO_PKG_VERSION").into(),
+        host: Some(Host::current()),
+        numerics: Some(host::numerics(on_cpu(device), false)),
     };
     write_json(&out.join(SUMMARY_FILE), &summary)?;
     Ok(summary)
