@@ -76,6 +76,25 @@ pub(crate) fn product_into(
     mnk: [usize; 3],
     parallel: bool,
 ) {
+    product_on(selected(), dst, dst_strides, a, b, mnk, parallel);
+}
+
+/// [`product_into`] on the kernel build `isa`, which the CPU must support (the tests run
+/// every build this way).
+fn product_on(
+    isa: Isa,
+    dst: &mut [f32],
+    dst_strides: [usize; 2],
+    a: View<'_>,
+    b: View<'_>,
+    mnk: [usize; 3],
+    parallel: bool,
+) {
+    assert!(
+        isa.supported(),
+        "{} kernels on a CPU without them",
+        isa.name()
+    );
     let [m, n, k] = mnk;
     if m == 0 || n == 0 {
         return;
@@ -91,7 +110,7 @@ pub(crate) fn product_into(
         // A column-major output: compute its transpose bᵀ·aᵀ, row-major, whose tiles store
         // whole rows. Each output's terms and their order are the same (a·b = b·a exactly).
         let (at, bt) = ((b.0, b.2, b.1), (a.0, a.2, a.1));
-        return product_into(dst, [cs, 1], at, bt, [n, m, k], parallel);
+        return product_on(isa, dst, [cs, 1], at, bt, [n, m, k], parallel);
     }
     let out = Dst {
         ptr: dst.as_mut_ptr(),
@@ -110,7 +129,6 @@ pub(crate) fn product_into(
     );
     let mut packed = PACKED_B.take();
     let b = BPanels::pack(b, k, n, &mut packed);
-    let isa = selected();
     let run = |t: &Task| run_task(isa, out, a, &b, k, *t);
     if split {
         tasks.par_iter().for_each(run);
@@ -547,7 +565,8 @@ mod tests {
 
     /// Every shape against the reference order bit for bit, with random values (so that the
     /// order shows): edges of the tile and of the blocks, several depth blocks, one row or
-    /// column, an empty depth; sequential and split over the threads.
+    /// column, an empty depth; with every kernel build the CPU has, sequential and split over
+    /// the threads.
     #[test]
     fn products_follow_the_documented_order_bit_for_bit() {
         for (m, n, k) in [
@@ -562,11 +581,15 @@ mod tests {
         ] {
             let (a, b) = (uniform(m * k, 1), uniform(k * n, 2));
             let want = reference(&a, &b, [m, n, k]);
-            for parallel in [false, true] {
+            for (isa, parallel) in Isa::available()
+                .into_iter()
+                .flat_map(|i| [(i, false), (i, true)])
+            {
                 let mut out = vec![f32::NAN; m * n];
                 let (av, bv) = ((&a[..], k as isize, 1), (&b[..], n as isize, 1));
-                product_into(&mut out, [n, 1], av, bv, [m, n, k], parallel);
-                assert_eq!(out, want, "{m}x{n}x{k}, parallel {parallel}");
+                product_on(isa, &mut out, [n, 1], av, bv, [m, n, k], parallel);
+                let what = format!("{m}x{n}x{k}, {} kernels, parallel {parallel}", isa.name());
+                assert_eq!(out, want, "{what}");
             }
         }
     }
