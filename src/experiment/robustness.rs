@@ -13,6 +13,7 @@ use crate::eval::robustness::RobustnessTable;
 use crate::experiment::plots::{Series, TileLabels, line_chart, tile_grid};
 use crate::experiment::run::output_dir;
 pub use crate::experiment::trained::TrainedModel;
+use crate::ops::linear::matmul;
 use crate::train::checkpoint::write_atomic;
 
 /// Test-set perturbation levels and the seed of the Gaussian noise; the attacks, their radii
@@ -291,9 +292,10 @@ pub fn weight_pictures(
         ..TileLabels::default()
     };
     tile_grid(&first, &units, shape, per_row, 2, &labels)?;
+    // The fixed-order product, so that the figure is the same on every host.
     let product = weights[1..]
         .iter()
-        .fold(weights[0].clone(), |acc, w| acc.matmul(w.clone()));
+        .fold(weights[0].clone(), |acc, w| matmul(acc, w.clone()));
     let classes = columns(product);
     let patterns = out.join(WEIGHT_FILES[1]);
     let labels = TileLabels {
