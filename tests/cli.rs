@@ -10,6 +10,7 @@ use common::{
     TINY, assert_fails, ladder, predict_three, read, stderr, summary, train, write_dataset,
 };
 use ladder::data::write_idx_file;
+use ladder::experiment::claim::{ClaimSettings, Claimed, claim, host_name};
 
 #[test]
 fn a_run_writes_its_directory_and_evaluates_back() {
@@ -277,6 +278,73 @@ fn a_resumed_run_still_records_its_preset() {
     assert_eq!(
         read(again.join("config.toml")),
         config.split_once('\n').unwrap().1
+    );
+}
+
+/// `sweep --gather` writes the table a single-process sweep writes, byte for byte, once every
+/// cell is done, and names the cells that are missing, unfinished or running until then.
+#[test]
+fn a_gathered_sweep_is_the_single_process_table_and_names_open_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let outs = out.to_str().unwrap();
+    let mut args = vec!["sweep", "--out", outs, "--validation-samples", "300"];
+    args.extend_from_slice(&["--grid", "lr=0.002,0.004", "--seeds", "1-2"]);
+    args.extend_from_slice(TINY);
+    let o = ladder(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tables = ["grid.md", "grid.csv"].map(|f| read(out.join(f)));
+    for f in ["grid.md", "grid.csv", "summary.json"] {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    let o = ladder(&["sweep", "--gather", outs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(["grid.md", "grid.csv"].map(|f| read(out.join(f))), tables);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&tables[0]));
+
+    // A cell's summary comes back from its seeds' summaries, byte for byte.
+    let cell = |lr: &str| out.join(format!("lr={lr}"));
+    let cell_summary = read(cell("0.002").join("summary.json"));
+    std::fs::remove_file(cell("0.002").join("summary.json")).unwrap();
+    assert!(ladder(&["sweep", "--gather", outs]).status.success());
+    assert_eq!(read(cell("0.002").join("summary.json")), cell_summary);
+
+    // A cell stopped before its second seed finished, and one whose second seed a task holds.
+    for lr in ["0.002", "0.004"] {
+        std::fs::remove_file(cell(lr).join("summary.json")).unwrap();
+        std::fs::remove_file(cell(lr).join("seed-2/summary.json")).unwrap();
+    }
+    let claims = ClaimSettings::default();
+    let Claimed::Held(held) = claim(&cell("0.004").join("seed-2"), &claims).unwrap() else {
+        panic!("the unit is free");
+    };
+    let o = ladder(&["sweep", "--gather", outs]);
+    assert_fails(&o, "2 of 2 cells");
+    let err = stderr(&o);
+    assert!(err.contains("lr=0.002 (unfinished)"), "{err}");
+    assert!(err.contains("lr=0.004 (running)"), "{err}");
+    let table = String::from_utf8_lossy(&o.stdout);
+    let me = format!(
+        "seed 2 running on host {}, pid {}",
+        host_name(),
+        std::process::id()
+    );
+    assert!(table.contains(&me), "{table}");
+    assert!(table.contains("seed 1 done"), "{table}");
+    // A task that failed says why.
+    held.fail("No space left on device");
+    let o = ladder(&["sweep", "--gather", outs]);
+    assert_fails(&o, "lr=0.004 (failed)");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("No space left on device"));
+    std::fs::remove_dir_all(cell("0.004")).unwrap();
+    assert_fails(&ladder(&["sweep", "--gather", outs]), "lr=0.004 (missing)");
+
+    assert_fails(&ladder(&["sweep", "--gather", outs, "--lr", "0.1"]), "--lr");
+    let nothing = dir.path().join("none");
+    std::fs::create_dir(&nothing).unwrap();
+    assert_fails(
+        &ladder(&["sweep", "--gather", nothing.to_str().unwrap()]),
+        "not a sweep",
     );
 }
 

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use ladder::data::{CsvOptions, DataRequest, RecordedData, fetch};
 use ladder::device::{DeviceKind, training_device};
+use ladder::experiment::claim::ClaimSettings;
 use ladder::experiment::run::run_data;
+use ladder::experiment::shard::{Shard, Share};
 use ladder::experiment::{RunOptions, parse_seeds};
 use ladder::train::resolve::flag_table;
 
@@ -103,6 +105,42 @@ pub struct SeedsArg {
     /// `1,2,5`) [default: --seed's one run].
     #[arg(long)]
     pub seeds: Option<String>,
+}
+
+/// Sharing a multi-seed run or a sweep among several processes (the tasks of a Slurm job
+/// array) through one directory on a shared file system.
+#[derive(Args)]
+pub struct ShareArgs {
+    /// Train only this process's share of the units (one seed of one cell each): `I/N` for
+    /// process I of N (from 0), or `auto` for the task of a Slurm job array
+    /// (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT). Every task runs the same command on one
+    /// directory: a finished unit is skipped, a killed task's unit continued from its
+    /// checkpoint, a unit another task holds left to it [default: one process trains all].
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// Seconds after which the claim of a task that stopped renewing it (killed on another
+    /// machine) is taken over; a dead task on this machine is taken over at once.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub claim_timeout: u64,
+}
+
+impl ShareArgs {
+    pub fn claims(&self) -> Result<ClaimSettings> {
+        Ok(ClaimSettings::with_timeout(Duration::from_secs(
+            self.claim_timeout,
+        ))?)
+    }
+
+    /// The share asked for; `None` without `--shard`.
+    pub fn share(&self) -> Result<Option<Share>> {
+        let Some(s) = &self.shard else {
+            return Ok(None);
+        };
+        Ok(Some(Share {
+            shard: Shard::parse(s, |k| std::env::var(k).ok())?,
+            claims: self.claims()?,
+        }))
+    }
 }
 
 /// Where a command computes.

@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use ladder::experiment::bench::bench;
 use ladder::experiment::run::{RunMethod, SEEDS_FILE, fresh_dir, read_config, read_json};
-use ladder::experiment::sweep::{GridAxis, SWEEP_FILE, SweepSpec, sweep};
+use ladder::experiment::shard::{SeedsOutcome, Share, UnitState, train_seeds_shared};
+use ladder::experiment::sweep::{
+    CellState, Gathered, GridAxis, SWEEP_FILE, SweepSpec, gather, sweep,
+};
 use ladder::experiment::{parse_seeds, train_run, train_seeds};
 use ladder::model::Activation;
 use ladder::noise::AdvKind;
@@ -17,7 +20,9 @@ use ladder::train::config::Method;
 use ladder::train::config::PRESET_TABLE;
 use ladder::train::resolve::{flag_table, resolve};
 
-use super::args::{DataArgs, DeviceArgs, RunArgs, SeedsArg, given_flags, refuse_with_resume};
+use super::args::{
+    DataArgs, DeviceArgs, RunArgs, SeedsArg, ShareArgs, given_flags, refuse_with_resume,
+};
 
 /// The configuration fields of a Ladder run, named as in the authors' `run.py` (whose own
 /// names `--num-epochs` and `--valid-set-size` are accepted too). Each overrides the preset and
@@ -221,10 +226,15 @@ pub struct TrainCmd {
     )]
     pub resume: Option<PathBuf>,
     #[command(flatten)]
+    pub share: ShareArgs,
+    #[command(flatten)]
     pub run: RunArgs,
 }
 
 pub fn train(cmd: TrainCmd) -> Result<()> {
+    if cmd.share.shard.is_some() {
+        return train_shared(cmd);
+    }
     refuse_with_resume(cmd.resume.as_deref(), &cmd.config.given())?;
     let opts = cmd
         .run
@@ -275,6 +285,61 @@ pub fn train(cmd: TrainCmd) -> Result<()> {
     }
     println!("run directory: {}", out.display());
     Ok(())
+}
+
+/// `train --seeds … --shard`: this task's seeds of a multi-seed run that other tasks share.
+fn train_shared(cmd: TrainCmd) -> Result<()> {
+    if cmd.resume.is_some() {
+        bail!("--shard joins the run in --out whatever its state: give --out, not --resume");
+    }
+    let Some(seeds) = cmd.seeds.list(cmd.config.seed.is_some())? else {
+        bail!("--shard shares the seeds of a multi-seed run among tasks: give --seeds");
+    };
+    let Some(out) = cmd.out.clone() else {
+        bail!("--shard needs --out: every task of the run must write the same directory");
+    };
+    let share = cmd.share.share()?.expect("--shard was given");
+    let opts = cmd.run.options(false, cmd.config.preset.clone())?;
+    let config = cmd.config.resolve()?;
+    let data = cmd.data.load(config.num_classes)?;
+    say_share(&share, &out, cmd.run.quiet);
+    let quiet = cmd.run.quiet;
+    let outcome = train_seeds_shared(&config, &seeds, &data, &out, &opts, &share, &mut |m| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    })?;
+    match outcome {
+        SeedsOutcome::Done(s) => println!(
+            "test error over {} seeds: {:.2} ± {:.2} %",
+            s.seeds.len(),
+            s.mean,
+            s.std
+        ),
+        SeedsOutcome::Open(states) => {
+            for (seed, state) in &states {
+                println!("seed {seed}: {}", state.describe());
+            }
+            println!(
+                "shard {}: its share is done; the run is complete once every task's is",
+                share.shard
+            );
+        }
+    }
+    println!("run directory: {}", out.display());
+    Ok(())
+}
+
+/// Tells a shared run's task which share it trains and how claims time out.
+fn say_share(share: &Share, out: &Path, quiet: bool) {
+    if !quiet {
+        eprintln!(
+            "shard {} of {} (claims of stopped tasks are taken over after {} s)",
+            share.shard,
+            out.display(),
+            share.claims.stale_after.as_secs()
+        );
+    }
 }
 
 #[derive(Args)]
@@ -366,11 +431,44 @@ pub struct SweepCmd {
         conflicts_with_all = ["out", "force", "grid", "seeds"]
     )]
     pub resume: Option<PathBuf>,
+    /// Print the state of every cell of the sweep in this directory, trained by one process
+    /// or several; once every cell is done, its table (and grid.md, grid.csv, summary.json,
+    /// as one process writes them). Trains nothing; exits 1 while cells are missing,
+    /// unfinished or running, naming them [default: train].
+    #[arg(
+        long,
+        value_name = "SWEEP_DIR",
+        conflicts_with_all = ["out", "force", "grid", "seeds", "resume"]
+    )]
+    pub gather: Option<PathBuf>,
+    #[command(flatten)]
+    pub share: ShareArgs,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
+    if let Some(dir) = &cmd.gather {
+        let given = cmd.config.given();
+        if !given.is_empty() {
+            bail!(
+                "--gather reads the sweep in {} as it was run; {} cannot change it",
+                dir.display(),
+                given.join(", ")
+            );
+        }
+        if cmd.share.shard.is_some() {
+            bail!("--gather reads the whole sweep: --shard has no meaning with it");
+        }
+        return gather_sweep(dir, &cmd.share);
+    }
+    let share = cmd.share.share()?;
+    if share.is_some() && cmd.resume.is_some() {
+        bail!("--shard joins the sweep in --out whatever its state: give --out, not --resume");
+    }
+    if share.is_some() && cmd.out.is_none() {
+        bail!("--shard needs --out: every task of the sweep must write the same directory");
+    }
     refuse_with_resume(cmd.resume.as_deref(), &cmd.config.given())?;
     let (spec, out, data) = match &cmd.resume {
         Some(dir) => {
@@ -413,14 +511,77 @@ pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
     };
     let opts = cmd.run.options(cmd.resume.is_some(), spec.preset.clone())?;
     let quiet = cmd.run.quiet;
-    let report = sweep(&spec, &data, &out, &opts, &mut |i, n, name| {
+    let shared = share.is_some();
+    let share = match share {
+        Some(s) => {
+            say_share(&s, &out, quiet);
+            s
+        }
+        None => Share {
+            claims: cmd.share.claims()?,
+            ..Share::whole()
+        },
+    };
+    let gathered = sweep(&spec, &data, &out, &opts, &share, &mut |m| {
         if !quiet {
-            eprintln!("cell {i}/{n}: {name}");
+            eprintln!("{m}");
         }
     })?;
-    print!("{}", report.to_markdown());
-    println!("sweep directory: {}", out.display());
-    Ok(())
+    if gathered.report.is_none() && shared {
+        print_states(&gathered);
+        println!(
+            "shard {}: its share is done; when every task has ended: ladder sweep --gather {}",
+            share.shard,
+            out.display()
+        );
+        return Ok(());
+    }
+    report_gathered(gathered, &out)
+}
+
+/// `sweep --gather`: every cell's state, and the table once all are done.
+fn gather_sweep(dir: &Path, share: &ShareArgs) -> Result<()> {
+    report_gathered(gather(dir, &share.claims()?)?, dir)
+}
+
+/// The sweep's table once every cell is done; otherwise each cell's state, and an error
+/// naming the cells not done.
+fn report_gathered(gathered: Gathered, dir: &Path) -> Result<()> {
+    if let Some(report) = &gathered.report {
+        print!("{}", report.to_markdown());
+        println!("sweep directory: {}", dir.display());
+        return Ok(());
+    }
+    print_states(&gathered);
+    let open: Vec<String> = gathered
+        .cells
+        .iter()
+        .filter(|(_, s)| !matches!(s, CellState::Done(_)))
+        .map(|(name, s)| format!("{name} ({})", s.word()))
+        .collect();
+    bail!(
+        "{} of {} cells of the sweep in {} are not done: {}",
+        open.len(),
+        gathered.cells.len(),
+        dir.display(),
+        open.join(", ")
+    )
+}
+
+/// One line per cell: its state, and each seed's where the cell is not done.
+fn print_states(gathered: &Gathered) {
+    for (name, state) in &gathered.cells {
+        match state {
+            CellState::Done(_) => println!("{name}: {}", state.word()),
+            CellState::Open(units) => {
+                let seeds: Vec<String> = units
+                    .iter()
+                    .map(|(seed, u): &(u64, UnitState)| format!("seed {seed} {}", u.describe()))
+                    .collect();
+                println!("{name}: {} ({})", state.word(), seeds.join("; "));
+            }
+        }
+    }
 }
 
 pub fn presets() -> Result<()> {

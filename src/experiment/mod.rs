@@ -2,6 +2,7 @@
 //! reported as mean ± std, progress display and throughput benchmarks.
 
 pub mod bench;
+pub mod claim;
 pub mod curves;
 pub mod export;
 pub mod host;
@@ -13,6 +14,7 @@ pub mod run;
 pub mod seeds;
 pub mod semantic_figures;
 pub mod semantic_run;
+pub mod shard;
 pub mod sweep;
 pub mod trained;
 

@@ -19,7 +19,7 @@ use crate::experiment::host::{self, HOST_FILE, Host};
 use crate::experiment::progress::Progress;
 use crate::experiment::seeds::mean_std;
 use crate::train::TrainConfig;
-use crate::train::checkpoint::{Checkpoint, write_atomic};
+use crate::train::checkpoint::{Checkpoint, write_atomic, write_shared};
 use crate::train::epochs::{
     BestOf, Control, EpochMethod, EpochOutcome, EpochState, Hooks, Method, StepDone, load_state,
     train,
@@ -106,7 +106,8 @@ pub(crate) fn write_config(dir: &Path, method: RunMethod, config: &str) -> Resul
         Some(name) => format!("{METHOD_KEY} = \"{name}\"\n{config}"),
         None => config.to_string(),
     };
-    write_atomic(&dir.join(CONFIG_FILE), with_host(text).as_bytes())
+    // Several tasks of a shared sweep may write one cell's configuration at once.
+    write_shared(&dir.join(CONFIG_FILE), with_host(text).as_bytes())
 }
 
 /// Ends a configuration with a comment naming the machine that started the run (every
@@ -151,12 +152,17 @@ const PRESET_COMMENT: &str = "# preset: ";
 
 /// Writes a Ladder run's (or multi-seed run's) [`CONFIG_FILE`], atomically, its first line
 /// naming the preset of `opts` when there is one.
-fn write_ladder_config(dir: &Path, config: &TrainConfig, opts: &RunOptions) -> Result<()> {
+pub(crate) fn write_ladder_config(
+    dir: &Path,
+    config: &TrainConfig,
+    opts: &RunOptions,
+) -> Result<()> {
     let text = match &opts.preset {
         Some(p) => format!("{PRESET_COMMENT}{p}\n{}", config.to_toml()),
         None => config.to_toml(),
     };
-    write_atomic(&dir.join(CONFIG_FILE), with_host(text).as_bytes())
+    // Several tasks of a shared sweep may write one cell's configuration at once.
+    write_shared(&dir.join(CONFIG_FILE), with_host(text).as_bytes())
 }
 
 /// The preset the Ladder run in `dir` recorded it started from; `None` when it started from
@@ -425,9 +431,19 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, json_text(value).as_bytes())
+}
+
+/// [`write_json`] of a file that several processes may write at once ([`write_shared`]).
+pub(crate) fn write_json_shared<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_shared(path, json_text(value).as_bytes())
+}
+
+/// The pretty JSON of `value`, as every JSON file of a run is written.
+pub(crate) fn json_text<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("serialisable");
     text.push('\n');
-    write_atomic(path, text.as_bytes())
+    text
 }
 
 /// Records the data a run in `dir` trains on.
@@ -845,6 +861,25 @@ pub fn train_run(
     }
 }
 
+/// Trains the run of `config` in `dir` to its end (its summary read back if it had finished,
+/// continued from its checkpoint with `opts.resume`).
+pub(crate) fn train_in(
+    config: &TrainConfig,
+    data: &RecordedData,
+    dir: &Path,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    let started = start_run(config, data, Some(dir), opts)?;
+    finish_run(started, dir, opts)
+}
+
+fn finish_run(started: Started, dir: &Path, opts: &RunOptions) -> Result<RunSummary> {
+    match started {
+        Started::Finished(summary) => Ok(*summary),
+        Started::Ready(ready) => run_to_end(*ready, Some(dir), opts),
+    }
+}
+
 /// Trains a started run to its last epoch (or to Ctrl-C) and finishes it.
 fn run_to_end(ready: Ready, out: Option<&Path>, opts: &RunOptions) -> Result<RunSummary> {
     let Ready {
@@ -981,10 +1016,7 @@ pub fn train_seeds(
             write_ladder_config(out, config, opts)?;
             write_json(&seeds_path, &seeds)?;
         }
-        let run = match started {
-            Started::Finished(summary) => Ok(*summary),
-            Started::Ready(ready) => run_to_end(*ready, Some(&dir), opts),
-        };
+        let run = finish_run(started, &dir, opts);
         match run {
             Ok(run) => runs.push(run),
             // The whole multi-seed run is what resumes.

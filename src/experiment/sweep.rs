@@ -10,14 +10,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::RecordedData;
 use crate::error::{LadderError, Result};
+use crate::experiment::SeedsSummary;
+use crate::experiment::claim::ClaimSettings;
 use crate::experiment::run::{
-    DATA_FILE, DirLock, RunOptions, SEEDS_FILE, check_data_record, read_json, replace_run_files,
-    write_data_record, write_json,
+    DATA_FILE, DirLock, RunOptions, check_data_record, json_text, read_json, replace_run_files,
+    write_data_record, write_json, write_json_shared,
 };
 use crate::experiment::seeds::mean_std;
-use crate::experiment::train_seeds;
+use crate::experiment::shard::{
+    SEEDS_DIR_FILES, Shard, Share, UnitOutcome, UnitState, complete_seeds, join_seeds_dir,
+    seed_dir, train_unit, unit_state,
+};
 use crate::train::TrainConfig;
-use crate::train::checkpoint::write_atomic;
+use crate::train::checkpoint::{create_once, write_shared};
 
 pub const SWEEP_FILE: &str = "sweep.json";
 /// Written into a cell's directory when one of its runs diverged: the cell is reported as
@@ -190,15 +195,23 @@ fn run_dir_error(dir: &Path, reason: impl Into<String>) -> LadderError {
     }
 }
 
-/// Runs (or, with `opts.resume`, finishes) the sweep `spec` into `out`; `on_cell` is told when
-/// each cell starts.
+/// Runs (or, with `opts.resume`, finishes) the sweep `spec` into `out`, training the units
+/// (one seed of one cell, in the grid's order, seeds varying fastest) of `share.shard`;
+/// `note` is told when each unit starts and when one is skipped or taken over.
+///
+/// One process (the whole shard) holds the sweep directory and writes `sweep.json` as a new
+/// sweep, or resumes it. A share of several joins the sweep: the first task to come writes its
+/// `sweep.json` and data record, the others check that theirs are the same; the units are
+/// claimed, so tasks (and a rerun of a killed one) never train one unit twice. What the tasks
+/// find at the end is what [`gather`] finds: the report once every cell is done.
 pub fn sweep(
     spec: &SweepSpec,
     data: &RecordedData,
     out: &Path,
     opts: &RunOptions,
-    on_cell: &mut dyn FnMut(usize, usize, &str),
-) -> Result<SweepReport> {
+    share: &Share,
+    note: &mut dyn FnMut(&str),
+) -> Result<Gathered> {
     spec.validate()?;
     let grid = cells(&spec.axes);
     // Every cell's configuration is checked before anything is trained.
@@ -206,7 +219,72 @@ pub fn sweep(
         .iter()
         .map(|s| apply_settings(&spec.base, s))
         .collect::<Result<Vec<_>>>()?;
-    let _lock = DirLock::acquire(out)?;
+    let shared = share.shard != Shard::WHOLE;
+    let _lock = if shared {
+        join_sweep(spec, data, out, opts)?;
+        None
+    } else {
+        Some(open_sweep(spec, data, out, opts)?)
+    };
+    let n_units = grid.len() * spec.seeds.len();
+    let mut k = 0;
+    for (i, (settings, config)) in grid.iter().zip(&configs).enumerate() {
+        let name = cell_name(settings);
+        let dir = out.join(&name);
+        let existed = dir.exists();
+        if opts.force && !shared {
+            replace_run_files(&dir, &[DIVERGED_FILE])?;
+            replace_run_files(&dir, &SEEDS_DIR_FILES)?;
+        }
+        for &seed in &spec.seeds {
+            k += 1;
+            if !share.shard.takes(k - 1) || dir.join(DIVERGED_FILE).exists() {
+                continue;
+            }
+            note(&format!("unit {k}/{n_units}: {name}, seed {seed}"));
+            let trained = join_seeds_dir(&dir, config, &spec.seeds, data, opts)
+                .and_then(|()| train_unit(config, seed, data, &dir, opts, &share.claims, note));
+            match trained {
+                Ok(UnitOutcome::Busy(who)) => {
+                    note(&format!("{name}, seed {seed}: another task has it ({who})"))
+                }
+                Ok(UnitOutcome::Trained(_)) => note(&format!("{name}, seed {seed}: trained")),
+                Ok(UnitOutcome::Done) => note(&format!("{name}, seed {seed}: already done")),
+                Err(LadderError::Interrupted(_)) => {
+                    return Err(LadderError::Interrupted(if shared {
+                        "checkpoint saved; the same command continues this task's share".into()
+                    } else {
+                        format!(
+                            "checkpoint saved; continue with: ladder sweep --resume {}",
+                            out.display()
+                        )
+                    }));
+                }
+                Err(e @ LadderError::Diverged { .. }) => {
+                    write_json_shared(&dir.join(DIVERGED_FILE), &e.to_string())?;
+                }
+                // A new sweep whose first cell cannot start leaves nothing to block a rerun.
+                Err(e) if i == 0 && k == 1 && !shared && !opts.resume && !existed => {
+                    std::fs::remove_dir_all(&dir).map_err(|e| LadderError::io(&dir, e))?;
+                    replace_run_files(out, &[SWEEP_FILE, DATA_FILE])?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    gather_spec(spec, out, &share.claims)
+}
+
+/// Takes the sweep directory `out` for one process: a new sweep (`opts.force` replacing the
+/// one there) or, with `opts.resume`, the same sweep on the same data.
+fn open_sweep(
+    spec: &SweepSpec,
+    data: &RecordedData,
+    out: &Path,
+    opts: &RunOptions,
+) -> Result<DirLock> {
+    let lock = DirLock::acquire(out)?;
     let spec_path = out.join(SWEEP_FILE);
     if opts.resume {
         let stored: SweepSpec = read_json(&spec_path)?;
@@ -227,21 +305,157 @@ pub fn sweep(
         write_data_record(out, &data.record)?;
         write_json(&spec_path, spec)?;
     }
-    let mut results = Vec::with_capacity(grid.len());
-    for (i, (settings, config)) in grid.iter().zip(&configs).enumerate() {
-        let name = cell_name(settings);
-        on_cell(i + 1, grid.len(), &name);
-        let dir = out.join(&name);
-        match train_cell(spec, config, settings, data, &dir, out, opts) {
-            Ok(cell) => results.push(cell),
-            // A new sweep whose first cell cannot start leaves nothing to block a rerun.
-            Err(e) if i == 0 && !opts.resume && !dir.exists() => {
-                replace_run_files(out, &[SWEEP_FILE, DATA_FILE])?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
+    Ok(lock)
+}
+
+/// Joins the sweep `spec` in `out` as one of several tasks: the first writes its data record
+/// and `sweep.json`, each other checks that they are its own.
+fn join_sweep(spec: &SweepSpec, data: &RecordedData, out: &Path, opts: &RunOptions) -> Result<()> {
+    if opts.force {
+        return Err(LadderError::Setting(
+            "--force cannot be given with --shard: one task would replace the cells the others \
+             are training; remove the sweep directory first to start it again"
+                .into(),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
+    if create_once(&out.join(DATA_FILE), json_text(&data.record).as_bytes())?.is_some() {
+        check_data_record(out, &data.record)?;
+    }
+    let spec_path = out.join(SWEEP_FILE);
+    if create_once(&spec_path, json_text(spec).as_bytes())?.is_some() {
+        let stored: SweepSpec = read_json(&spec_path)?;
+        if stored != *spec {
+            return Err(run_dir_error(
+                out,
+                format!(
+                    "its {SWEEP_FILE} describes another sweep than this task's (another grid, \
+                     seeds or configuration)"
+                ),
+            ));
         }
     }
+    Ok(())
+}
+
+/// Where a cell of a sweep stands, as its directory shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellState {
+    /// Every seed trained, or the cell diverged.
+    Done(CellResult),
+    /// Not done: each seed's state.
+    Open(Vec<(u64, UnitState)>),
+}
+
+impl CellState {
+    /// done, diverged, or for an open cell the most telling of its seeds' states: running,
+    /// failed, unfinished (some started), missing (none started).
+    pub fn word(&self) -> &'static str {
+        match self {
+            CellState::Done(c) if c.diverged.is_some() => "diverged",
+            CellState::Done(_) => "done",
+            CellState::Open(units) => {
+                let any = |w: &str| units.iter().any(|(_, u)| u.word() == w);
+                if any("running") {
+                    "running"
+                } else if any("failed") {
+                    "failed"
+                } else if units.iter().all(|(_, u)| *u == UnitState::Missing) {
+                    "missing"
+                } else {
+                    "unfinished"
+                }
+            }
+        }
+    }
+}
+
+/// What `gather` finds: every cell's name and state in the grid's order, and the report once
+/// every cell is done.
+#[derive(Debug)]
+pub struct Gathered {
+    pub cells: Vec<(String, CellState)>,
+    pub report: Option<SweepReport>,
+}
+
+/// Every cell of the sweep in `out` with its state (claims judged with `claims`), and the
+/// sweep's report once every cell is done (then written as a single-process sweep writes it:
+/// the same `grid.md`, `grid.csv` and `summary.json`). Trains nothing.
+pub fn gather(out: &Path, claims: &ClaimSettings) -> Result<Gathered> {
+    let spec_path = out.join(SWEEP_FILE);
+    if !spec_path.exists() {
+        return Err(run_dir_error(
+            out,
+            format!("has no {SWEEP_FILE}: not a sweep"),
+        ));
+    }
+    let spec: SweepSpec = read_json(&spec_path)?;
+    gather_spec(&spec, out, claims)
+}
+
+fn gather_spec(spec: &SweepSpec, out: &Path, claims: &ClaimSettings) -> Result<Gathered> {
+    let mut states = Vec::new();
+    for settings in cells(&spec.axes) {
+        let name = cell_name(&settings);
+        let state = cell_state(spec, &settings, &out.join(&name), claims)?;
+        states.push((name, state));
+    }
+    let done: Option<Vec<CellResult>> = states
+        .iter()
+        .map(|(_, s)| match s {
+            CellState::Done(r) => Some(r.clone()),
+            CellState::Open(_) => None,
+        })
+        .collect();
+    let report = done.map(|results| finish(spec, out, results)).transpose()?;
+    Ok(Gathered {
+        cells: states,
+        report,
+    })
+}
+
+/// The state of the cell of `settings` in `dir`.
+fn cell_state(
+    spec: &SweepSpec,
+    settings: &[(String, String)],
+    dir: &Path,
+    claims: &ClaimSettings,
+) -> Result<CellState> {
+    let diverged_path = dir.join(DIVERGED_FILE);
+    if diverged_path.exists() {
+        let reason: String = read_json(&diverged_path)?;
+        return Ok(CellState::Done(cell_result(
+            settings,
+            dir,
+            Some(reason),
+            &[f64::NAN],
+            &[f64::NAN],
+        )));
+    }
+    if let Some(summary) = complete_seeds(dir, &spec.seeds)? {
+        if summary.seeds != spec.seeds {
+            return Err(run_dir_error(
+                dir,
+                format!(
+                    "was trained with seeds {:?}, the sweep's are {:?}",
+                    summary.seeds, spec.seeds
+                ),
+            ));
+        }
+        return Ok(CellState::Done(seeds_result(settings, dir, &summary)));
+    }
+    let units = spec
+        .seeds
+        .iter()
+        .map(|&s| Ok((s, unit_state(&seed_dir(dir, s), claims)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CellState::Open(units))
+}
+
+/// The report of a sweep whose every cell is done (`results`, in the grid's order): the cell
+/// of the lowest mean validation error among those that did not diverge is chosen, and the
+/// tables and summary are written into `out`.
+fn finish(spec: &SweepSpec, out: &Path, results: Vec<CellResult>) -> Result<SweepReport> {
     let chosen = results
         .iter()
         .enumerate()
@@ -260,70 +474,43 @@ pub fn sweep(
         cells: results,
         chosen,
     };
-    write_atomic(&out.join("grid.csv"), report.to_csv().as_bytes())?;
-    write_atomic(&out.join("grid.md"), report.to_markdown().as_bytes())?;
-    write_json(&out.join("summary.json"), &report)?;
+    // Every task that finds the sweep done writes these, the same bytes.
+    write_shared(&out.join("grid.csv"), report.to_csv().as_bytes())?;
+    write_shared(&out.join("grid.md"), report.to_markdown().as_bytes())?;
+    write_json_shared(&out.join("summary.json"), &report)?;
     Ok(report)
 }
 
-/// Trains (or reads back) one cell over the sweep's seeds. A cell that diverges is recorded
-/// as such in its directory and reported, and the sweep goes on.
-fn train_cell(
-    spec: &SweepSpec,
-    config: &TrainConfig,
+/// A cell's result from its errors over the seeds (NaN where it diverged).
+fn cell_result(
     settings: &[(String, String)],
-    data: &RecordedData,
     dir: &Path,
-    out: &Path,
-    opts: &RunOptions,
-) -> Result<CellResult> {
-    let diverged_path = dir.join(DIVERGED_FILE);
-    let result = |diverged: Option<String>, validation: &[f64], test: &[f64]| {
-        let (validation_mean, validation_std) = mean_std(validation);
-        let (test_mean, test_std) = mean_std(test);
-        CellResult {
-            settings: settings.to_vec(),
-            dir: dir.to_path_buf(),
-            diverged,
-            validation_mean,
-            validation_std,
-            test_mean,
-            test_std,
-        }
-    };
-    if diverged_path.exists() {
-        if !opts.force {
-            let reason: String = read_json(&diverged_path)?;
-            return Ok(result(Some(reason), &[f64::NAN], &[f64::NAN]));
-        }
-        replace_run_files(dir, &[DIVERGED_FILE])?;
+    diverged: Option<String>,
+    validation: &[f64],
+    test: &[f64],
+) -> CellResult {
+    let (validation_mean, validation_std) = mean_std(validation);
+    let (test_mean, test_std) = mean_std(test);
+    CellResult {
+        settings: settings.to_vec(),
+        dir: dir.to_path_buf(),
+        diverged,
+        validation_mean,
+        validation_std,
+        test_mean,
+        test_std,
     }
-    let cell_opts = RunOptions {
-        resume: dir.join(SEEDS_FILE).exists() && !opts.force,
-        ..opts.clone()
-    };
-    let summary = match train_seeds(config, &spec.seeds, data, dir, &cell_opts) {
-        Ok(s) => s,
-        Err(LadderError::Interrupted(_)) => {
-            return Err(LadderError::Interrupted(format!(
-                "checkpoint saved; continue with: ladder sweep --resume {}",
-                out.display()
-            )));
-        }
-        Err(e @ LadderError::Diverged { .. }) => {
-            let reason = e.to_string();
-            write_json(&diverged_path, &reason)?;
-            return Ok(result(Some(reason), &[f64::NAN], &[f64::NAN]));
-        }
-        Err(e) => return Err(e),
-    };
+}
+
+/// A trained cell's result from its runs' summary.
+fn seeds_result(settings: &[(String, String)], dir: &Path, summary: &SeedsSummary) -> CellResult {
     let validation: Vec<f64> = summary
         .runs
         .iter()
         .map(|r| r.validation_error_percent.unwrap_or(f64::NAN))
         .collect();
     let test: Vec<f64> = summary.runs.iter().map(|r| r.test_error_percent).collect();
-    Ok(result(None, &validation, &test))
+    cell_result(settings, dir, None, &validation, &test)
 }
 
 impl SweepReport {

@@ -145,20 +145,68 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| f.write_all(data))
 }
 
+/// [`write_atomic`] through a temporary file of this process's own, for files that several
+/// processes may write at once (the shared files of a sweep run by many tasks): each writer's
+/// file replaces the last one whole.
+pub fn write_shared(path: &Path, data: &[u8]) -> Result<()> {
+    static WRITE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}-{n}.tmp", std::process::id()));
+    write_via(path, &path.with_file_name(name), |f| f.write_all(data))
+}
+
+/// Creates `path` holding `data` unless it exists, atomically on NFS too (a hard link of a
+/// complete file): `Ok(None)` when this call created it, else what the file holds.
+pub fn create_once(path: &Path, data: &[u8]) -> Result<Option<Vec<u8>>> {
+    if let Ok(existing) = std::fs::read(path) {
+        return Ok(Some(existing));
+    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.new", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(LadderError::io(&tmp, e));
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path)
+            .map(Some)
+            .map_err(|e| LadderError::io(path, e)),
+        Err(e) => Err(LadderError::io(path, e)),
+    }
+}
+
 /// [`write_atomic`] of what `fill` writes, so large files need no copy in memory first.
 fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let tmp = temp_path(path);
+    write_via(path, &temp_path(path), fill)
+}
+
+/// Writes `path` by filling `tmp`, syncing it and renaming it over `path`.
+fn write_via(
+    path: &Path,
+    tmp: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::File::create(tmp)?;
         fill(&mut f)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(tmp, path)
     })();
     result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
         LadderError::io(path, e)
     })
 }
