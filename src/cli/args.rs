@@ -138,6 +138,7 @@ impl ShareArgs {
         };
         Ok(Some(Share {
             shard: Shard::parse(s, |k| std::env::var(k).ok())?,
+            joins: true,
             claims: self.claims()?,
         }))
     }

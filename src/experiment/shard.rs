@@ -104,14 +104,19 @@ impl std::fmt::Display for Shard {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Share {
     pub shard: Shard,
+    /// The process joins a directory that other tasks share (`--shard` was given, even
+    /// `0/1`), rather than owning it as one process does.
+    pub joins: bool,
     pub claims: ClaimSettings,
 }
 
 impl Share {
-    /// One process that trains everything, with the default claim timeout.
+    /// One process that owns the directory and trains everything, with the default claim
+    /// timeout.
     pub fn whole() -> Share {
         Share {
             shard: Shard::WHOLE,
+            joins: false,
             claims: ClaimSettings::default(),
         }
     }

@@ -18,8 +18,8 @@ use crate::experiment::run::{
 };
 use crate::experiment::seeds::mean_std;
 use crate::experiment::shard::{
-    SEEDS_DIR_FILES, Shard, Share, UnitOutcome, UnitState, complete_seeds, join_seeds_dir,
-    seed_dir, train_unit, unit_state,
+    SEEDS_DIR_FILES, Share, UnitOutcome, UnitState, complete_seeds, join_seeds_dir, seed_dir,
+    train_unit, unit_state,
 };
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{create_once, write_shared};
@@ -219,7 +219,7 @@ pub fn sweep(
         .iter()
         .map(|s| apply_settings(&spec.base, s))
         .collect::<Result<Vec<_>>>()?;
-    let shared = share.shard != Shard::WHOLE;
+    let shared = share.joins;
     let _lock = if shared {
         join_sweep(spec, data, out, opts)?;
         None
