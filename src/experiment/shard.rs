@@ -213,12 +213,9 @@ pub fn join_seeds_dir(
     if create_once(&dir.join(DATA_FILE), json_text(&data.record).as_bytes())?.is_some() {
         check_data_record(dir, &data.record)?;
     }
-    if let Some(existing) = create_once(&dir.join(SEEDS_FILE), json_text(&seeds).as_bytes())? {
-        let recorded: Vec<u64> =
-            serde_json::from_slice(&existing).map_err(|e| LadderError::Format {
-                path: dir.join(SEEDS_FILE),
-                reason: e.to_string(),
-            })?;
+    let seeds_path = dir.join(SEEDS_FILE);
+    if create_once(&seeds_path, json_text(&seeds).as_bytes())?.is_some() {
+        let recorded: Vec<u64> = read_json(&seeds_path)?;
         if recorded != seeds {
             return Err(LadderError::RunDir {
                 path: dir.into(),
