@@ -1068,3 +1068,52 @@ fn image_folders_train_evaluate_and_a_renamed_class_folder_is_refused() {
         "the run was trained on other data",
     );
 }
+
+/// A `method` axis compares methods on one preset: each cell is the preset trained by its
+/// method, with the other axes and flags applied.
+#[test]
+fn a_method_axis_sweeps_the_comparison_methods_on_one_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("methods");
+    let outs = out.to_str().unwrap();
+    let mut args = vec!["sweep", "--preset", "mnist-100-full", "--out", outs];
+    args.extend_from_slice(&["--grid", "method=ladder,VAT,mean-teacher", "--seeds", "1"]);
+    args.extend_from_slice(&["--epochs", "1", "--unlabeled-samples", "500"]);
+    args.extend_from_slice(&["--validation-samples", "100", "--quiet"]);
+    let o = ladder(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = read(out.join("grid.md"));
+    assert!(table.contains("| method |"), "{table}");
+    for m in ["ladder", "vat", "mean-teacher"] {
+        assert!(table.contains(&format!("| {m} |")) || table.contains(&format!("**{m}**")));
+    }
+    let config = |m: &str| read(out.join(format!("method={m}/config.toml")));
+    assert!(config("vat").contains("vat_epsilon = 5.0"));
+    assert!(config("vat").contains("denoising_cost_x = \"0\""));
+    assert!(config("mean-teacher").contains("mean_teacher_decay = 0.99"));
+    assert!(config("ladder").contains("vat_epsilon = 0.0"));
+    // Every cell ran its epochs once; resuming the finished sweep trains nothing.
+    let o = ladder(&["sweep", "--resume", outs, "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(out.join("grid.md")), table);
+
+    let refused = |extra: &[&str], why: &str| {
+        let mut a = vec![
+            "sweep",
+            "--preset",
+            "mnist-100-full",
+            "--validation-samples",
+            "100",
+        ];
+        a.extend_from_slice(extra);
+        assert_fails(&ladder(&a), why);
+    };
+    refused(
+        &["--grid", "method=ladder,vat", "--method", "pi"],
+        "--method cannot",
+    );
+    refused(
+        &["--grid", "method=ladder,nonsense"],
+        "unknown method 'nonsense'",
+    );
+}

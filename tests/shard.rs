@@ -264,3 +264,55 @@ fn shares_of_a_multi_seed_run_give_its_summary() {
         .unwrap();
     assert_fails(&o, "seeds");
 }
+
+#[test]
+fn shares_of_a_multi_seed_plain_run_give_its_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = |out: &Path, extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ladder"));
+        c.args(["train-plain", "--model", "b", "--hidden-layers", "30"])
+            .args(["--max-epochs", "2", "--seeds", "1-3", "--quiet"])
+            .args(["--out", out.to_str().unwrap()])
+            .args(extra)
+            .env("RAYON_NUM_THREADS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let whole = tmp.path().join("whole");
+    finish(plain(&whole, &[]).spawn().unwrap());
+    let shared = tmp.path().join("shared");
+    // Task 1 alone first: the run is not complete, and says which seeds are not.
+    let o = finish(plain(&shared, &["--shard", "1/2"]).spawn().unwrap());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("seed 1: missing"), "{text}");
+    assert!(text.contains("seed 2: done"), "{text}");
+    assert!(!shared.join("summary.json").exists());
+    let o = finish(plain(&shared, &["--shard", "0/2"]).spawn().unwrap());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("test error over 3 seeds"),
+        "the last task writes the summary"
+    );
+    let errors = |dir: &Path| {
+        let s = common::summary(dir);
+        (s["seeds"].clone(), s["mean"].clone(), s["std"].clone())
+    };
+    assert_eq!(errors(&shared), errors(&whole));
+    for seed in 1..=3 {
+        let unit = format!("seed-{seed}");
+        assert_eq!(metrics(&shared.join(&unit)), metrics(&whole.join(&unit)));
+    }
+    // The whole run resumes as one process's does.
+    let o = ladder(&[
+        "train-plain",
+        "--resume",
+        shared.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A task of another configuration is refused the directory.
+    let o = plain(&shared, &["--shard", "0/2", "--alpha", "0.3"])
+        .output()
+        .unwrap();
+    assert_fails(&o, "another configuration");
+}

@@ -11,7 +11,7 @@ use ladder::data::{CsvOptions, DataRequest, RecordedData, fetch};
 use ladder::device::{DeviceKind, training_device};
 use ladder::experiment::claim::ClaimSettings;
 use ladder::experiment::run::run_data;
-use ladder::experiment::shard::{Shard, Share};
+use ladder::experiment::shard::{Shard, Share, UnitState};
 use ladder::experiment::{RunOptions, parse_seeds};
 use ladder::train::resolve::flag_table;
 
@@ -131,6 +131,28 @@ impl ShareArgs {
         ))?)
     }
 
+    /// The seeds, directory and share of a task of a shared multi-seed run (`--shard` with
+    /// `--seeds` and `--out`, without `--resume`).
+    pub fn seeds_run(
+        &self,
+        resume: Option<&Path>,
+        seeds: &SeedsArg,
+        seed_given: bool,
+        out: Option<&Path>,
+    ) -> Result<(Vec<u64>, PathBuf, Share)> {
+        if resume.is_some() {
+            bail!("--shard joins the run in --out whatever its state: give --out, not --resume");
+        }
+        let Some(seeds) = seeds.list(seed_given)? else {
+            bail!("--shard shares the seeds of a multi-seed run among tasks: give --seeds");
+        };
+        let Some(out) = out else {
+            bail!("--shard needs --out: every task of the run must write the same directory");
+        };
+        let share = self.share()?.expect("--shard was given");
+        Ok((seeds, out.to_path_buf(), share))
+    }
+
     /// The share asked for; `None` without `--shard`.
     pub fn share(&self) -> Result<Option<Share>> {
         let Some(s) = &self.shard else {
@@ -142,6 +164,30 @@ impl ShareArgs {
             claims: self.claims()?,
         }))
     }
+}
+
+/// Tells a shared run's task which share it trains and how claims time out.
+pub fn say_share(share: &Share, out: &Path, quiet: bool) {
+    if !quiet {
+        eprintln!(
+            "shard {} of {} (claims of stopped tasks are taken over after {} s)",
+            share.shard,
+            out.display(),
+            share.claims.stale_after.as_secs()
+        );
+    }
+}
+
+/// Each seed's state of a shared multi-seed run that is not complete when this task's share
+/// is done.
+pub fn print_open_seeds(states: &[(u64, UnitState)], share: &Share) {
+    for (seed, state) in states {
+        println!("seed {seed}: {}", state.describe());
+    }
+    println!(
+        "shard {}: its share is done; the run is complete once every task's is",
+        share.shard
+    );
 }
 
 /// Where a command computes.

@@ -2,15 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 
 use ladder::experiment::bench::bench;
 use ladder::experiment::run::{RunMethod, SEEDS_FILE, fresh_dir, read_config, read_json};
-use ladder::experiment::shard::{SeedsOutcome, Share, UnitState, train_seeds_shared};
+use ladder::experiment::shard::{LadderSeeds, SeedsOutcome, Share, UnitState, train_seeds_shared};
 use ladder::experiment::sweep::{
-    CellState, Gathered, GridAxis, SWEEP_FILE, SweepSpec, gather, sweep,
+    CellState, Gathered, GridAxis, METHOD_AXIS, MethodBase, SWEEP_FILE, SweepSpec, gather, sweep,
 };
 use ladder::experiment::{parse_seeds, train_run, train_seeds};
 use ladder::model::Activation;
@@ -21,7 +21,8 @@ use ladder::train::config::PRESET_TABLE;
 use ladder::train::resolve::{flag_table, resolve};
 
 use super::args::{
-    DataArgs, DeviceArgs, RunArgs, SeedsArg, ShareArgs, given_flags, refuse_with_resume,
+    DataArgs, DeviceArgs, RunArgs, SeedsArg, ShareArgs, given_flags, print_open_seeds,
+    refuse_with_resume, say_share,
 };
 
 /// The configuration fields of a Ladder run, named as in the authors' `run.py` (whose own
@@ -194,11 +195,16 @@ impl ConfigArgs {
 
     /// Preset, then config file, then explicit flags.
     pub fn resolve(&self) -> Result<TrainConfig> {
+        self.resolve_with(self.method.unwrap_or(Method::Ladder))
+    }
+
+    /// Preset trained by `method`, then config file, then explicit flags.
+    pub fn resolve_with(&self, method: Method) -> Result<TrainConfig> {
         let base = match &self.preset {
             Some(p) => TrainConfig::preset(p)?,
             None => TrainConfig::default(),
         };
-        let base = self.method.unwrap_or(Method::Ladder).apply(base);
+        let base = method.apply(base);
         let c = resolve(&base, self.config.as_deref(), &flag_table(self))?;
         c.validate()?;
         Ok(c)
@@ -289,22 +295,24 @@ pub fn train(cmd: TrainCmd) -> Result<()> {
 
 /// `train --seeds … --shard`: this task's seeds of a multi-seed run that other tasks share.
 fn train_shared(cmd: TrainCmd) -> Result<()> {
-    if cmd.resume.is_some() {
-        bail!("--shard joins the run in --out whatever its state: give --out, not --resume");
-    }
-    let Some(seeds) = cmd.seeds.list(cmd.config.seed.is_some())? else {
-        bail!("--shard shares the seeds of a multi-seed run among tasks: give --seeds");
-    };
-    let Some(out) = cmd.out.clone() else {
-        bail!("--shard needs --out: every task of the run must write the same directory");
-    };
-    let share = cmd.share.share()?.expect("--shard was given");
+    let (seeds, out, share) = cmd.share.seeds_run(
+        cmd.resume.as_deref(),
+        &cmd.seeds,
+        cmd.config.seed.is_some(),
+        cmd.out.as_deref(),
+    )?;
     let opts = cmd.run.options(false, cmd.config.preset.clone())?;
     let config = cmd.config.resolve()?;
     let data = cmd.data.load(config.num_classes)?;
     say_share(&share, &out, cmd.run.quiet);
     let quiet = cmd.run.quiet;
-    let outcome = train_seeds_shared(&config, &seeds, &data, &out, &opts, &share, &mut |m| {
+    let runs = LadderSeeds {
+        config: &config,
+        data: &data,
+        opts: &opts,
+    };
+    let record = &data.record;
+    let outcome = train_seeds_shared(&runs, &seeds, record, &out, opts.force, &share, &mut |m| {
         if !quiet {
             eprintln!("{m}");
         }
@@ -316,30 +324,10 @@ fn train_shared(cmd: TrainCmd) -> Result<()> {
             s.mean,
             s.std
         ),
-        SeedsOutcome::Open(states) => {
-            for (seed, state) in &states {
-                println!("seed {seed}: {}", state.describe());
-            }
-            println!(
-                "shard {}: its share is done; the run is complete once every task's is",
-                share.shard
-            );
-        }
+        SeedsOutcome::Open(states) => print_open_seeds(&states, &share),
     }
     println!("run directory: {}", out.display());
     Ok(())
-}
-
-/// Tells a shared run's task which share it trains and how claims time out.
-fn say_share(share: &Share, out: &Path, quiet: bool) {
-    if !quiet {
-        eprintln!(
-            "shard {} of {} (claims of stopped tasks are taken over after {} s)",
-            share.shard,
-            out.display(),
-            share.claims.stale_after.as_secs()
-        );
-    }
 }
 
 #[derive(Args)]
@@ -411,8 +399,9 @@ pub struct SweepCmd {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// An axis `field=v1,v2,…` (configuration field names, e.g. adv_sup_tau=4.5e-5,4.5e-4);
-    /// repeat for more axes, each field once. Seeds are not an axis: use --seeds [default:
+    /// An axis `field=v1,v2,…` (configuration field names, e.g. adv_sup_tau=4.5e-5,4.5e-4),
+    /// or `method=ladder,vat,…` (the --method names: each method's cells start from the
+    /// preset trained by it, then the flags); repeat for more axes, each field once. Seeds are not an axis: use --seeds [default:
     /// none; give at least one].
     #[arg(long = "grid")]
     pub grid: Vec<String>,
@@ -489,16 +478,18 @@ pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
                     "a sweep trains every cell with each seed of --seeds: give --seeds, not --seed"
                 );
             }
-            let axes = cmd
+            let mut axes = cmd
                 .grid
                 .iter()
                 .map(|g| GridAxis::parse(g))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
+            let method_bases = method_bases(&cmd.config, &mut axes)?;
             let spec = SweepSpec {
                 base: cmd.config.resolve()?,
                 axes,
                 seeds: parse_seeds(&cmd.seeds)?,
                 preset: cmd.config.preset.clone(),
+                method_bases,
             };
             spec.validate()?;
             let data = cmd.data.load(spec.base.num_classes)?;
@@ -537,6 +528,30 @@ pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
         return Ok(());
     }
     report_gathered(gathered, &out)
+}
+
+/// The base configuration of each method of a `method` grid axis (whose values are written
+/// as their canonical names): the preset trained by that method, then the config file and
+/// flags. None without such an axis.
+fn method_bases(config: &ConfigArgs, axes: &mut [GridAxis]) -> Result<Vec<MethodBase>> {
+    let Some(axis) = axes.iter_mut().find(|a| a.name == METHOD_AXIS) else {
+        return Ok(Vec::new());
+    };
+    if config.method.is_some() {
+        bail!("--grid method=… gives the methods: --method cannot be given with it");
+    }
+    let mut bases = Vec::with_capacity(axis.values.len());
+    for value in &mut axis.values {
+        let method: Method = value
+            .parse()
+            .map_err(|e: String| anyhow!("--grid method: {e}"))?;
+        *value = method.to_string();
+        bases.push(MethodBase {
+            method: value.clone(),
+            base: config.resolve_with(method)?,
+        });
+    }
+    Ok(bases)
 }
 
 /// `sweep --gather`: every cell's state, and the table once all are done.

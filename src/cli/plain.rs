@@ -6,14 +6,19 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use ladder::experiment::plain_run::{train_plain_run, train_plain_seeds};
+use ladder::data::preprocess::preprocessed;
+use ladder::experiment::plain_run::{PlainSeeds, train_plain_run, train_plain_seeds};
 use ladder::experiment::run::{
     RunMethod, SEEDS_FILE, StartMode, fresh_dir, read_config, read_json,
 };
+use ladder::experiment::shard::{SeedsOutcome, train_seeds_shared};
 use ladder::train::plain::{PlainConfig, PlainModel, PlainOptimizer};
 use ladder::train::resolve::{flag_table, resolve};
 
-use super::args::{DataArgs, DeviceArgs, SeedsArg, given_flags, refuse_with_resume};
+use super::args::{
+    DataArgs, DeviceArgs, SeedsArg, ShareArgs, given_flags, print_open_seeds, refuse_with_resume,
+    say_share,
+};
 
 /// The configuration fields of a plain run; each overrides the config file.
 #[serde_with::skip_serializing_none]
@@ -139,10 +144,15 @@ pub struct PlainCmd {
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]
+    pub share: ShareArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
 }
 
 pub fn train_plain(cmd: PlainCmd) -> Result<()> {
+    if cmd.share.shard.is_some() {
+        return train_plain_shared(cmd);
+    }
     refuse_with_resume(cmd.resume.as_deref(), &cmd.config.given())?;
     let dev = cmd.device.device()?;
     let (config, seeds, data, out, mode) = match &cmd.resume {
@@ -202,6 +212,42 @@ pub fn train_plain(cmd: PlainCmd) -> Result<()> {
                 s.seed
             );
         }
+    }
+    println!("run directory: {}", out.display());
+    Ok(())
+}
+
+/// `train-plain --seeds … --shard`: this task's seeds of a multi-seed plain run that other
+/// tasks share.
+fn train_plain_shared(cmd: PlainCmd) -> Result<()> {
+    let (seeds, out, share) = cmd.share.seeds_run(
+        cmd.resume.as_deref(),
+        &cmd.seeds,
+        cmd.config.seed.is_some(),
+        cmd.out.as_deref(),
+    )?;
+    let dev = cmd.device.device()?;
+    let config = cmd.config.resolve()?;
+    let data = cmd.data.load(config.num_classes)?;
+    let sets = preprocessed(&data.sets, &config.preprocessing())?;
+    let runs = PlainSeeds::new(&config, &seeds, &sets, &data.record, &dev)?;
+    say_share(&share, &out, cmd.quiet);
+    let quiet = cmd.quiet;
+    let mut note = |m: &str| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    let record = &data.record;
+    match train_seeds_shared(&runs, &seeds, record, &out, cmd.force, &share, &mut note)? {
+        SeedsOutcome::Done(s) => println!(
+            "model {}: test error over {} seeds: {:.2} ± {:.2} %",
+            config.model,
+            s.seeds.len(),
+            s.mean,
+            s.std
+        ),
+        SeedsOutcome::Open(states) => print_open_seeds(&states, &share),
     }
     println!("run directory: {}", out.display());
     Ok(())

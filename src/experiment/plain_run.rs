@@ -15,9 +15,10 @@ use crate::eval::error_percent_of;
 use crate::experiment::host::{self, Host};
 use crate::experiment::run::{
     CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunMethod, SEEDS_FILE, SUMMARY_FILE, SeedsSummary,
-    StartMode, device_name, on_cpu, prepare_run_files, read_json, run_epochs, write_config,
-    write_json,
+    StartMode, device_name, on_cpu, prepare_run_files, read_config, read_json, run_epochs,
+    write_config, write_json,
 };
+use crate::experiment::shard::{SeedRuns, check_same_config};
 use crate::model::mlp::{Mlp, MlpInit};
 use crate::noise::{RngStream, stream_rng};
 use crate::train::checkpoint::{load_module, save_module};
@@ -163,6 +164,76 @@ fn train_preprocessed(
     Ok(summary)
 }
 
+/// The seeds of one plain configuration, for a run that processes share
+/// ([`crate::experiment::shard`]); `sets` is the data of `record` preprocessed as `config` asks.
+pub struct PlainSeeds<'a> {
+    pub config: &'a PlainConfig,
+    pub sets: &'a TrainTest,
+    pub record: &'a DataRecord,
+    pub device: &'a Device,
+}
+
+impl<'a> PlainSeeds<'a> {
+    /// Checks every seed's split of `sets` before anything is written.
+    pub fn new(
+        config: &'a PlainConfig,
+        seeds: &[u64],
+        sets: &'a TrainTest,
+        record: &'a DataRecord,
+        device: &'a Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        for &seed in seeds {
+            PlainData::new(sets, &config.with_seed(seed))?;
+        }
+        Ok(PlainSeeds {
+            config,
+            sets,
+            record,
+            device,
+        })
+    }
+}
+
+impl SeedRuns for PlainSeeds<'_> {
+    type Summary = PlainSummary;
+
+    fn join_config(&self, dir: &Path) -> Result<()> {
+        if dir.join(CONFIG_FILE).exists() {
+            let recorded: PlainConfig = read_config(dir, RunMethod::Plain)?;
+            return check_same_config(dir, recorded == *self.config);
+        }
+        write_config(dir, RunMethod::Plain, &self.config.to_toml())
+    }
+
+    fn train_seed(
+        &self,
+        seed: u64,
+        unit: &Path,
+        resume: bool,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<PlainSummary> {
+        let mode = match resume {
+            true => StartMode::Resume,
+            false => StartMode::Fresh { force: true },
+        };
+        let config = self.config.with_seed(seed);
+        train_preprocessed(
+            &config,
+            self.sets,
+            self.record,
+            unit,
+            mode,
+            self.device,
+            note,
+        )
+    }
+
+    fn test_error(summary: &PlainSummary) -> f64 {
+        summary.test_error_percent
+    }
+}
+
 /// `summary.json` of a multi-seed plain run.
 pub type PlainSeedsSummary = SeedsSummary<PlainSummary>;
 
@@ -181,10 +252,7 @@ pub fn train_plain_seeds(
     if seeds.is_empty() {
         return Err(LadderError::Setting("no seeds given".into()));
     }
-    let with_seed = |seed| PlainConfig {
-        seed,
-        ..config.clone()
-    };
+    let with_seed = |seed| config.with_seed(seed);
     config.validate()?;
     let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
     for &seed in seeds {

@@ -10,7 +10,10 @@
 
 use std::path::Path;
 
-use crate::data::RecordedData;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::data::{DataRecord, RecordedData};
 use crate::error::{LadderError, Result};
 use crate::experiment::claim::{self, ClaimSettings, Claimed, Liveness};
 use crate::experiment::run::{
@@ -190,28 +193,109 @@ pub fn unit_state(dir: &Path, claims: &ClaimSettings) -> Result<UnitState> {
 }
 
 /// What happened to a unit this process came to.
-pub enum UnitOutcome {
+pub enum UnitOutcome<S = RunSummary> {
     /// Trained (or continued) to its end here.
-    Trained(Box<RunSummary>),
+    Trained(Box<S>),
     /// Already finished.
     Done,
     /// Another process holds it.
     Busy(String),
 }
 
+/// A kind of run whose seeds processes can share: how the multi-seed directory records its
+/// configuration and how one seed trains in its own directory.
+pub trait SeedRuns {
+    type Summary: Serialize + DeserializeOwned;
+    /// Writes the multi-seed directory's configuration file, or checks that the one there is
+    /// this run's.
+    fn join_config(&self, dir: &Path) -> Result<()>;
+    /// Trains seed `seed` in `unit` to its end: continued from its saved state with `resume`,
+    /// from the start otherwise; `note` hears its progress.
+    fn train_seed(
+        &self,
+        seed: u64,
+        unit: &Path,
+        resume: bool,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<Self::Summary>;
+    /// The test error, percent, that the multi-seed summary averages.
+    fn test_error(summary: &Self::Summary) -> f64;
+}
+
+/// The Ladder's (and its baselines' and comparison methods') runs of one configuration.
+pub struct LadderSeeds<'a> {
+    pub config: &'a TrainConfig,
+    pub data: &'a RecordedData,
+    pub opts: &'a RunOptions,
+}
+
+impl SeedRuns for LadderSeeds<'_> {
+    type Summary = RunSummary;
+
+    fn join_config(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let recorded: TrainConfig =
+                    toml::from_str(&text).map_err(|e| LadderError::Format {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                check_same_config(dir, recorded == *self.config)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_ladder_config(dir, self.config, self.opts)
+            }
+            Err(e) => Err(LadderError::io(path, e)),
+        }
+    }
+
+    fn train_seed(
+        &self,
+        seed: u64,
+        unit: &Path,
+        resume: bool,
+        _note: &mut dyn FnMut(&str),
+    ) -> Result<RunSummary> {
+        let opts = RunOptions {
+            resume,
+            ..self.opts.clone()
+        };
+        let c = TrainConfig {
+            seed,
+            ..self.config.clone()
+        };
+        train_in(&c, self.data, unit, &opts)
+    }
+
+    fn test_error(summary: &RunSummary) -> f64 {
+        summary.test_error_percent
+    }
+}
+
+/// The error for a multi-seed directory that holds another configuration's run.
+pub(crate) fn check_same_config(dir: &Path, same: bool) -> Result<()> {
+    if same {
+        return Ok(());
+    }
+    Err(LadderError::RunDir {
+        path: dir.into(),
+        reason: "holds a run of another configuration than this command's".into(),
+    })
+}
+
 /// Writes the files of the multi-seed directory `dir` that describe the whole run (its data
 /// record, configuration and seeds), or checks that the ones there are this run's. Every
 /// process of a shared run calls it; the first one's files stay.
 pub fn join_seeds_dir(
+    runs: &impl SeedRuns,
     dir: &Path,
-    config: &TrainConfig,
     seeds: &[u64],
-    data: &RecordedData,
-    opts: &RunOptions,
+    record: &DataRecord,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| LadderError::io(dir, e))?;
-    if create_once(&dir.join(DATA_FILE), json_text(&data.record).as_bytes())?.is_some() {
-        check_data_record(dir, &data.record)?;
+    if create_once(&dir.join(DATA_FILE), json_text(record).as_bytes())?.is_some() {
+        check_data_record(dir, record)?;
     }
     let seeds_path = dir.join(SEEDS_FILE);
     if create_once(&seeds_path, json_text(&seeds).as_bytes())?.is_some() {
@@ -225,68 +309,50 @@ pub fn join_seeds_dir(
             });
         }
     }
-    let config_path = dir.join(CONFIG_FILE);
-    match std::fs::read_to_string(&config_path) {
-        Ok(text) => {
-            let recorded: TrainConfig = toml::from_str(&text).map_err(|e| LadderError::Format {
-                path: config_path.clone(),
-                reason: e.to_string(),
-            })?;
-            if recorded != *config {
-                return Err(LadderError::RunDir {
-                    path: dir.into(),
-                    reason: "holds a run of another configuration than this command's".into(),
-                });
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_ladder_config(dir, config, opts)?
-        }
-        Err(e) => return Err(LadderError::io(config_path, e)),
-    }
-    Ok(())
+    runs.join_config(dir)
 }
 
 /// The multi-seed directory's files [`join_seeds_dir`] writes, removed before a forced start.
 pub const SEEDS_DIR_FILES: [&str; 4] = [SUMMARY_FILE, CONFIG_FILE, SEEDS_FILE, DATA_FILE];
 
 /// What a process of a shared multi-seed run finds once its share is trained.
-pub enum SeedsOutcome {
+pub enum SeedsOutcome<S = RunSummary> {
     /// Every seed has finished: the run's summary.
-    Done(SeedsSummary),
+    Done(SeedsSummary<S>),
     /// Not yet: each seed's state.
     Open(Vec<(u64, UnitState)>),
 }
 
-/// Trains `share.shard`'s seeds of the multi-seed run of `config` in `out`, which other
-/// processes share: each seed is claimed, skipped when finished or held, continued when an
-/// earlier task left it unfinished. `note` hears of each seed started and skipped.
-pub fn train_seeds_shared(
-    config: &TrainConfig,
+/// Trains `share.shard`'s seeds of the multi-seed run `runs` in `out`, which other processes
+/// share: each seed is claimed, skipped when finished or held, continued when an earlier task
+/// left it unfinished. `note` hears of each seed started and skipped. `force` is refused: one
+/// task would replace the runs the others are training.
+pub fn train_seeds_shared<R: SeedRuns>(
+    runs: &R,
     seeds: &[u64],
-    data: &RecordedData,
+    record: &DataRecord,
     out: &Path,
-    opts: &RunOptions,
+    force: bool,
     share: &Share,
     note: &mut dyn FnMut(&str),
-) -> Result<SeedsOutcome> {
+) -> Result<SeedsOutcome<R::Summary>> {
     if seeds.is_empty() {
         return Err(LadderError::Setting("no seeds given".into()));
     }
-    if opts.force {
+    if force {
         return Err(LadderError::Setting(
             "--force cannot be given with --shard: one task would replace the runs the others \
              are training; remove the directory first to start again"
                 .into(),
         ));
     }
-    join_seeds_dir(out, config, seeds, data, opts)?;
+    join_seeds_dir(runs, out, seeds, record)?;
     for (k, &seed) in seeds.iter().enumerate() {
         if !share.shard.takes(k) {
             continue;
         }
         note(&format!("seed {seed} ({}/{})", k + 1, seeds.len()));
-        match train_unit(config, seed, data, out, opts, &share.claims, note) {
+        match train_unit(runs, seed, out, false, &share.claims, note) {
             Ok(UnitOutcome::Busy(who)) => {
                 note(&format!("seed {seed}: another task has it ({who})"))
             }
@@ -300,7 +366,7 @@ pub fn train_seeds_shared(
             Err(e) => return Err(e),
         }
     }
-    if let Some(summary) = complete_seeds(out, seeds)? {
+    if let Some(summary) = complete_seeds::<R>(out, seeds)? {
         return Ok(SeedsOutcome::Done(summary));
     }
     let states = seeds
@@ -310,20 +376,19 @@ pub fn train_seeds_shared(
     Ok(SeedsOutcome::Open(states))
 }
 
-/// Trains seed `seed` of the multi-seed run of `config` in `dir` unless it is finished or
-/// another process holds it: claimed first, continued from its checkpoint if an earlier task
-/// left one (`opts.force` starts it again instead). `note` hears of takeovers.
-pub fn train_unit(
-    config: &TrainConfig,
+/// Trains seed `seed` of the multi-seed run `runs` in `dir` unless it is finished or another
+/// process holds it: claimed first, continued from its saved state if an earlier task left one
+/// (`force` starts it again instead). `note` hears of takeovers.
+pub fn train_unit<R: SeedRuns>(
+    runs: &R,
     seed: u64,
-    data: &RecordedData,
     dir: &Path,
-    opts: &RunOptions,
+    force: bool,
     claims: &ClaimSettings,
     note: &mut dyn FnMut(&str),
-) -> Result<UnitOutcome> {
+) -> Result<UnitOutcome<R::Summary>> {
     let unit = seed_dir(dir, seed);
-    let finished = || !opts.force && unit.join(SUMMARY_FILE).exists();
+    let finished = || !force && unit.join(SUMMARY_FILE).exists();
     if finished() {
         return Ok(UnitOutcome::Done);
     }
@@ -340,15 +405,7 @@ pub fn train_unit(
     if finished() {
         return Ok(UnitOutcome::Done);
     }
-    let run_opts = RunOptions {
-        resume: !opts.force,
-        ..opts.clone()
-    };
-    let c = TrainConfig {
-        seed,
-        ..config.clone()
-    };
-    match train_in(&c, data, &unit, &run_opts) {
+    match runs.train_seed(seed, &unit, !force, note) {
         Ok(summary) => Ok(UnitOutcome::Trained(Box::new(summary))),
         Err(e) => {
             if !matches!(e, LadderError::Interrupted(_)) {
@@ -361,7 +418,10 @@ pub fn train_unit(
 
 /// The summary of the multi-seed run in `dir` once each of `seeds` has finished (written
 /// there if it was not yet); `None` while one has not.
-pub fn complete_seeds(dir: &Path, seeds: &[u64]) -> Result<Option<SeedsSummary>> {
+pub fn complete_seeds<R: SeedRuns>(
+    dir: &Path,
+    seeds: &[u64],
+) -> Result<Option<SeedsSummary<R::Summary>>> {
     let path = dir.join(SUMMARY_FILE);
     if path.exists() {
         return read_json(&path).map(Some);
@@ -372,9 +432,9 @@ pub fn complete_seeds(dir: &Path, seeds: &[u64]) -> Result<Option<SeedsSummary>>
         if !run.exists() {
             return Ok(None);
         }
-        runs.push(read_json::<RunSummary>(&run)?);
+        runs.push(read_json::<R::Summary>(&run)?);
     }
-    let summary = SeedsSummary::of(seeds, runs, |r| r.test_error_percent);
+    let summary = SeedsSummary::of(seeds, runs, R::test_error);
     write_json_shared(&path, &summary)?;
     Ok(Some(summary))
 }

@@ -18,8 +18,8 @@ use crate::experiment::run::{
 };
 use crate::experiment::seeds::mean_std;
 use crate::experiment::shard::{
-    SEEDS_DIR_FILES, Share, UnitOutcome, UnitState, complete_seeds, join_seeds_dir, seed_dir,
-    train_unit, unit_state,
+    LadderSeeds, SEEDS_DIR_FILES, Share, UnitOutcome, UnitState, complete_seeds, join_seeds_dir,
+    seed_dir, train_unit, unit_state,
 };
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{create_once, write_shared};
@@ -71,6 +71,22 @@ pub struct SweepSpec {
     /// written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    /// With a [`METHOD_AXIS`], each method's base: the preset trained by that method, then the
+    /// configuration file and flags, as `train --method` resolves it (so a flag wins over the
+    /// method's own settings in every cell).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub method_bases: Vec<MethodBase>,
+}
+
+/// The grid axis whose values are comparison methods (`method=ladder,vat,mean-teacher`)
+/// rather than configuration fields: each value's cells start from its [`MethodBase`].
+pub const METHOD_AXIS: &str = "method";
+
+/// The configuration a method's cells start from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodBase {
+    pub method: String,
+    pub base: TrainConfig,
 }
 
 impl SweepSpec {
@@ -110,7 +126,47 @@ impl SweepSpec {
                 )));
             }
         }
+        let methods = self.axes.iter().find(|a| a.name == METHOD_AXIS);
+        let bases: Vec<&str> = self
+            .method_bases
+            .iter()
+            .map(|b| b.method.as_str())
+            .collect();
+        let wanted: Vec<&str> = methods
+            .map(|a| a.values.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if bases != wanted {
+            return Err(LadderError::Setting(format!(
+                "the sweep's method axis {wanted:?} and its methods' base configurations \
+                 {bases:?} do not match"
+            )));
+        }
         Ok(())
+    }
+
+    /// The configuration of the cell of `settings`: its method's base (or the sweep's), with
+    /// the other settings applied.
+    pub fn cell_config(&self, settings: &[(String, String)]) -> Result<TrainConfig> {
+        let (base, rest): (&TrainConfig, Vec<(String, String)>) =
+            match settings.iter().position(|(k, _)| k == METHOD_AXIS) {
+                None => (&self.base, settings.to_vec()),
+                Some(i) => {
+                    let method = &settings[i].1;
+                    let base = self
+                        .method_bases
+                        .iter()
+                        .find(|b| &b.method == method)
+                        .ok_or_else(|| {
+                            LadderError::Setting(format!(
+                                "method {method} of the grid has no base configuration"
+                            ))
+                        })?;
+                    let mut rest = settings.to_vec();
+                    rest.remove(i);
+                    (&base.base, rest)
+                }
+            };
+        apply_settings(base, &rest)
     }
 }
 
@@ -217,7 +273,7 @@ pub fn sweep(
     // Every cell's configuration is checked before anything is trained.
     let configs = grid
         .iter()
-        .map(|s| apply_settings(&spec.base, s))
+        .map(|s| spec.cell_config(s))
         .collect::<Result<Vec<_>>>()?;
     let shared = share.joins;
     let _lock = if shared {
@@ -242,8 +298,9 @@ pub fn sweep(
                 continue;
             }
             note(&format!("unit {k}/{n_units}: {name}, seed {seed}"));
-            let trained = join_seeds_dir(&dir, config, &spec.seeds, data, opts)
-                .and_then(|()| train_unit(config, seed, data, &dir, opts, &share.claims, note));
+            let runs = LadderSeeds { config, data, opts };
+            let trained = join_seeds_dir(&runs, &dir, &spec.seeds, &data.record)
+                .and_then(|()| train_unit(&runs, seed, &dir, opts.force, &share.claims, note));
             match trained {
                 Ok(UnitOutcome::Busy(who)) => {
                     note(&format!("{name}, seed {seed}: another task has it ({who})"))
@@ -432,7 +489,7 @@ fn cell_state(
             &[f64::NAN],
         )));
     }
-    if let Some(summary) = complete_seeds(dir, &spec.seeds)? {
+    if let Some(summary) = complete_seeds::<LadderSeeds>(dir, &spec.seeds)? {
         if summary.seeds != spec.seeds {
             return Err(run_dir_error(
                 dir,
@@ -653,5 +710,64 @@ mod tests {
             .to_string();
         assert!(err.contains("epochs"), "{err}");
         assert!(apply_settings(&base, &s("lr", "-1")).is_err());
+    }
+
+    #[test]
+    fn a_method_axis_starts_each_cell_from_its_method_base() {
+        use crate::train::config::Method;
+        let base = TrainConfig {
+            validation_samples: 100,
+            ..TrainConfig::default()
+        };
+        let bases = |methods: &[Method]| -> Vec<MethodBase> {
+            methods
+                .iter()
+                .map(|m| MethodBase {
+                    method: m.to_string(),
+                    base: m.apply(base.clone()),
+                })
+                .collect()
+        };
+        let spec = SweepSpec {
+            base: base.clone(),
+            axes: vec![
+                GridAxis::parse("method=ladder,vat").unwrap(),
+                GridAxis::parse("lr=0.001").unwrap(),
+            ],
+            seeds: vec![1],
+            preset: None,
+            method_bases: bases(&[Method::Ladder, Method::Vat]),
+        };
+        spec.validate().unwrap();
+        let grid = cells(&spec.axes);
+        assert_eq!(cell_name(&grid[1]), "method=vat,lr=0.001");
+        let ladder = spec.cell_config(&grid[0]).unwrap();
+        let vat = spec.cell_config(&grid[1]).unwrap();
+        assert_eq!((ladder.lr, vat.lr), (0.001, 0.001));
+        assert_eq!(ladder.vat_epsilon, 0.0);
+        assert_eq!(
+            vat,
+            Method::Vat.apply(TrainConfig {
+                lr: 0.001,
+                ..base.clone()
+            })
+        );
+        // The bases must be the axis's methods, in its order.
+        let wrong = SweepSpec {
+            method_bases: bases(&[Method::Vat, Method::Ladder]),
+            ..spec.clone()
+        };
+        assert!(
+            wrong
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("method axis")
+        );
+        let none = SweepSpec {
+            method_bases: vec![],
+            ..spec
+        };
+        assert!(none.validate().is_err());
     }
 }

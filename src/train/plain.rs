@@ -173,6 +173,14 @@ impl Default for PlainConfig {
 }
 
 impl PlainConfig {
+    /// This configuration trained with seed `seed`.
+    pub fn with_seed(&self, seed: u64) -> PlainConfig {
+        PlainConfig {
+            seed,
+            ..self.clone()
+        }
+    }
+
     /// The input preprocessing of a plain run: grey conversion or nothing.
     pub fn preprocessing(&self) -> Preprocessing {
         Preprocessing {
