@@ -39,6 +39,11 @@ pub fn available() -> Vec<String> {
         .collect()
 }
 
+/// Whether `device` is the CPU (Flex), with or without autodiff.
+pub fn is_cpu(device: &Device) -> bool {
+    *device == Device::flex() || *device == Device::flex().autodiff()
+}
+
 /// The training device `kind`, with autodiff. A device this build or machine cannot give is
 /// an error, never a fallback.
 pub fn training_device(kind: DeviceKind) -> Result<Device> {

@@ -29,6 +29,9 @@ pub mod noise;
 pub mod ops;
 pub mod train;
 
+#[cfg(all(test, feature = "wgpu"))]
+mod agreement;
+
 pub use error::{LadderError, Result};
 
 /// Keeps freed memory in the process. By default glibc serves blocks above 128 KiB with

@@ -193,8 +193,9 @@ pub fn print_open_seeds(states: &[(u64, UnitState)], share: &Share) {
 /// Where a command computes.
 #[derive(Args, Clone)]
 pub struct DeviceArgs {
-    /// cpu (Flex), cuda or wgpu (when built with those features).
-    #[arg(long, default_value_t = DeviceKind::Cpu)]
+    /// cpu (Flex), cuda or wgpu (when built with those features); `--backend` is the same
+    /// flag.
+    #[arg(long, alias = "backend", default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
 }
 

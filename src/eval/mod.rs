@@ -13,8 +13,22 @@ use crate::ops::batch_norm::Moments;
 /// enough to bound memory on large data sets.
 const CHUNK: usize = 2000;
 
-fn chunks(rows: &[f32], dim: usize, device: &Device) -> Vec<Tensor<2>> {
-    rows.chunks(CHUNK * dim)
+/// The most values one activation of a GPU pass may hold: 2²⁵ f32 (128 MiB), wgpu's default
+/// limit on a storage buffer binding (lavapipe refuses larger buffers outright).
+const GPU_VALUES: usize = 1 << 25;
+
+/// Rows per inference pass on `device` for a network whose widest layer holds `widest`
+/// values per row: `cpu_rows` on the CPU (so CPU results never depend on the network's
+/// width), and on a GPU at most that many, as many as keep that layer within [`GPU_VALUES`].
+pub fn pass_rows(device: &Device, widest: usize, cpu_rows: usize) -> usize {
+    if crate::device::is_cpu(device) {
+        return cpu_rows;
+    }
+    (GPU_VALUES / widest.max(1)).clamp(1, cpu_rows)
+}
+
+fn chunks(rows: &[f32], dim: usize, device: &Device, widest: usize) -> Vec<Tensor<2>> {
+    rows.chunks(pass_rows(device, widest.max(dim), CHUNK) * dim)
         .map(|c| Tensor::from_data(TensorData::new(c.to_vec(), [c.len() / dim, dim]), device))
         .collect()
 }
@@ -26,9 +40,12 @@ fn device_of(model: &LadderNetwork) -> Device {
 /// Per-layer moments of the clean encoder over all of `train`.
 pub fn population_moments(model: &LadderNetwork, train: &Dataset) -> Vec<Moments> {
     let device = device_of(model);
-    model
-        .encoder
-        .population_moments(&chunks(&train.images, train.dim, &device))
+    model.encoder.population_moments(&chunks(
+        &train.images,
+        train.dim,
+        &device,
+        model.encoder.widest_units(),
+    ))
 }
 
 /// Anything that maps inputs to class scores (softmax inputs): a Ladder with its population
@@ -37,6 +54,11 @@ pub trait Classifier {
     fn logits(&self, x: Tensor<2>) -> Tensor<2>;
     /// Where the inputs must live.
     fn device(&self) -> Device;
+    /// Values per row of its widest layer, which bounds the rows of one pass on a GPU
+    /// (0: no wider than the input).
+    fn widest_units(&self) -> usize {
+        0
+    }
 }
 
 /// The Ladder at inference: the clean encoder with fixed per-layer moments.
@@ -52,6 +74,9 @@ impl Classifier for LadderClassifier {
     }
     fn device(&self) -> Device {
         device_of(&self.net)
+    }
+    fn widest_units(&self) -> usize {
+        self.net.encoder.widest_units()
     }
 }
 
@@ -95,7 +120,7 @@ pub fn argmax_classes(logits: Tensor<2>) -> Vec<u32> {
 
 /// Predicted class of each row of `images` (row-major, `dim` wide).
 pub fn classify(clf: &impl Classifier, images: &[f32], dim: usize, device: &Device) -> Vec<u32> {
-    chunks(images, dim, device)
+    chunks(images, dim, device, clf.widest_units())
         .into_iter()
         .flat_map(|x| argmax_classes(clf.logits(x)))
         .collect()
@@ -117,7 +142,7 @@ pub fn error_percent_of(clf: &impl Classifier, data: &Dataset) -> f64 {
 
 /// Predicted class of each row of `images` by the Ladder `model` with `moments`.
 pub fn predict(model: &LadderNetwork, moments: &[Moments], images: &[f32], dim: usize) -> Vec<u32> {
-    chunks(images, dim, &device_of(model))
+    chunks(images, dim, &device_of(model), model.encoder.widest_units())
         .into_iter()
         .flat_map(|x| argmax_classes(model.logits(x, moments)))
         .collect()

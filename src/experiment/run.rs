@@ -770,7 +770,7 @@ pub fn device_name(device: &Device) -> String {
 
 /// Whether `device` is the CPU backend, whose kernels make the numbers host-independent.
 pub fn on_cpu(device: &Device) -> bool {
-    *device == Device::flex() || *device == Device::flex().autodiff()
+    crate::device::is_cpu(device)
 }
 
 /// A run set up to train: its directory locked and (when fresh) its configuration and data

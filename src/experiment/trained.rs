@@ -8,7 +8,7 @@ use burn::prelude::*;
 use crate::data::preprocess::{Fitted, Preprocessing};
 use crate::data::{Dataset, TrainTest};
 use crate::error::{LadderError, Result};
-use crate::eval::{Classifier, LadderClassifier, classify, error_percent_of};
+use crate::eval::{Classifier, LadderClassifier, classify, error_percent_of, pass_rows};
 use crate::experiment::plain_run::{PLAIN_MODEL_FILE, load_plain_model};
 use crate::experiment::run::{CHECKPOINT_FILE, CONFIG_FILE, RunMethod, load_run};
 use crate::experiment::semantic_run::{
@@ -57,6 +57,12 @@ impl Classifier for TrainedModel {
             TrainedModel::Ladder(l, ..) => l.device(),
             TrainedModel::Plain(m, ..) => m.device(),
             TrainedModel::Semantic(s, _) => s.device(),
+        }
+    }
+    fn widest_units(&self) -> usize {
+        match self {
+            TrainedModel::Ladder(l, ..) => l.widest_units(),
+            _ => 0,
         }
     }
 }
@@ -218,7 +224,8 @@ impl TrainedModel {
         self.check_dim(ds.dim)?;
         let device = self.device();
         let mut out = Vec::with_capacity(ds.len());
-        for rows in ds.images.chunks(1000 * ds.dim) {
+        let rows_per_pass = pass_rows(&device, self.widest_units().max(ds.dim), 1000);
+        for rows in ds.images.chunks(rows_per_pass * ds.dim) {
             let n = rows.len() / ds.dim;
             let x = Tensor::from_data(TensorData::new(rows.to_vec(), [n, ds.dim]), &device);
             let p = burn::tensor::activation::softmax(self.logits(x), 1);

@@ -38,6 +38,17 @@ pub struct Encoder {
     pub plan: Vec<PlannedLayer>,
 }
 
+impl Encoder {
+    /// Values per row of the widest layer output.
+    pub fn widest_units(&self) -> usize {
+        self.plan
+            .iter()
+            .map(|l| l.geom.output.units())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// One encoder layer's geometry and the indices of its parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct PlannedLayer {

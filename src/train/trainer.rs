@@ -17,7 +17,7 @@ use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
 use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval;
-use crate::model::ladder::StepInputs;
+use crate::model::ladder::{CostTerms, StepInputs};
 use crate::model::{LadderBatch, LadderNetwork, LadderSpec};
 use crate::noise::{CorruptionNoise, HostNoise, RngStream, gaussian_vec, stream_rng};
 use crate::ops::adam::FusedAdam;
@@ -304,16 +304,7 @@ impl Trainer {
         lr: f64,
     ) -> Result<CostSummary> {
         let model = self.take_model();
-        let rows = model.corrupted_rows(batch.x_labeled.dims()[0], batch.x_unlabeled.dims()[0]);
-        let host = self.corruption_noise(epoch, step, rows);
-        let noise = CorruptionNoise::from_host(host, &self.device);
-        let noise = model.with_adversarial_noise(&self.spec, batch, noise);
-        let (noise, r_vadv) = self.virtual_adversarial(&model, batch, noise, (epoch, step));
-        let inputs = StepInputs {
-            r_vadv,
-            consistency_weight: self.consistency_weight(epoch),
-        };
-        let terms = model.cost_with(&self.spec, batch, &noise, &inputs);
+        let terms = self.step_terms(&model, batch, epoch, step);
         let summary = summarize(&terms);
         if !summary.total.is_finite() {
             self.model = Some(model);
@@ -328,6 +319,28 @@ impl Trainer {
         let model = self.optimizer.step(lr, model, grads);
         self.model = Some(model.update_teacher(&self.spec));
         Ok(summary)
+    }
+
+    /// The cost terms of `model` on `batch` at (`epoch`, `step`), all its noise drawn: the
+    /// corruption, the adversarial noise along the cost's gradient (000), VAT's perturbation
+    /// and LVAN's virtual adversarial noise, and the consistency weight of the epoch.
+    pub(crate) fn step_terms(
+        &mut self,
+        model: &LadderNetwork,
+        batch: &LadderBatch,
+        epoch: usize,
+        step: usize,
+    ) -> CostTerms {
+        let rows = model.corrupted_rows(batch.x_labeled.dims()[0], batch.x_unlabeled.dims()[0]);
+        let host = self.corruption_noise(epoch, step, rows);
+        let noise = CorruptionNoise::from_host(host, &self.device);
+        let noise = model.with_adversarial_noise(&self.spec, batch, noise);
+        let (noise, r_vadv) = self.virtual_adversarial(model, batch, noise, (epoch, step));
+        let inputs = StepInputs {
+            r_vadv,
+            consistency_weight: self.consistency_weight(epoch),
+        };
+        model.cost_with(&self.spec, batch, &noise, &inputs)
     }
 
     /// The Π-model's w(t) in `epoch` (0-based; the weight changes once per epoch, as in Laine
