@@ -7,6 +7,7 @@ use burn::prelude::*;
 
 use crate::data::Dataset;
 use crate::model::LadderNetwork;
+use crate::model::encoder::ChunkInputs;
 use crate::ops::batch_norm::Moments;
 
 /// Rows per forward pass during evaluation: large enough for efficient matrix products, small
@@ -27,10 +28,15 @@ pub fn pass_rows(device: &Device, widest: usize, cpu_rows: usize) -> usize {
     (GPU_VALUES / widest.max(1)).clamp(1, cpu_rows)
 }
 
-fn chunks(rows: &[f32], dim: usize, device: &Device, widest: usize) -> Vec<Tensor<2>> {
+/// `rows` as input tensors, made one at a time as the pass reaches them.
+fn chunks<'a>(
+    rows: &'a [f32],
+    dim: usize,
+    device: &'a Device,
+    widest: usize,
+) -> impl Iterator<Item = Tensor<2>> + 'a {
     rows.chunks(pass_rows(device, widest.max(dim), CHUNK) * dim)
-        .map(|c| Tensor::from_data(TensorData::new(c.to_vec(), [c.len() / dim, dim]), device))
-        .collect()
+        .map(move |c| Tensor::from_data(TensorData::new(c.to_vec(), [c.len() / dim, dim]), device))
 }
 
 fn device_of(model: &LadderNetwork) -> Device {
@@ -40,12 +46,9 @@ fn device_of(model: &LadderNetwork) -> Device {
 /// Per-layer moments of the clean encoder over all of `train`.
 pub fn population_moments(model: &LadderNetwork, train: &Dataset) -> Vec<Moments> {
     let device = device_of(model);
-    model.encoder.population_moments(&chunks(
-        &train.images,
-        train.dim,
-        &device,
-        model.encoder.widest_units(),
-    ))
+    let rows = pass_rows(&device, model.encoder.widest_units().max(train.dim), CHUNK);
+    let inputs = ChunkInputs::of_rows(&train.images, train.dim, rows, &device);
+    model.encoder.population_moments(&inputs)
 }
 
 /// Anything that maps inputs to class scores (softmax inputs): a Ladder with its population

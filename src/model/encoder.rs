@@ -18,8 +18,49 @@ use crate::ops::batch_norm::{Moments, normalize_batch, normalize_with_shaped};
 use crate::ops::{Shape, add_per_channel, add_to_leading_rows};
 
 /// Bytes of one layer's outputs over a whole data set that [`Encoder::population_moments`]
-/// keeps for the next layer rather than recomputing them chunk by chunk.
-const KEPT_BYTES: usize = 512 << 20;
+/// keeps for the next layer rather than recomputing them chunk by chunk: small enough that the
+/// pass adds little to a large data set's own memory (60,000 MNIST images' first layer would
+/// take 240 MB), large enough to keep MNIST-10k's layers.
+const KEPT_BYTES: usize = 64 << 20;
+
+/// The inputs of a pass over a whole data set, made one chunk at a time, so that the set is
+/// never on the device at once.
+pub struct ChunkInputs<'a> {
+    /// Rows of each chunk.
+    pub sizes: Vec<usize>,
+    make: Box<dyn Fn(usize) -> Tensor<2> + 'a>,
+}
+
+impl<'a> ChunkInputs<'a> {
+    /// Chunks already made.
+    pub fn of_tensors(chunks: &'a [Tensor<2>]) -> Self {
+        ChunkInputs {
+            sizes: chunks.iter().map(|c| c.dims()[0]).collect(),
+            make: Box::new(|i| chunks[i].clone()),
+        }
+    }
+
+    /// `rows` (row-major, `dim` wide) in chunks of `per` rows on `device`.
+    pub fn of_rows(rows: &'a [f32], dim: usize, per: usize, device: &Device) -> Self {
+        let n = rows.len() / dim;
+        let device = device.clone();
+        ChunkInputs {
+            sizes: (0..n.div_ceil(per)).map(|i| per.min(n - i * per)).collect(),
+            make: Box::new(move |i| {
+                let part = &rows[i * per * dim..((i + 1) * per).min(n) * dim];
+                Tensor::from_data(
+                    TensorData::new(part.to_vec(), [part.len() / dim, dim]),
+                    &device,
+                )
+            }),
+        }
+    }
+
+    /// Chunk `i`.
+    pub fn chunk(&self, i: usize) -> Tensor<2> {
+        (self.make)(i)
+    }
+}
 
 /// Weights W^(l), biases β^(l) and the optional top scale γ^(L).
 #[derive(Module, Debug)]
@@ -260,19 +301,23 @@ impl Encoder {
     /// large data set: 20 GB for Conv-Large's first layers on CIFAR-10's 50,000 images) is
     /// recomputed chunk by chunk from the last kept outputs instead, once for the mean and once
     /// for the variance. Either way every chunk's values, and the sums over them, are the same.
-    pub fn population_moments(&self, chunks: &[Tensor<2>]) -> Vec<Moments> {
+    pub fn population_moments(&self, chunks: &ChunkInputs) -> Vec<Moments> {
         self.population_moments_keeping(chunks, KEPT_BYTES)
     }
 
     /// [`Self::population_moments`], keeping a layer's outputs up to `kept_bytes`.
     pub(crate) fn population_moments_keeping(
         &self,
-        chunks: &[Tensor<2>],
+        chunks: &ChunkInputs,
         kept_bytes: usize,
     ) -> Vec<Moments> {
-        let total: usize = chunks.iter().map(|c| c.dims()[0]).sum();
-        // The outputs of layer `base` (0: the inputs) for every chunk.
-        let (mut base, mut kept) = (0, chunks.to_vec());
+        let total: usize = chunks.sizes.iter().sum();
+        // The outputs of layer `base` for every chunk; the inputs, made on demand, for 0.
+        let (mut base, mut kept): (usize, Option<Vec<Tensor<2>>>) = (0, None);
+        let below = |kept: &Option<Vec<Tensor<2>>>, i: usize| match kept {
+            Some(k) => k[i].clone(),
+            None => chunks.chunk(i),
+        };
         let mut out: Vec<Moments> = Vec::with_capacity(self.depth());
         for l in 1..=self.depth() {
             let shape = self.shape(l);
@@ -295,15 +340,19 @@ impl Encoder {
             let sum_over = |f: &dyn Fn(&Tensor<2>) -> Tensor<2>, pre: Option<&[Tensor<2>]>| {
                 let each = |i: usize| match pre {
                     Some(pre) => f(&pre[i]),
-                    None => f(&pre_of(&kept[i])),
+                    None => f(&pre_of(&below(&kept, i))),
                 };
-                (0..kept.len())
+                (0..chunks.sizes.len())
                     .map(each)
                     .reduce(|a, b| a + b)
                     .expect("at least one chunk")
             };
             let keep = total.saturating_mul(c * s).saturating_mul(4) <= kept_bytes;
-            let pre: Option<Vec<Tensor<2>>> = keep.then(|| kept.iter().map(pre_of).collect());
+            let pre: Option<Vec<Tensor<2>>> = keep.then(|| {
+                (0..chunks.sizes.len())
+                    .map(|i| pre_of(&below(&kept, i)))
+                    .collect()
+            });
             let mean = sum_over(&|p| per_channel(p.clone()), pre.as_deref()) / count;
             let sq = sum_over(
                 &|p| per_channel(centred(p.clone(), &mean).square()),
@@ -314,10 +363,11 @@ impl Encoder {
                 var: sq / count,
             };
             if let Some(pre) = pre {
-                kept = pre
-                    .into_iter()
-                    .map(|p| self.activate_with(l, p, &m))
-                    .collect();
+                kept = Some(
+                    pre.into_iter()
+                        .map(|p| self.activate_with(l, p, &m))
+                        .collect(),
+                );
                 base = l;
             }
             out.push(m);

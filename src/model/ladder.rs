@@ -981,17 +981,18 @@ mod tests {
             .into_iter()
             .map(|n| random(n, 25, &mut rng, &device))
             .collect();
+        let inputs = crate::model::encoder::ChunkInputs::of_tensors(&chunks);
         let kept = model
             .encoder
-            .population_moments_keeping(&chunks, usize::MAX);
-        let recomputed = model.encoder.population_moments_keeping(&chunks, 0);
+            .population_moments_keeping(&inputs, usize::MAX);
+        let recomputed = model.encoder.population_moments_keeping(&inputs, 0);
         assert_eq!(kept.len(), spec.depth());
         for (k, r) in kept.iter().zip(&recomputed) {
             for (a, b) in [(&k.mean, &r.mean), (&k.var, &r.var)] {
                 assert_eq!(vals(a.clone()), vals(b.clone()));
             }
         }
-        let all = Tensor::cat(chunks, 0);
+        let all = Tensor::cat(chunks.clone(), 0);
         let pre = model.encoder.pre_activation(1, all);
         let [n, units] = pre.dims();
         let channels = kept[0].mean.dims()[1];
