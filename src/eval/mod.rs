@@ -124,7 +124,6 @@ pub fn argmax_classes(logits: Tensor<2>) -> Vec<u32> {
 /// Predicted class of each row of `images` (row-major, `dim` wide).
 pub fn classify(clf: &impl Classifier, images: &[f32], dim: usize, device: &Device) -> Vec<u32> {
     chunks(images, dim, device, clf.widest_units())
-        .into_iter()
         .flat_map(|x| argmax_classes(clf.logits(x)))
         .collect()
 }
@@ -146,7 +145,6 @@ pub fn error_percent_of(clf: &impl Classifier, data: &Dataset) -> f64 {
 /// Predicted class of each row of `images` by the Ladder `model` with `moments`.
 pub fn predict(model: &LadderNetwork, moments: &[Moments], images: &[f32], dim: usize) -> Vec<u32> {
     chunks(images, dim, &device_of(model), model.encoder.widest_units())
-        .into_iter()
         .flat_map(|x| argmax_classes(model.logits(x, moments)))
         .collect()
 }
