@@ -82,6 +82,24 @@ fn metrics(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The multi-seed runs in `shared` and `whole` have the same seeds, mean and std, and each of
+/// `seeds` the same metrics.
+fn assert_same_seeds_run(shared: &Path, whole: &Path, seeds: std::ops::RangeInclusive<u64>) {
+    let errors = |dir: &Path| {
+        let s = common::summary(dir);
+        (s["seeds"].clone(), s["mean"].clone(), s["std"].clone())
+    };
+    assert_eq!(errors(shared), errors(whole));
+    for seed in seeds {
+        let unit = format!("seed-{seed}");
+        assert_eq!(
+            metrics(&shared.join(&unit)),
+            metrics(&whole.join(&unit)),
+            "{unit}"
+        );
+    }
+}
+
 /// How many of `outputs`' notes say that this unit was trained.
 fn times_trained(outputs: &[&Output], cell: &str, seed: u64) -> usize {
     let note = format!("{cell}, seed {seed}: trained");
@@ -232,15 +250,7 @@ fn shares_of_a_multi_seed_run_give_its_summary() {
     for child in children {
         finish(child);
     }
-    let errors = |dir: &Path| {
-        let s = common::summary(dir);
-        (s["seeds"].clone(), s["mean"].clone(), s["std"].clone())
-    };
-    assert_eq!(errors(&shared), errors(&whole));
-    for seed in 1..=3 {
-        let unit = format!("seed-{seed}");
-        assert_eq!(metrics(&shared.join(&unit)), metrics(&whole.join(&unit)));
-    }
+    assert_same_seeds_run(&shared, &whole, 1..=3);
 
     // Without Slurm's variables, auto says what it needs.
     let o = Command::new(env!("CARGO_BIN_EXE_ladder"))
@@ -293,15 +303,7 @@ fn shares_of_a_multi_seed_plain_run_give_its_summary() {
         String::from_utf8_lossy(&o.stdout).contains("test error over 3 seeds"),
         "the last task writes the summary"
     );
-    let errors = |dir: &Path| {
-        let s = common::summary(dir);
-        (s["seeds"].clone(), s["mean"].clone(), s["std"].clone())
-    };
-    assert_eq!(errors(&shared), errors(&whole));
-    for seed in 1..=3 {
-        let unit = format!("seed-{seed}");
-        assert_eq!(metrics(&shared.join(&unit)), metrics(&whole.join(&unit)));
-    }
+    assert_same_seeds_run(&shared, &whole, 1..=3);
     // The whole run resumes as one process's does.
     let o = ladder(&[
         "train-plain",

@@ -401,8 +401,8 @@ pub struct SweepCmd {
     pub data: DataArgs,
     /// An axis `field=v1,v2,…` (configuration field names, e.g. adv_sup_tau=4.5e-5,4.5e-4),
     /// or `method=ladder,vat,…` (the --method names: each method's cells start from the
-    /// preset trained by it, then the flags); repeat for more axes, each field once. Seeds are not an axis: use --seeds [default:
-    /// none; give at least one].
+    /// preset trained by it, then the flags); repeat for more axes, each field once. Seeds
+    /// are not an axis: use --seeds [default: none; give at least one].
     #[arg(long = "grid")]
     pub grid: Vec<String>,
     /// Seeds each cell is trained with, ','-separated with ranges (`1-3`, `1,2,5`).

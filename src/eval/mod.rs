@@ -28,15 +28,11 @@ pub fn pass_rows(device: &Device, widest: usize, cpu_rows: usize) -> usize {
     (GPU_VALUES / widest.max(1)).clamp(1, cpu_rows)
 }
 
-/// `rows` as input tensors, made one at a time as the pass reaches them.
-fn chunks<'a>(
-    rows: &'a [f32],
-    dim: usize,
-    device: &'a Device,
-    widest: usize,
-) -> impl Iterator<Item = Tensor<2>> + 'a {
-    rows.chunks(pass_rows(device, widest.max(dim), CHUNK) * dim)
-        .map(move |c| Tensor::from_data(TensorData::new(c.to_vec(), [c.len() / dim, dim]), device))
+/// `rows` as the inputs of one pass, made one chunk at a time as the pass reaches them, in
+/// [`pass_rows`] rows for a network whose widest layer holds `widest` values per row.
+fn inputs<'a>(rows: &'a [f32], dim: usize, device: &Device, widest: usize) -> ChunkInputs<'a> {
+    let per = pass_rows(device, widest.max(dim), CHUNK);
+    ChunkInputs::of_rows(rows, dim, per, device)
 }
 
 fn device_of(model: &LadderNetwork) -> Device {
@@ -46,9 +42,10 @@ fn device_of(model: &LadderNetwork) -> Device {
 /// Per-layer moments of the clean encoder over all of `train`.
 pub fn population_moments(model: &LadderNetwork, train: &Dataset) -> Vec<Moments> {
     let device = device_of(model);
-    let rows = pass_rows(&device, model.encoder.widest_units().max(train.dim), CHUNK);
-    let inputs = ChunkInputs::of_rows(&train.images, train.dim, rows, &device);
-    model.encoder.population_moments(&inputs)
+    let widest = model.encoder.widest_units();
+    model
+        .encoder
+        .population_moments(&inputs(&train.images, train.dim, &device, widest))
 }
 
 /// Anything that maps inputs to class scores (softmax inputs): a Ladder with its population
@@ -123,7 +120,8 @@ pub fn argmax_classes(logits: Tensor<2>) -> Vec<u32> {
 
 /// Predicted class of each row of `images` (row-major, `dim` wide).
 pub fn classify(clf: &impl Classifier, images: &[f32], dim: usize, device: &Device) -> Vec<u32> {
-    chunks(images, dim, device, clf.widest_units())
+    inputs(images, dim, device, clf.widest_units())
+        .iter()
         .flat_map(|x| argmax_classes(clf.logits(x)))
         .collect()
 }
@@ -144,7 +142,8 @@ pub fn error_percent_of(clf: &impl Classifier, data: &Dataset) -> f64 {
 
 /// Predicted class of each row of `images` by the Ladder `model` with `moments`.
 pub fn predict(model: &LadderNetwork, moments: &[Moments], images: &[f32], dim: usize) -> Vec<u32> {
-    chunks(images, dim, &device_of(model), model.encoder.widest_units())
+    inputs(images, dim, &device_of(model), model.encoder.widest_units())
+        .iter()
         .flat_map(|x| argmax_classes(model.logits(x, moments)))
         .collect()
 }

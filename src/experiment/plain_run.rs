@@ -252,12 +252,9 @@ pub fn train_plain_seeds(
     if seeds.is_empty() {
         return Err(LadderError::Setting("no seeds given".into()));
     }
-    let with_seed = |seed| config.with_seed(seed);
     config.validate()?;
     let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
-    for &seed in seeds {
-        PlainData::new(sets, &with_seed(seed))?;
-    }
+    PlainSeeds::new(config, seeds, sets, &data.record, device)?;
     let top_files = [CONFIG_FILE, SEEDS_FILE, SUMMARY_FILE];
     let _lock = prepare_run_files(out, &top_files, mode, &data.record)?;
     let summary_path = out.join(SUMMARY_FILE);
@@ -270,7 +267,7 @@ pub fn train_plain_seeds(
     for &seed in seeds {
         let dir = out.join(format!("seed-{seed}"));
         let run = train_preprocessed(
-            &with_seed(seed),
+            &config.with_seed(seed),
             sets,
             &data.record,
             &dir,

@@ -60,6 +60,11 @@ impl<'a> ChunkInputs<'a> {
     pub fn chunk(&self, i: usize) -> Tensor<2> {
         (self.make)(i)
     }
+
+    /// Every chunk in order, each made as it is reached.
+    pub fn iter(&self) -> impl Iterator<Item = Tensor<2>> + '_ {
+        (0..self.sizes.len()).map(|i| self.chunk(i))
+    }
 }
 
 /// Weights W^(l), biases β^(l) and the optional top scale γ^(L).
