@@ -119,7 +119,7 @@ impl Dataset {
 }
 
 /// Maps bytes to `[0, 1]`, the input range the models expect.
-fn scale_pixels(bytes: &[u8]) -> Vec<f32> {
+pub(super) fn scale_pixels(bytes: &[u8]) -> Vec<f32> {
     bytes.iter().map(|&b| f32::from(b) / 255.0).collect()
 }
 

@@ -5,6 +5,7 @@
 //! [`DataError`] values that name the offending file, so a bad data directory
 //! produces a message a user can act on instead of a panic.
 
+pub mod arrays;
 pub mod cifar;
 pub mod csv;
 pub mod dataset;

@@ -183,6 +183,16 @@ pub fn image_chw(ds: &Dataset) -> Result<[usize; 3], DataError> {
 /// the training set, and the centre crop to the test set only (training batches take random
 /// crops of the full images).
 pub fn preprocess(data: TrainTest, p: &Preprocessing) -> Result<TrainTest, DataError> {
+    preprocess_fitted(data, p).map(|(data, _)| data)
+}
+
+/// [`preprocess`], also giving what it fitted, so that new examples can be preprocessed
+/// alike (a network trained in memory and then asked to predict).
+pub fn preprocess_fitted(
+    data: TrainTest,
+    p: &Preprocessing,
+) -> Result<(TrainTest, Fitted), DataError> {
+    let mut fitted = Fitted::unfitted(*p);
     let mut data = TrainTest {
         train: p.per_example(data.train)?,
         test: p.per_example(data.test)?,
@@ -191,11 +201,12 @@ pub fn preprocess(data: TrainTest, p: &Preprocessing) -> Result<TrainTest, DataE
         let zca = Zca::fit(&data.train, bias)?;
         zca.apply(&mut data.train);
         zca.apply(&mut data.test);
+        fitted.zca = Some(zca);
     }
     if p.crop > 0 {
         data.test = centre_crop(&data.test, p.crop)?;
     }
-    Ok(data)
+    Ok((data, fitted))
 }
 
 /// Luminance 0.299 R + 0.587 G + 0.114 B of `[3, H, W]` images, as `[H, W]` images (paper

@@ -61,6 +61,19 @@ pub trait Classifier {
     }
 }
 
+/// A borrowed classifier classifies as its owner does (a model measured without giving it up).
+impl<C: Classifier> Classifier for &C {
+    fn logits(&self, x: Tensor<2>) -> Tensor<2> {
+        (**self).logits(x)
+    }
+    fn device(&self) -> Device {
+        (**self).device()
+    }
+    fn widest_units(&self) -> usize {
+        (**self).widest_units()
+    }
+}
+
 /// The Ladder at inference: the clean encoder with fixed per-layer moments.
 #[derive(Debug, Clone)]
 pub struct LadderClassifier {

@@ -683,6 +683,13 @@ pub fn load_for_new_inputs(
 /// The trained model at `path`: an exported file ([`import`]) or a run directory
 /// ([`TrainedModel::load`]).
 pub fn load_model(path: &Path, device: &Device) -> Result<TrainedModel> {
+    if !path.exists() {
+        let missing = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file or directory (a run directory or an exported .safetensors file)",
+        );
+        return Err(LadderError::io(path, missing));
+    }
     match is_export(path) {
         true => import(path, device),
         false => TrainedModel::load(path, device),

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod claim;
 pub mod curves;
 pub mod export;
+pub mod fit;
 pub mod host;
 pub mod plain_run;
 pub mod plots;

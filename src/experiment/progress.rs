@@ -49,6 +49,8 @@ pub struct Progress<'a> {
     bar: Option<ProgressBar>,
     eta: Eta,
     report: &'a mut dyn FnMut(&str),
+    /// Sees every step (a caller's own display, the Python package's callback).
+    watch: Option<&'a mut dyn FnMut(&StepDone)>,
 }
 
 impl<'a> Progress<'a> {
@@ -62,7 +64,14 @@ impl<'a> Progress<'a> {
             bar: None,
             eta: Eta::default(),
             report,
+            watch: None,
         }
+    }
+
+    /// The same with `watch` seeing every step, instead of the bar.
+    pub fn watching(mut self, watch: &'a mut dyn FnMut(&StepDone)) -> Self {
+        self.watch = Some(watch);
+        self.without_bar()
     }
 
     /// The same without the step bar (quiet runs, grids of many runs).
@@ -84,6 +93,9 @@ impl<'a> Progress<'a> {
     }
 
     pub fn step(&mut self, s: &StepDone) {
+        if let Some(watch) = &mut self.watch {
+            watch(s);
+        }
         if !self.show_bar {
             return;
         }

@@ -62,6 +62,108 @@ fn output_files(opts: &RobustnessOptions) -> Vec<String> {
 /// The files [`weight_pictures`] writes.
 pub const WEIGHT_FILES: [&str; 2] = ["first-layer.png", "class-patterns.png"];
 
+/// Refuses perturbation levels and attack settings no measurement can honour.
+fn check_options(opts: &RobustnessOptions) -> Result<()> {
+    if opts
+        .epsilons
+        .iter()
+        .chain(&opts.sigmas)
+        .chain(&opts.attack_epsilons)
+        .any(|v| !(v.is_finite() && *v >= 0.0))
+    {
+        return Err(LadderError::Setting(
+            "perturbation levels must be finite numbers ≥ 0".into(),
+        ));
+    }
+    opts.attack_settings.validate()?;
+    if opts.attacks.contains(&AttackKind::Square) && opts.norm != Norm::Linf {
+        return Err(LadderError::Setting(
+            "Square Attack is implemented for the L∞ norm only: drop it from --attacks for \
+             --norm l2"
+                .into(),
+        ));
+    }
+    if opts.attack_examples == Some(0) {
+        return Err(LadderError::Setting(
+            "--attack-examples must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One measurement of [`measure_model`]: the accuracy on a perturbed test set.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RobustnessRow {
+    /// `thesis` (the thesis 004's unclipped FGSM and Gaussian noise) or `attacks` (the
+    /// clipped threat model).
+    pub table: &'static str,
+    /// `fgsm` or `gaussian` (thesis); `none` (clean), an attack or `worst-case` (attacks).
+    pub perturbation: String,
+    /// The attacks' norm; `None` for the thesis's perturbations.
+    pub norm: Option<String>,
+    /// ε, or σ of the Gaussian noise.
+    pub level: f64,
+    pub accuracy_percent: f64,
+}
+
+/// The thesis's tables and the attacks of `opts` for one model, on `test` as a caller holds
+/// it (preprocessed as the model's run did), as rows: what `ladder robustness` writes to
+/// `robustness.csv` and `attacks.csv`, unrounded.
+pub fn measure_model(
+    model: &TrainedModel,
+    test: Dataset,
+    opts: &RobustnessOptions,
+    report: &mut dyn FnMut(&str),
+) -> Result<Vec<RobustnessRow>> {
+    check_options(opts)?;
+    let test = model.preprocessing().apply_to_new(test)?;
+    if model.input_dim() != test.dim {
+        return Err(LadderError::Setting(format!(
+            "the model takes {} inputs but the test images have {}",
+            model.input_dim(),
+            test.dim
+        )));
+    }
+    let models = [("model".to_string(), model)];
+    let thesis = RobustnessTable::measure(&models, &test, &opts.epsilons, &opts.sigmas, opts.seed);
+    let row =
+        |table, perturbation: &str, norm: Option<String>, level, accuracy_percent| RobustnessRow {
+            table,
+            perturbation: perturbation.into(),
+            norm,
+            level,
+            accuracy_percent,
+        };
+    let mut rows = Vec::new();
+    for (kind, levels, acc) in [
+        ("fgsm", &thesis.epsilons, &thesis.fgsm[0]),
+        ("gaussian", &thesis.sigmas, &thesis.gaussian[0]),
+    ] {
+        for (&l, &a) in levels.iter().zip(acc) {
+            rows.push(row("thesis", kind, None, l, a));
+        }
+    }
+    if opts.attacks.is_empty() {
+        return Ok(rows);
+    }
+    let t = attack_table(&models, &test, opts, report)?;
+    let norm = || Some(t.norm.to_string());
+    rows.push(row("attacks", "none", norm(), 0.0, t.clean[0]));
+    for (e, &eps) in t.epsilons.iter().enumerate() {
+        for (a, kind) in t.attacks.iter().enumerate() {
+            rows.push(row(
+                "attacks",
+                &kind.to_string(),
+                norm(),
+                eps,
+                t.accuracy[0][e][a],
+            ));
+        }
+        rows.push(row("attacks", "worst-case", norm(), eps, t.worst[0][e]));
+    }
+    Ok(rows)
+}
+
 /// Measures every `(name, run directory)` on `test` and writes `robustness.csv`,
 /// `robustness.md`, `fgsm.png` and `gaussian.png` (the thesis 004's unclipped FGSM and Gaussian
 /// noise) into `out`, and with attacks, `attacks.csv`, `attacks.md` and `attacks.png`;
@@ -74,17 +176,7 @@ pub fn robustness(
     device: &Device,
     report: &mut dyn FnMut(&str),
 ) -> Result<(RobustnessTable, Option<AttackTable>)> {
-    if opts
-        .epsilons
-        .iter()
-        .chain(&opts.sigmas)
-        .chain(&opts.attack_epsilons)
-        .any(|v| !(v.is_finite() && *v >= 0.0))
-    {
-        return Err(LadderError::Setting(
-            "perturbation levels must be finite numbers ≥ 0".into(),
-        ));
-    }
+    check_options(opts)?;
     let mut models: Vec<(String, TrainedModel)> = Vec::with_capacity(runs.len());
     for (name, dir) in runs {
         let m = crate::experiment::export::load_model(dir, device)?;
@@ -113,19 +205,6 @@ pub fn robustness(
                 test.dim
             )));
         }
-    }
-    opts.attack_settings.validate()?;
-    if opts.attacks.contains(&AttackKind::Square) && opts.norm != Norm::Linf {
-        return Err(LadderError::Setting(
-            "Square Attack is implemented for the L∞ norm only: drop it from --attacks for \
-             --norm l2"
-                .into(),
-        ));
-    }
-    if opts.attack_examples == Some(0) {
-        return Err(LadderError::Setting(
-            "--attack-examples must be at least 1".into(),
-        ));
     }
     let files = output_files(opts);
     output_dir(
@@ -182,6 +261,33 @@ pub fn robustness(
     Ok((table, attacks))
 }
 
+/// The attacks of `opts` on the first `opts.attack_examples` of `test`; `report` sees a line
+/// per measurement and the gradient-masking warnings.
+fn attack_table<C: crate::eval::Classifier>(
+    models: &[(String, C)],
+    test: &Dataset,
+    opts: &RobustnessOptions,
+    report: &mut dyn FnMut(&str),
+) -> Result<AttackTable> {
+    let subset = match opts.attack_examples {
+        Some(k) if k < test.len() => &test.subset(&(0..k).collect::<Vec<_>>()),
+        _ => test,
+    };
+    let table = AttackTable::measure(
+        models,
+        subset,
+        opts.norm,
+        &opts.attack_epsilons,
+        &opts.attacks,
+        &opts.attack_settings,
+        report,
+    )?;
+    for w in table.warnings() {
+        report(&format!("warning: {w}"));
+    }
+    Ok(table)
+}
+
 /// The attack table on the first `opts.attack_examples` of `test`, written as `attacks.csv`,
 /// `attacks.md` and a picture per attack and of the worst case (accuracy against ε, the clean
 /// accuracy at 0, a curve per model).
@@ -192,22 +298,7 @@ fn measure_attacks(
     out: &Path,
     report: &mut dyn FnMut(&str),
 ) -> Result<AttackTable> {
-    let subset = match opts.attack_examples {
-        Some(k) if k < test.len() => test.subset(&(0..k).collect::<Vec<_>>()),
-        _ => test.clone(),
-    };
-    let table = AttackTable::measure(
-        models,
-        &subset,
-        opts.norm,
-        &opts.attack_epsilons,
-        &opts.attacks,
-        &opts.attack_settings,
-        report,
-    )?;
-    for w in table.warnings() {
-        report(&format!("warning: {w}"));
-    }
+    let table = attack_table(models, test, opts, report)?;
     write_atomic(&out.join(ROBUSTNESS_FILES[4]), table.to_csv().as_bytes())?;
     write_atomic(
         &out.join(ROBUSTNESS_FILES[5]),

@@ -266,7 +266,8 @@ struct RunHooks<'m, 'p, M: Method> {
     every: Option<Duration>,
     last_save: Instant,
     progress: &'m mut Progress<'p>,
-    last: Option<M::Epoch>,
+    /// The epochs this process trained, in order.
+    epochs: Vec<M::Epoch>,
 }
 
 impl<M: Method> RunHooks<'_, '_, M> {
@@ -309,7 +310,7 @@ impl<M: Method> Hooks<M> for RunHooks<'_, '_, M> {
         let done = self.method.epochs_done(state);
         self.progress.epoch(done, &self.method.describe(epoch));
         self.save(state)?;
-        self.last = Some(epoch.clone());
+        self.epochs.push(epoch.clone());
         if interrupted() {
             self.finish_writing()?;
             return Ok(Control::Stop);
@@ -318,11 +319,11 @@ impl<M: Method> Hooks<M> for RunHooks<'_, '_, M> {
     }
 }
 
-/// A run trained to its end by [`drive`]: its final state and the last epoch this process
+/// A run trained to its end by [`drive`]: its final state and the epochs this process
 /// trained.
 pub(crate) struct Driven<M: Method> {
     pub state: M::State,
-    pub last: Option<M::Epoch>,
+    pub epochs: Vec<M::Epoch>,
 }
 
 /// Trains `state` of `method` to the end through the one loop, writing the run's metrics and
@@ -343,14 +344,14 @@ pub(crate) fn drive<M: Method>(
         every,
         last_save: Instant::now(),
         progress,
-        last: None,
+        epochs: Vec::new(),
     };
     let trained = train(method, state, &mut hooks);
     // Whatever happened, the last state is written whole before the run reports.
     hooks.finish_writing()?;
     Ok(trained?.map(|state| Driven {
         state,
-        last: hooks.last,
+        epochs: hooks.epochs,
     }))
 }
 
@@ -900,7 +901,13 @@ fn run_to_end(ready: Ready, out: Option<&Path>, opts: &RunOptions) -> Result<Run
     let Some(done) = drive(&method, trainer, out, &mut progress, every)? else {
         return Err(interruption(out));
     };
-    finish(&done.state, &prepared, done.last, out, opts)
+    finish(
+        &done.state,
+        &prepared,
+        done.epochs.last().cloned(),
+        out,
+        opts,
+    )
 }
 
 /// Final evaluation, the evaluable checkpoint and `summary.json` (written last).

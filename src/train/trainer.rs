@@ -14,7 +14,7 @@ use burn::store::ModuleRecord;
 use rand::seq::SliceRandom;
 
 use crate::data::preprocess::{augment_rows, centre_crop, cropped_shape};
-use crate::data::{Dataset, SplitSpec, TrainTest, semi_supervised_split};
+use crate::data::{Dataset, SemiSupervisedSplit, SplitSpec, TrainTest, semi_supervised_split};
 use crate::error::{LadderError, Result};
 use crate::eval;
 use crate::model::ladder::{CostTerms, StepInputs};
@@ -55,6 +55,16 @@ impl PreparedData {
         };
         let split =
             semi_supervised_split(&data.train.labels, config.num_classes, &spec, config.seed)?;
+        Self::with_split(data, config, &split)
+    }
+
+    /// `data.train` split as `split` says (labelled examples a caller chose, the Python
+    /// package's `-1` labels); the test set is kept whole.
+    pub fn with_split(
+        data: &TrainTest,
+        config: &TrainConfig,
+        split: &SemiSupervisedSplit,
+    ) -> Result<Self> {
         if split.unlabeled.len() < config.batch_size {
             return Err(LadderError::Setting(format!(
                 "{} unlabelled examples cannot fill one batch of {}",
@@ -480,7 +490,8 @@ impl Trainer {
         let due = self.epochs_done.is_multiple_of(self.config.eval_every) || self.is_finished();
         let (validation_error_percent, test_error_percent) = if due {
             let (validation, test) = self.errors(data, &self.monitoring_moments(data));
-            (validation, Some(test))
+            // A fit without an evaluation set has no test error (not 0 %).
+            (validation, (!data.test.is_empty()).then_some(test))
         } else {
             (None, None)
         };
