@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::flex().autodiff();
     let data = load_embedded(10)?;
     let dim = data.train.dim;
-    let x = data.train.images[..ROWS * dim].to_vec();
+    let x = data.train.rows(0..ROWS).into_owned();
     let x = Tensor::<2>::from_data(TensorData::new(x, [ROWS, dim]), &device);
     let batch = LadderBatch {
         x_labeled: x.clone(),

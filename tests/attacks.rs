@@ -30,7 +30,9 @@ fn train(model: PlainModel) -> (Mlp, Dataset) {
     };
     let split = PlainData::new(&data, &config).unwrap();
     let outcome = train_plain(&config, &split, &device(), &mut |_| Ok(())).unwrap();
-    let test = split.test.subset(&(0..300).collect::<Vec<_>>());
+    let mut test = split.test.subset(&(0..300).collect::<Vec<_>>());
+    // The attacks take float inputs; the loaded digits are bytes.
+    test.images.to_mut();
     (outcome.model.no_grad(), test)
 }
 
@@ -42,7 +44,10 @@ fn trained() -> &'static (Mlp, Dataset) {
 
 fn inputs(test: &Dataset) -> Inputs<'_> {
     Inputs {
-        x: &test.images,
+        x: test
+            .images
+            .as_floats()
+            .expect("the test set's pixels as floats"),
         y: &test.labels,
         dim: test.dim,
         shape: image_layout(test),
@@ -93,7 +98,7 @@ fn every_adversarial_input_lies_in_the_ball_and_the_box() {
             let t = threat(norm, eps);
             let out = attack(model, inputs(test), &t, kind, &fast()).unwrap();
             assert!(
-                t.contains(&test.images, &out.adversarial, test.dim, 1e-5),
+                t.contains(inputs(test).x, &out.adversarial, test.dim, 1e-5),
                 "{kind} {norm} ε = {eps} left the threat set"
             );
             // The adversarial inputs of fooled examples really fool the model.

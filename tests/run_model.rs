@@ -592,7 +592,7 @@ fn exported_networks_reproduce_their_runs_test_error() {
         let depth = arch.len() - 1;
         let mut wrong = 0;
         for i in 0..test.len() {
-            let mut h: Vec<f32> = test.row(i).to_vec();
+            let mut h: Vec<f32> = test.row(i).into_owned();
             for l in 1..=depth {
                 let (din, dout) = (arch[l - 1], arch[l]);
                 let prefix = if method == "plain" {

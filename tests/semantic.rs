@@ -47,7 +47,13 @@ fn the_split_has_k_per_class_and_the_inputs_are_mean_subtracted() {
     }
     // The test set had the same mean subtracted: the first test image is the original minus it.
     let original = data.test.row(0);
-    for ((a, b), m) in split.test.row(0).iter().zip(original).zip(&split.mean) {
+    for ((a, b), m) in split
+        .test
+        .row(0)
+        .iter()
+        .zip(original.iter())
+        .zip(&split.mean)
+    {
         assert!((a - (b - m)).abs() < 1e-6);
     }
     // Another seed draws another training set.

@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use serde_json::{Map, Value};
 
 use ladder::attack::{AttackKind, AttackSettings, Norm};
-use ladder::data::arrays::{Pixels, dataset_of, known_labels};
+use ladder::data::arrays::{PixelSlice, dataset_of, known_labels};
 use ladder::data::{DataError, DataRequest, Dataset};
 use ladder::device::{DeviceKind, training_device};
 use ladder::experiment::fit::{FitData, fit as fit_arrays};
@@ -179,8 +179,8 @@ impl<'py> Owned<'py> {
         let labels = labels.unwrap_or_else(|| vec![0; dims.first().copied().unwrap_or(0)]);
         let contiguous = |_| PyValueError::new_err(format!("{name} must be C-contiguous"));
         let pixels = match self {
-            Owned::Bytes(a) => Pixels::Bytes(a.as_slice().map_err(contiguous)?),
-            Owned::Floats(a) => Pixels::Floats(a.as_slice().map_err(contiguous)?),
+            Owned::Bytes(a) => PixelSlice::Bytes(a.as_slice().map_err(contiguous)?),
+            Owned::Floats(a) => PixelSlice::Floats(a.as_slice().map_err(contiguous)?),
         };
         dataset_of(pixels, &dims, labels, classes, name).map_err(data_err)
     }
@@ -335,7 +335,7 @@ fn fit<'py>(
                 extra.image_shape, train.image_shape
             )));
         }
-        train.images.extend_from_slice(&extra.images);
+        train.images = ladder::data::Pixels::joined(&[&train.images, &extra.images]);
         train.labels.extend_from_slice(&extra.labels);
         train.n += extra.n;
     }
@@ -551,7 +551,7 @@ fn mnist_10k(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyTuple>> {
     let images = |ds: &Dataset| -> PyResult<Bound<'_, PyAny>> {
         let mut shape = vec![ds.len()];
         shape.extend(&ds.image_shape);
-        Ok(PyArray1::from_vec(py, ds.images.clone())
+        Ok(PyArray1::from_vec(py, ds.images.all().into_owned())
             .reshape(shape)?
             .into_any())
     };

@@ -10,12 +10,12 @@ use crate::eval::robustness::csv_field;
 /// The valid box of inputs as the models see them: [0, 1] when every value of `data` lies in
 /// it (pixels), else the range of `data` (inputs after preprocessing).
 pub fn input_box(data: &Dataset) -> (f32, f32) {
-    let lo = data.images.iter().copied().fold(f32::INFINITY, f32::min);
-    let hi = data
-        .images
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
+    if let crate::data::Pixels::Bytes(_) = data.images {
+        return (0.0, 1.0);
+    }
+    let values = data.images.all();
+    let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if lo >= 0.0 && hi <= 1.0 {
         (0.0, 1.0)
     } else {
@@ -67,8 +67,9 @@ impl AttackTable {
         report: &mut dyn FnMut(&str),
     ) -> Result<Self> {
         let bounds = input_box(data);
+        let x = data.images.all();
         let inputs = Inputs {
-            x: &data.images,
+            x: &x,
             y: &data.labels,
             dim: data.dim,
             shape: image_layout(data),

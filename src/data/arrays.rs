@@ -1,13 +1,14 @@
 //! Data sets from arrays a caller already holds (the Python package's numpy arrays): pixels as
-//! bytes, scaled to `[0, 1]` as the IDX loader scales them, or as floats taken as they are;
+//! bytes, standing for `byte / 255` as an IDX file's do, or as floats taken as they are;
 //! labels with `-1` for unlabelled examples (scikit-learn's semi-supervised convention).
 
 use super::DataError;
-use super::dataset::{Dataset, check_label_range, scale_pixels};
+use super::dataset::{Dataset, check_label_range};
+use super::pixels::Pixels;
 
 /// The pixels of `n × shape…` examples, row-major.
 #[derive(Debug, Clone, Copy)]
-pub enum Pixels<'a> {
+pub enum PixelSlice<'a> {
     /// Bytes, scaled to `[0, 1]` as `byte / 255` (the IDX loader's scaling).
     Bytes(&'a [u8]),
     /// Values the network takes as they are.
@@ -20,7 +21,7 @@ pub const UNLABELLED: i64 = -1;
 /// `pixels` of the array shape `dims` (`n` then 1 to 3 image dimensions) with one class per
 /// example; `name` names the array in errors.
 pub fn dataset_of(
-    pixels: Pixels<'_>,
+    pixels: PixelSlice<'_>,
     dims: &[usize],
     labels: Vec<u32>,
     num_classes: usize,
@@ -48,8 +49,8 @@ pub fn dataset_of(
     }
     check_label_range(&labels, num_classes, name)?;
     let len = match pixels {
-        Pixels::Bytes(b) => b.len(),
-        Pixels::Floats(v) => v.len(),
+        PixelSlice::Bytes(b) => b.len(),
+        PixelSlice::Floats(v) => v.len(),
     };
     if len != n * dim {
         return Err(DataError::Source(format!(
@@ -57,17 +58,19 @@ pub fn dataset_of(
             n * dim
         )));
     }
-    let images = match pixels {
-        Pixels::Bytes(bytes) => scale_pixels(bytes),
-        Pixels::Floats(values) => values.to_vec(),
-    };
-    if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+    if let PixelSlice::Floats(values) = pixels
+        && let Some(i) = values.iter().position(|v| !v.is_finite())
+    {
         return Err(DataError::Source(format!(
             "{name} holds a value that is not finite ({}) at example {}",
-            images[i],
+            values[i],
             i / dim
         )));
     }
+    let images = match pixels {
+        PixelSlice::Bytes(bytes) => Pixels::bytes(bytes.to_vec()),
+        PixelSlice::Floats(values) => values.to_vec().into(),
+    };
     Ok(Dataset {
         images,
         labels,
@@ -112,7 +115,7 @@ mod tests {
     #[test]
     fn bytes_are_scaled_as_the_idx_loader_scales_them() {
         let ds = dataset_of(
-            Pixels::Bytes(&[0, 255, 51, 102]),
+            PixelSlice::Bytes(&[0, 255, 51, 102]),
             &[2, 2],
             vec![1, 0],
             2,
@@ -127,7 +130,7 @@ mod tests {
     #[test]
     fn floats_are_taken_as_they_are_and_images_keep_their_shape() {
         let v: Vec<f32> = (0..12).map(|i| i as f32 - 3.5).collect();
-        let ds = dataset_of(Pixels::Floats(&v), &[2, 2, 3], vec![0, 0], 1, "X").unwrap();
+        let ds = dataset_of(PixelSlice::Floats(&v), &[2, 2, 3], vec![0, 0], 1, "X").unwrap();
         assert_eq!(ds.images, v);
         assert_eq!((ds.dim, ds.image_shape.clone()), (6, vec![2, 3]));
     }
@@ -136,16 +139,33 @@ mod tests {
     fn bad_arrays_are_refused_with_what_is_wrong() {
         let err = |r: Result<Dataset, DataError>| r.unwrap_err().to_string();
         let v = [0.0f32; 6];
-        assert!(err(dataset_of(Pixels::Floats(&v), &[6], vec![0; 6], 2, "X")).contains("1 dim"));
         assert!(
-            err(dataset_of(Pixels::Floats(&v), &[3, 2], vec![0; 2], 2, "X"))
-                .contains("3 examples but 2 labels")
+            err(dataset_of(PixelSlice::Floats(&v), &[6], vec![0; 6], 2, "X")).contains("1 dim")
         );
-        assert!(err(dataset_of(Pixels::Floats(&v), &[2, 3], vec![0, 5], 2, "X")).contains('5'));
+        assert!(
+            err(dataset_of(
+                PixelSlice::Floats(&v),
+                &[3, 2],
+                vec![0; 2],
+                2,
+                "X"
+            ))
+            .contains("3 examples but 2 labels")
+        );
+        assert!(
+            err(dataset_of(
+                PixelSlice::Floats(&v),
+                &[2, 3],
+                vec![0, 5],
+                2,
+                "X"
+            ))
+            .contains('5')
+        );
         let nan = [0.0, f32::NAN, 0.0, 0.0];
         assert!(
             err(dataset_of(
-                Pixels::Floats(&nan),
+                PixelSlice::Floats(&nan),
                 &[2, 2],
                 vec![0, 0],
                 2,

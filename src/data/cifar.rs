@@ -14,6 +14,7 @@ use std::path::Path;
 
 use super::DataError;
 use super::dataset::{Dataset, TrainTest};
+use super::pixels::Pixels;
 
 pub const CIFAR_SIDE: usize = 32;
 pub const CIFAR_CHANNELS: usize = 3;
@@ -123,10 +124,10 @@ pub fn parse_records(bytes: &[u8], file: &str, layout: CifarLayout) -> Result<Da
             });
         }
         labels.push(label);
-        images.extend(r[skip..].iter().map(|&b| f32::from(b) / 255.0));
+        images.extend_from_slice(&r[skip..]);
     }
     Ok(Dataset {
-        images,
+        images: Pixels::bytes(images),
         labels,
         n,
         dim: CIFAR_PIXELS,
@@ -164,13 +165,16 @@ pub fn load_cifar100_dir(dir: &Path, num_classes: usize) -> Result<TrainTest, Da
 
 /// Concatenates data sets of the same image shape.
 fn concat(parts: Vec<Dataset>) -> Dataset {
-    let mut all = parts[0].clone();
-    for p in &parts[1..] {
-        all.images.extend_from_slice(&p.images);
-        all.labels.extend_from_slice(&p.labels);
-        all.n += p.n;
+    let images: Vec<&Pixels> = parts.iter().map(|p| &p.images).collect();
+    Dataset {
+        images: Pixels::joined(&images),
+        labels: parts
+            .iter()
+            .flat_map(|p| p.labels.iter().copied())
+            .collect(),
+        n: parts.iter().map(|p| p.n).sum(),
+        ..parts[0].clone()
     }
-    all
 }
 
 /// The 50,000 training images of the five batches and the 10,000 test images.

@@ -139,7 +139,7 @@ fn class_index(field: &str, spec: &CsvSpec) -> Result<u32, String> {
 fn dataset(features: Vec<f32>, labels: Vec<u32>, dim: usize, num_classes: usize) -> Dataset {
     Dataset {
         n: labels.len(),
-        images: features,
+        images: features.into(),
         labels,
         dim,
         image_shape: vec![dim],
@@ -162,13 +162,14 @@ impl Standardiser {
         let d = train.dim;
         let n = train.len().max(1) as f64;
         let mut mean = vec![0f64; d];
-        for r in train.images.chunks(d) {
+        let values = train.images.all();
+        for r in values.chunks(d) {
             for (m, &v) in mean.iter_mut().zip(r) {
                 *m += v as f64 / n;
             }
         }
         let mut var = vec![0f64; d];
-        for r in train.images.chunks(d) {
+        for r in values.chunks(d) {
             for ((s, &v), m) in var.iter_mut().zip(r).zip(&mean) {
                 *s += (v as f64 - m).powi(2) / n;
             }
@@ -189,7 +190,7 @@ impl Standardiser {
                 self.mean.len()
             )));
         }
-        for r in ds.images.chunks_mut(self.mean.len()) {
+        for r in ds.images.to_mut().chunks_mut(self.mean.len()) {
             for ((v, m), s) in r.iter_mut().zip(&self.mean).zip(&self.std) {
                 *v = ((*v as f64 - m) / s) as f32;
             }
@@ -305,7 +306,7 @@ pub fn read_feature_rows(path: &Path) -> Result<Dataset, DataError> {
         });
     };
     Ok(Dataset {
-        images: features,
+        images: features.into(),
         labels: vec![0; n],
         n,
         dim,
@@ -344,10 +345,10 @@ mod tests {
         // Column 1: mean 3, std √(8/3); the constant column 2 only loses its mean.
         let s = (8.0f64 / 3.0).sqrt();
         let expect = [(1.0 - 3.0) / s, 0.0, 0.0, 0.0, (5.0 - 3.0) / s, 0.0];
-        for (a, b) in pair.train.images.iter().zip(expect) {
+        for (a, b) in pair.train.images.all().iter().zip(expect) {
             assert!((*a as f64 - b).abs() < 1e-6, "{:?}", pair.train.images);
         }
-        assert!((pair.test.images[0] as f64 - 4.0 / s).abs() < 1e-6);
+        assert!((pair.test.images.all()[0] as f64 - 4.0 / s).abs() < 1e-6);
         assert_eq!(pair.test.labels, vec![2]);
     }
 

@@ -2,19 +2,22 @@
 //!
 //! Any unsigned-byte IDX dataset works (not only 28×28 MNIST): images are
 //! `n × shape…` arrays with 1 to 3 shape dimensions, labels a length-`n`
-//! vector. Pixels are scaled to `[0, 1]` as `byte / 255`.
+//! vector. Pixels stand for `byte / 255` and stay bytes in memory ([`Pixels`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::borrow::Cow;
+
 use super::DataError;
 use super::idx::{self, IdxArray, MAX_IDX_BYTES};
+use super::pixels::Pixels;
 
 /// Images (row-major, `n × dim`, values in `[0, 1]`) with class labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// `n * dim` pixel values, example after example.
-    pub images: Vec<f32>,
+    /// `n * dim` pixel values, example after example (bytes where the source gave bytes).
+    pub images: Pixels,
     /// One class index in `0..num_classes` per example.
     pub labels: Vec<u32>,
     /// Number of examples.
@@ -50,21 +53,30 @@ impl Dataset {
     /// # Panics
     ///
     /// If `i >= self.len()`, like slice indexing.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.images[i * self.dim..(i + 1) * self.dim]
+    pub fn row(&self, i: usize) -> Cow<'_, [f32]> {
+        self.images.values(i * self.dim..(i + 1) * self.dim)
     }
 
-    /// A new dataset holding the examples at `indices`, in that order.
+    /// The values of examples `rows` (a range of example indices), as floats.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Cow<'_, [f32]> {
+        self.images
+            .values(rows.start * self.dim..rows.end * self.dim)
+    }
+
+    /// A new dataset holding the examples at `indices`, in that order, its pixels kept as
+    /// this one's are; every example in order shares this one's pixels.
     ///
     /// # Panics
     ///
     /// If an index is out of range; indices come from splits of this
     /// dataset, so that is a bug in the caller.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
-        let mut images = Vec::with_capacity(indices.len() * self.dim);
-        for &i in indices {
-            images.extend_from_slice(self.row(i));
-        }
+        let everything =
+            indices.len() == self.n && indices.iter().enumerate().all(|(k, &i)| k == i);
+        let images = match everything {
+            true => self.images.clone(),
+            false => self.images.gather(indices, self.dim),
+        };
         Dataset {
             images,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
@@ -108,7 +120,7 @@ impl Dataset {
             });
         }
         Ok(Dataset {
-            images: scale_pixels(&images.data),
+            images: Pixels::bytes(images.data),
             labels,
             n,
             dim,
@@ -116,11 +128,6 @@ impl Dataset {
             num_classes,
         })
     }
-}
-
-/// Maps bytes to `[0, 1]`, the input range the models expect.
-pub(super) fn scale_pixels(bytes: &[u8]) -> Vec<f32> {
-    bytes.iter().map(|&b| f32::from(b) / 255.0).collect()
 }
 
 /// Checks that `images` is `n × shape` with a consistent payload and returns
@@ -378,11 +385,11 @@ pub fn load_embedded(num_classes: usize) -> Result<TrainTest, DataError> {
 }
 
 /// Loads an IDX image file without labels (for prediction), returning
-/// `(pixels in [0, 1], number of images, image shape)`.
-pub fn load_idx_images(path: &Path) -> Result<(Vec<f32>, usize, Vec<usize>), DataError> {
+/// `(pixels, number of images, image shape)`.
+pub fn load_idx_images(path: &Path) -> Result<(Pixels, usize, Vec<usize>), DataError> {
     let images = idx::read_idx_file(path)?;
     let (n, shape, _) = image_layout(&images, &path.display().to_string())?;
-    Ok((scale_pixels(&images.data), n, shape))
+    Ok((Pixels::bytes(images.data), n, shape))
 }
 
 #[cfg(test)]
@@ -416,8 +423,8 @@ mod tests {
         );
         assert!(!data.is_empty());
         assert_eq!(
-            data.row(1),
-            &[4.0 / 255.0, 5.0 / 255.0, 6.0 / 255.0, 7.0 / 255.0]
+            *data.row(1),
+            [4.0 / 255.0, 5.0 / 255.0, 6.0 / 255.0, 7.0 / 255.0]
         );
         assert_eq!(data.labels, vec![0, 2, 1]);
         assert_eq!(data.class_counts(), vec![1, 1, 1]);
@@ -594,8 +601,8 @@ mod tests {
             assert_eq!(set.len(), n);
             assert_eq!((set.dim, set.image_shape.clone()), (784, vec![28, 28]));
             assert_eq!(set.images.len(), n * 784);
-            assert!(set.images.iter().all(|p| (0.0..=1.0).contains(p)));
-            assert!(set.images.contains(&1.0));
+            assert!(set.images.all().iter().all(|p| (0.0..=1.0).contains(p)));
+            assert!(set.images.all().contains(&1.0));
             assert!(set.class_counts().iter().all(|&c| c > 0));
         }
         assert_eq!(pair.train.class_counts()[1], 902);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::DataError;
 use super::dataset::{Dataset, TrainTest};
-use super::images::{decode_all, image_shape, images_in, push_pixels};
+use super::images::{image_shape, images_in, read_pixels, scan};
 
 /// The training split's folder.
 pub const TRAIN_SPLIT: &str = "train";
@@ -121,11 +121,15 @@ pub fn load_image_folder(dir: &Path, num_classes: usize) -> Result<TrainTest, Da
         split_files(dir, &dir.join(TRAIN_SPLIT), &classes)?,
         split_files(dir, &test_split(dir)?, &classes)?,
     ];
-    let decoded = splits
+    let files: Vec<Vec<PathBuf>> = splits
         .iter()
-        .map(|s| decode_all(&s.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>()))
+        .map(|s| s.iter().map(|(f, _)| f.clone()).collect())
+        .collect();
+    let scanned = files
+        .iter()
+        .map(|f| scan(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let (train_size, test_size) = (decoded[0].1, decoded[1].1);
+    let (train_size, test_size) = (scanned[0].size, scanned[1].size);
     if train_size != test_size {
         return Err(bad(
             dir,
@@ -135,27 +139,25 @@ pub fn load_image_folder(dir: &Path, num_classes: usize) -> Result<TrainTest, Da
             ),
         ));
     }
-    let colour = decoded
-        .iter()
-        .flat_map(|(images, _)| images)
-        .any(|img| img.color().has_color());
-    let channels = if colour { 3 } else { 1 };
-    let mut sets = splits.iter().zip(&decoded).map(|(files, (images, size))| {
-        let mut pixels = Vec::new();
-        for img in images {
-            push_pixels(img, channels, &mut pixels);
-        }
-        Dataset {
-            n: files.len(),
-            dim: pixels.len() / files.len(),
+    let channels = if scanned.iter().any(|s| s.colour) {
+        3
+    } else {
+        1
+    };
+    let mut sets = Vec::with_capacity(2);
+    for ((split, paths), scan) in splits.iter().zip(&files).zip(&scanned) {
+        let pixels = read_pixels(paths, channels, *scan)?;
+        sets.push(Dataset {
+            n: split.len(),
+            dim: pixels.len() / split.len(),
             images: pixels,
-            labels: files.iter().map(|(_, c)| *c).collect(),
-            image_shape: image_shape(channels, *size),
+            labels: split.iter().map(|(_, c)| *c).collect(),
+            image_shape: image_shape(channels, scan.size),
             num_classes,
-        }
-    });
-    let train = sets.next().expect("two splits");
-    let test = sets.next().expect("two splits");
+        });
+    }
+    let test = sets.pop().expect("two splits");
+    let train = sets.pop().expect("two splits");
     Ok(TrainTest { train, test })
 }
 
@@ -183,7 +185,7 @@ mod tests {
         let data = load_image_folder(d, 2).unwrap();
         assert_eq!(data.train.labels, vec![0, 1, 1]);
         assert_eq!(data.train.image_shape, vec![2, 2]);
-        assert_eq!(data.train.row(1), &[0.2; 4]);
+        assert_eq!(*data.train.row(1), [0.2; 4]);
         assert_eq!(
             (data.test.labels.clone(), data.test.row(0)[0]),
             (vec![1], 0.4)

@@ -8,6 +8,7 @@ use image::DynamicImage;
 
 use super::DataError;
 use super::dataset::Dataset;
+use super::pixels::Pixels;
 
 /// Whether `path` names a PNG or JPEG file by its extension.
 pub fn is_image_file(path: &Path) -> bool {
@@ -49,18 +50,33 @@ pub fn image_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(files)
 }
 
-/// Decodes `files`, which must all have the first one's size: the images and their
-/// `(height, width)`.
-pub fn decode_all(files: &[PathBuf]) -> Result<(Vec<DynamicImage>, (usize, usize)), DataError> {
-    let mut images = Vec::with_capacity(files.len());
+fn decode(f: &Path) -> Result<DynamicImage, DataError> {
+    image::open(f).map_err(|e| DataError::Image {
+        path: f.into(),
+        reason: format!("not a readable PNG or JPEG image: {e}"),
+    })
+}
+
+/// What [`scan`] found: every image's `(height, width)` and whether any is in colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned {
+    pub size: (usize, usize),
+    pub colour: bool,
+}
+
+/// Decodes `files` once to check that they all have the first one's size and to tell whether
+/// any is in colour, keeping none of them (a folder of 100,000 images is then read a second
+/// time straight into bytes, never held decoded).
+pub fn scan(files: &[PathBuf]) -> Result<Scanned, DataError> {
     let mut size = None;
+    let mut colour = false;
     for f in files {
         let bad = |reason: String| DataError::Image {
             path: f.clone(),
             reason,
         };
-        let img =
-            image::open(f).map_err(|e| bad(format!("not a readable PNG or JPEG image: {e}")))?;
+        let img = decode(f)?;
+        colour |= img.color().has_color();
         let hw = (img.height() as usize, img.width() as usize);
         match size {
             None => size = Some(hw),
@@ -74,23 +90,39 @@ pub fn decode_all(files: &[PathBuf]) -> Result<(Vec<DynamicImage>, (usize, usize
             }
             _ => {}
         }
-        images.push(img);
     }
-    Ok((images, size.unwrap_or((0, 0))))
+    Ok(Scanned {
+        size: size.unwrap_or((0, 0)),
+        colour,
+    })
 }
 
-/// Pixels of `img` in [0, 1]: one plane for `channels` 1 (luminance), the red, green and blue
-/// planes for 3.
-pub fn push_pixels(img: &DynamicImage, channels: usize, out: &mut Vec<f32>) {
+/// The bytes of `img`: one plane for `channels` 1 (luminance), the red, green and blue planes
+/// for 3.
+pub fn push_pixels(img: &DynamicImage, channels: usize, out: &mut Vec<u8>) {
     match channels {
-        1 => out.extend(img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0)),
+        1 => out.extend(img.to_luma8().pixels().map(|p| p.0[0])),
         _ => {
             let rgb = img.to_rgb8();
             for c in 0..3 {
-                out.extend(rgb.pixels().map(|p| p.0[c] as f32 / 255.0));
+                out.extend(rgb.pixels().map(|p| p.0[c]));
             }
         }
     }
+}
+
+/// The bytes of `files` (each of `scanned.size`, as [`scan`] checked), decoded one at a time.
+pub fn read_pixels(
+    files: &[PathBuf],
+    channels: usize,
+    scanned: Scanned,
+) -> Result<Pixels, DataError> {
+    let (h, w) = scanned.size;
+    let mut out = Vec::with_capacity(files.len() * channels * h * w);
+    for f in files {
+        push_pixels(&decode(f)?, channels, &mut out);
+    }
+    Ok(Pixels::bytes(out))
 }
 
 /// `[H, W]` for grey, `[3, H, W]` for colour.
@@ -113,17 +145,14 @@ pub fn load_images(
             "{channels} channels: only grey or colour images"
         )));
     }
-    let (decoded, size) = decode_all(files)?;
-    let mut images = Vec::new();
-    for img in &decoded {
-        push_pixels(img, channels, &mut images);
-    }
+    let scanned = scan(files)?;
+    let images = read_pixels(files, channels, scanned)?;
     Ok(Dataset {
         n: files.len(),
         dim: images.len() / files.len().max(1),
         images,
         labels: vec![0; files.len()],
-        image_shape: image_shape(channels, size),
+        image_shape: image_shape(channels, scanned.size),
         num_classes,
     })
 }

@@ -90,7 +90,8 @@ pub fn read_inputs(
 /// Rows for an image model must be pixels in [0, 1]: 0–255 values would be classified
 /// silently wrong.
 fn check_pixels(ds: &Dataset, path: &Path) -> Result<(), DataError> {
-    match ds.images.iter().position(|v| !(0.0..=1.0).contains(v)) {
+    let values = ds.images.all();
+    match values.iter().position(|v| !(0.0..=1.0).contains(v)) {
         None => Ok(()),
         Some(k) => Err(DataError::CsvFile {
             file: path.display().to_string(),
@@ -99,7 +100,7 @@ fn check_pixels(ds: &Dataset, path: &Path) -> Result<(), DataError> {
                  (divide 0–255 values by 255)",
                 k / ds.dim + 1,
                 k % ds.dim + 1,
-                ds.images[k]
+                values[k]
             ),
         }),
     }
@@ -134,7 +135,10 @@ mod tests {
         );
         // Features of a CSV-trained model may take any value.
         let ds = read_inputs(&p, RowValues::Features, 10).unwrap();
-        assert_eq!((ds.image_shape.clone(), ds.images[2]), (vec![4], 255.0));
+        assert_eq!(
+            (ds.image_shape.clone(), ds.images.all()[2]),
+            (vec![4], 255.0)
+        );
         std::fs::write(&p, "1,2\n3\n").unwrap();
         let e = read_inputs(&p, RowValues::Features, 10)
             .unwrap_err()

@@ -14,6 +14,7 @@ pub mod idx;
 pub mod image_folder;
 pub mod images;
 pub mod inputs;
+pub mod pixels;
 pub mod preprocess;
 pub mod source;
 pub mod split;
@@ -27,6 +28,7 @@ pub use idx::{
     IdxArray, MAX_IDX_BYTES, gzip_bytes, parse_idx, read_idx_file, write_idx, write_idx_file,
     write_idx_gz,
 };
+pub use pixels::Pixels;
 pub use source::{CsvOptions, DataRecord, DataRequest, DataSource, FileFingerprint, RecordedData};
 pub use split::{SemiSupervisedSplit, SplitSpec, semi_supervised_split};
 

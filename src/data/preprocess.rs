@@ -228,7 +228,7 @@ pub fn to_grey(ds: &Dataset) -> Result<Dataset, DataError> {
         );
     }
     Ok(Dataset {
-        images,
+        images: images.into(),
         dim: plane,
         image_shape: vec![h, w],
         ..ds.clone_labels()
@@ -240,7 +240,7 @@ pub fn to_grey(ds: &Dataset) -> Result<Dataset, DataError> {
 /// example of norm below 1e-8 is only centred).
 pub fn contrast_normalize(ds: &mut Dataset, scale: f64) {
     let dim = ds.dim;
-    for row in ds.images.chunks_mut(dim) {
+    for row in ds.images.to_mut().chunks_mut(dim) {
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / dim as f64;
         let norm = row
             .iter()
@@ -268,9 +268,8 @@ const BLOCK: usize = 1024;
 
 fn centred_block(ds: &Dataset, start: usize, rows: usize, mean: &[f64]) -> Mat<f64> {
     let d = ds.dim;
-    Mat::from_fn(rows, d, |i, j| {
-        ds.images[(start + i) * d + j] as f64 - mean[j]
-    })
+    let values = ds.rows(start..start + rows);
+    Mat::from_fn(rows, d, |i, j| values[i * d + j] as f64 - mean[j])
 }
 
 impl Zca {
@@ -289,9 +288,11 @@ impl Zca {
             )));
         }
         let mut mean = vec![0.0f64; d];
-        for row in train.images.chunks(d) {
-            for (m, &v) in mean.iter_mut().zip(row) {
-                *m += v as f64;
+        for start in (0..n).step_by(BLOCK) {
+            for row in train.rows(start..(start + BLOCK).min(n)).chunks(d) {
+                for (m, &v) in mean.iter_mut().zip(row) {
+                    *m += v as f64;
+                }
             }
         }
         mean.iter_mut().for_each(|m| *m /= n as f64);
@@ -341,9 +342,10 @@ impl Zca {
                 1.0,
                 Par::Seq,
             );
+            let values = ds.images.to_mut();
             for i in 0..rows {
                 for j in 0..d {
-                    ds.images[(start + i) * d + j] = out[(i, j)] as f32;
+                    values[(start + i) * d + j] = out[(i, j)] as f32;
                 }
             }
         }
@@ -401,7 +403,7 @@ pub fn augment_rows(
             rng.random_range(0..=w - window[1]),
         );
         let flip = flip && rng.random_bool(0.5);
-        crop_into(ds.row(i), [ch, h, w], window, at, flip, &mut v);
+        crop_into(&ds.row(i), [ch, h, w], window, at, flip, &mut v);
     }
     Ok((v, dim))
 }
@@ -432,10 +434,10 @@ pub fn centre_crop(ds: &Dataset, side: usize) -> Result<Dataset, DataError> {
     let at = ((h - side) / 2, (w - side) / 2);
     let mut images = Vec::with_capacity(ds.n * c * side * side);
     for i in 0..ds.n {
-        crop_into(ds.row(i), [c, h, w], [side, side], at, false, &mut images);
+        crop_into(&ds.row(i), [c, h, w], [side, side], at, false, &mut images);
     }
     Ok(Dataset {
-        images,
+        images: images.into(),
         dim: c * side * side,
         image_shape: cropped_shape(&ds.image_shape, side),
         ..ds.clone_labels()
@@ -446,7 +448,7 @@ impl Dataset {
     /// The labels and counts of `self` with no pixels, for building a transformed copy.
     fn clone_labels(&self) -> Dataset {
         Dataset {
-            images: Vec::new(),
+            images: Vec::new().into(),
             labels: self.labels.clone(),
             n: self.n,
             dim: self.dim,
@@ -465,7 +467,7 @@ mod tests {
         let dim: usize = image_shape.iter().product();
         let n = images.len() / dim;
         Dataset {
-            images,
+            images: images.into(),
             labels: vec![0; n],
             n,
             dim,
@@ -485,7 +487,7 @@ mod tests {
         // −55/√2, 0, 55/√2 by hand.
         assert!((row[0] + 55.0 / 2f32.sqrt()).abs() < 1e-3);
         // A constant example is only centred.
-        assert_eq!(ds.row(1), &[0.0, 0.0, 0.0]);
+        assert_eq!(*ds.row(1), [0.0, 0.0, 0.0]);
     }
 
     /// Whitened training data has covariance U diag(λ/(λ + bias)) Uᵀ: the identity up to the
@@ -552,16 +554,16 @@ mod tests {
         let ds = dataset((0..18).map(|v| v as f32).collect(), vec![2, 3, 3]);
         let c = centre_crop(&ds, 1).unwrap();
         assert_eq!(
-            (c.images.clone(), c.image_shape.clone()),
+            (c.images.all().into_owned(), c.image_shape.clone()),
             (vec![4.0, 13.0], vec![2, 1, 1])
         );
         let mut out = Vec::new();
-        crop_into(ds.row(0), [2, 3, 3], [2, 2], (1, 0), true, &mut out);
+        crop_into(&ds.row(0), [2, 3, 3], [2, 2], (1, 0), true, &mut out);
         assert_eq!(out, vec![4.0, 3.0, 7.0, 6.0, 13.0, 12.0, 16.0, 15.0]);
         // A window that is not square: the whole 2×3 image of one channel, mirrored.
         let mut out = Vec::new();
         let wide = dataset((0..6).map(|v| v as f32).collect(), vec![2, 3]);
-        crop_into(wide.row(0), [1, 2, 3], [2, 3], (0, 0), true, &mut out);
+        crop_into(&wide.row(0), [1, 2, 3], [2, 3], (0, 0), true, &mut out);
         assert_eq!(out, vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0]);
         assert!(centre_crop(&ds, 4).is_err());
         assert!(centre_crop(&dataset(vec![0.0; 4], vec![4]), 2).is_err());
@@ -572,8 +574,8 @@ mod tests {
         let ds = dataset(vec![1.0, 0.0, 0.5, 1.0, 0.0, 0.0], vec![3, 1, 2]);
         let g = to_grey(&ds).unwrap();
         assert_eq!(g.image_shape, vec![1, 2]);
-        assert!((g.images[0] - (0.299 + 0.5 * 0.587)).abs() < 1e-6);
-        assert!((g.images[1] - 0.587).abs() < 1e-6);
+        assert!((g.images.all()[0] - (0.299 + 0.5 * 0.587)).abs() < 1e-6);
+        assert!((g.images.all()[1] - 0.587).abs() < 1e-6);
         assert!(to_grey(&dataset(vec![0.0; 4], vec![2, 2])).is_err());
     }
 }

@@ -5,7 +5,7 @@ pub mod robustness;
 
 use burn::prelude::*;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Pixels};
 use crate::model::LadderNetwork;
 use crate::model::encoder::ChunkInputs;
 use crate::ops::batch_norm::Moments;
@@ -30,7 +30,7 @@ pub fn pass_rows(device: &Device, widest: usize, cpu_rows: usize) -> usize {
 
 /// `rows` as the inputs of one pass, made one chunk at a time as the pass reaches them, in
 /// [`pass_rows`] rows for a network whose widest layer holds `widest` values per row.
-fn inputs<'a>(rows: &'a [f32], dim: usize, device: &Device, widest: usize) -> ChunkInputs<'a> {
+fn inputs<'a>(rows: &'a Pixels, dim: usize, device: &Device, widest: usize) -> ChunkInputs<'a> {
     let per = pass_rows(device, widest.max(dim), CHUNK);
     ChunkInputs::of_rows(rows, dim, per, device)
 }
@@ -97,7 +97,7 @@ impl Classifier for LadderClassifier {
 pub fn batch_tensors(ds: &Dataset, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
     let mut v = Vec::with_capacity(idx.len() * ds.dim);
     for &i in idx {
-        v.extend_from_slice(ds.row(i));
+        ds.images.extend_into(i * ds.dim..(i + 1) * ds.dim, &mut v);
     }
     let y: Vec<i64> = idx.iter().map(|&i| ds.labels[i] as i64).collect();
     (
@@ -132,7 +132,7 @@ pub fn argmax_classes(logits: Tensor<2>) -> Vec<u32> {
 }
 
 /// Predicted class of each row of `images` (row-major, `dim` wide).
-pub fn classify(clf: &impl Classifier, images: &[f32], dim: usize, device: &Device) -> Vec<u32> {
+pub fn classify(clf: &impl Classifier, images: &Pixels, dim: usize, device: &Device) -> Vec<u32> {
     inputs(images, dim, device, clf.widest_units())
         .iter()
         .flat_map(|x| argmax_classes(clf.logits(x)))
@@ -154,7 +154,12 @@ pub fn error_percent_of(clf: &impl Classifier, data: &Dataset) -> f64 {
 }
 
 /// Predicted class of each row of `images` by the Ladder `model` with `moments`.
-pub fn predict(model: &LadderNetwork, moments: &[Moments], images: &[f32], dim: usize) -> Vec<u32> {
+pub fn predict(
+    model: &LadderNetwork,
+    moments: &[Moments],
+    images: &Pixels,
+    dim: usize,
+) -> Vec<u32> {
     inputs(images, dim, &device_of(model), model.encoder.widest_units())
         .iter()
         .flat_map(|x| argmax_classes(model.logits(x, moments)))

@@ -94,7 +94,7 @@ fn known_split(known: &[usize], n: usize, config: &TrainConfig) -> Result<SemiSu
 /// An evaluation set of no examples, shaped as `train`'s.
 fn no_examples(train: &Dataset) -> Dataset {
     Dataset {
-        images: Vec::new(),
+        images: Vec::new().into(),
         labels: Vec::new(),
         n: 0,
         dim: train.dim,

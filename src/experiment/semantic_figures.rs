@@ -121,7 +121,7 @@ pub fn semantic_figures(
 /// The mean image cropped like the network's input.
 fn mean_as_input(split: &SemanticData, crop: usize) -> Result<Vec<f32>> {
     let ds = Dataset {
-        images: split.mean.clone(),
+        images: split.mean.clone().into(),
         labels: vec![0],
         n: 1,
         dim: split.mean.len(),
@@ -131,7 +131,9 @@ fn mean_as_input(split: &SemanticData, crop: usize) -> Result<Vec<f32>> {
     Ok(match crop {
         0 => ds.images,
         side => centre_crop(&ds, side)?.images,
-    })
+    }
+    .all()
+    .into_owned())
 }
 
 /// Rows `idx` of `ds` as an input batch.
@@ -206,7 +208,7 @@ fn reconstructions(
     let shape = net.input_shape();
     let mut tiles: Vec<Vec<f32>> = idx
         .iter()
-        .map(|&i| display_tile(train.row(i), mean, shape.channels))
+        .map(|&i| display_tile(&train.row(i), mean, shape.channels))
         .collect();
     for s in 0..opts.samples {
         let x = rows_tensor(train, &idx, &device);

@@ -133,7 +133,7 @@ impl TrainedModel {
         let (header, net) = load_semantic_model(&dir.join(SEMANTIC_MODEL_FILE), device)?;
         let crop = header.config.crop;
         let full = Dataset {
-            images: header.mean.clone(),
+            images: header.mean.clone().into(),
             labels: vec![0],
             n: 1,
             dim: header.mean.len(),
@@ -147,7 +147,8 @@ impl TrainedModel {
             crop,
         };
         let mean = preprocessing.apply_to_new(full)?;
-        let mean = Tensor::from_data(TensorData::new(mean.images, [1, mean.dim]), device);
+        let values = mean.images.all().into_owned();
+        let mean = Tensor::from_data(TensorData::new(values, [1, mean.dim]), device);
         Ok(TrainedModel::Semantic(
             SemanticClassifier {
                 net: net.no_grad(),
@@ -225,9 +226,10 @@ impl TrainedModel {
         let device = self.device();
         let mut out = Vec::with_capacity(ds.len());
         let rows_per_pass = pass_rows(&device, self.widest_units().max(ds.dim), 1000);
-        for rows in ds.images.chunks(rows_per_pass * ds.dim) {
+        for start in (0..ds.len()).step_by(rows_per_pass) {
+            let rows = ds.rows(start..(start + rows_per_pass).min(ds.len()));
             let n = rows.len() / ds.dim;
-            let x = Tensor::from_data(TensorData::new(rows.to_vec(), [n, ds.dim]), &device);
+            let x = Tensor::from_data(TensorData::new(rows.into_owned(), [n, ds.dim]), &device);
             let p = burn::tensor::activation::softmax(self.logits(x), 1);
             let k = p.dims()[1];
             let v = p

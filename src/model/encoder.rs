@@ -10,6 +10,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use rand::Rng;
 
+use crate::data::Pixels;
 use crate::model::layers::{LayerGeom, LayerKind};
 use crate::model::spec::{Activation, LadderSpec};
 use crate::noise::{CorruptionNoise, gaussian_vec};
@@ -40,18 +41,17 @@ impl<'a> ChunkInputs<'a> {
         }
     }
 
-    /// `rows` (row-major, `dim` wide) in chunks of `per` rows on `device`.
-    pub fn of_rows(rows: &'a [f32], dim: usize, per: usize, device: &Device) -> Self {
+    /// `rows` (row-major, `dim` wide) in chunks of `per` rows on `device`, each read as floats
+    /// when it is made.
+    pub fn of_rows(rows: &'a Pixels, dim: usize, per: usize, device: &Device) -> Self {
         let n = rows.len() / dim;
         let device = device.clone();
         ChunkInputs {
             sizes: (0..n.div_ceil(per)).map(|i| per.min(n - i * per)).collect(),
             make: Box::new(move |i| {
-                let part = &rows[i * per * dim..((i + 1) * per).min(n) * dim];
-                Tensor::from_data(
-                    TensorData::new(part.to_vec(), [part.len() / dim, dim]),
-                    &device,
-                )
+                let part = rows.values(i * per * dim..((i + 1) * per).min(n) * dim);
+                let shape = [part.len() / dim, dim];
+                Tensor::from_data(TensorData::new(part.into_owned(), shape), &device)
             }),
         }
     }

@@ -969,6 +969,40 @@ mod tests {
         assert_eq!(dims, expected);
     }
 
+    /// Evaluation streamed over a set a few rows at a time, its pixels kept as bytes, is the
+    /// evaluation of one pass over the whole set as floats: the same moments (to rounding:
+    /// the chunks' sums are added in another order) and, with those moments, the same logits
+    /// for every row to the last bit.
+    #[test]
+    fn streamed_evaluation_equals_one_pass_over_the_whole_set() {
+        use crate::data::Pixels;
+        use crate::fused::test_support::vals;
+        use crate::model::encoder::ChunkInputs;
+        let (device, _, model) = tiny_conv_model();
+        let (n, dim) = (23, 25);
+        let bytes = Pixels::bytes((0..n * dim).map(|i| (i * 37 % 256) as u8).collect());
+        let floats = Pixels::from(bytes.all().into_owned());
+        let streamed = ChunkInputs::of_rows(&bytes, dim, 4, &device);
+        let whole = ChunkInputs::of_rows(&floats, dim, n, &device);
+        assert_eq!(streamed.sizes, vec![4, 4, 4, 4, 4, 3]);
+        let m_streamed = model.encoder.population_moments(&streamed);
+        let m_whole = model.encoder.population_moments(&whole);
+        for (s, w) in m_streamed.iter().zip(&m_whole) {
+            for (a, b) in [(&s.mean, &w.mean), (&s.var, &w.var)] {
+                for (x, y) in vals(a.clone()).into_iter().zip(vals(b.clone())) {
+                    assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} against {y}");
+                }
+            }
+        }
+        let logits = |chunks: &ChunkInputs| -> Vec<f32> {
+            chunks
+                .iter()
+                .flat_map(|x| vals(model.logits(x, &m_whole)))
+                .collect()
+        };
+        assert_eq!(logits(&streamed), logits(&whole));
+    }
+
     /// Population moments recomputed chunk by chunk (nothing kept) are the very values of
     /// those computed with every layer's outputs kept, and they are the moments of the whole
     /// set: the mean of layer 1's z_pre over all rows and positions, by hand.

@@ -278,7 +278,7 @@ impl SemanticData {
 pub fn mean_image(ds: &Dataset) -> Vec<f32> {
     let mut sum = vec![0f64; ds.dim];
     for i in 0..ds.n {
-        for (s, &v) in sum.iter_mut().zip(ds.row(i)) {
+        for (s, &v) in sum.iter_mut().zip(ds.row(i).iter()) {
             *s += v as f64;
         }
     }
@@ -288,7 +288,8 @@ pub fn mean_image(ds: &Dataset) -> Vec<f32> {
 }
 
 fn subtract(ds: &mut Dataset, mean: &[f32]) {
-    for row in ds.images.chunks_mut(ds.dim) {
+    let dim = ds.dim;
+    for row in ds.images.to_mut().chunks_mut(dim) {
         for (v, m) in row.iter_mut().zip(mean) {
             *v -= m;
         }
