@@ -18,13 +18,13 @@ fi
 [[ -n $(icd) ]] || { say "FAILED: no lavapipe ICD after installing mesa-vulkan-drivers"; exit 1; }
 export VK_ICD_FILENAMES=$(icd)
 start=$(date +%s)
-cargo test --release --features wgpu --lib --no-run >/dev/null 2>&1 ||
-  cargo test --release --features wgpu --lib --no-run
+cargo test --profile gpu-check --features wgpu --lib --no-run >/dev/null 2>&1 ||
+  cargo test --profile gpu-check --features wgpu --lib --no-run
 built=$(date +%s)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --release --features wgpu --lib agreement -- --nocapture --test-threads 1 \
+cargo test --profile gpu-check --features wgpu --lib agreement -- --nocapture --test-threads 1 \
   >"$log" 2>&1 || status=$?
 grep -E "^agreement|^test |^test result" "$log" || true
 [[ $status == 0 ]] || tail -n 60 "$log"
