@@ -138,6 +138,9 @@ pub fn parse_records(bytes: &[u8], file: &str, layout: CifarLayout) -> Result<Da
 
 fn read_batch(dir: &Path, name: &str, layout: CifarLayout) -> Result<Dataset, DataError> {
     let path = dir.join(name);
+    if let Ok(meta) = std::fs::metadata(&path) {
+        super::memory::check(&path.display().to_string(), meta.len())?;
+    }
     let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
         path: path.clone(),
         source,

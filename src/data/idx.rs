@@ -225,6 +225,7 @@ fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, DataError> {
     if size > limit as u64 {
         return Err(too_large(size));
     }
+    super::memory::check(&path.display().to_string(), size)?;
     let mut bytes = Vec::new();
     // The cap also covers a file that grows while being read.
     file.take(limit as u64 + 1)
@@ -266,6 +267,7 @@ fn gunzip_idx(compressed: &[u8], file: &str, limit: usize) -> Result<Vec<u8>, Da
             limit,
         });
     }
+    super::memory::check(file, header.total_len as u64)?;
     fill_to(&mut decoder, &mut buf, header.total_len + 1).map_err(gzip_error)?;
     if buf.len() > header.total_len {
         // Count the rest without storing it, still bounded by `limit`.

@@ -118,7 +118,12 @@ pub fn read_pixels(
     scanned: Scanned,
 ) -> Result<Pixels, DataError> {
     let (h, w) = scanned.size;
-    let mut out = Vec::with_capacity(files.len() * channels * h * w);
+    let needed = files.len() * channels * h * w;
+    if let Some(first) = files.first() {
+        let what = format!("{} images like {}", files.len(), first.display());
+        super::memory::check(&what, needed as u64)?;
+    }
+    let mut out = Vec::with_capacity(needed);
     for f in files {
         push_pixels(&decode(f)?, channels, &mut out);
     }

@@ -14,6 +14,7 @@ pub mod idx;
 pub mod image_folder;
 pub mod images;
 pub mod inputs;
+pub mod memory;
 pub mod pixels;
 pub mod preprocess;
 pub mod source;
@@ -90,6 +91,19 @@ pub enum DataError {
         file: String,
         bytes: u64,
         limit: usize,
+    },
+
+    /// A data set (or its preprocessed copy) that needs more memory than the budget.
+    #[error(
+        "{what} needs {needed} in memory, more than the {limit} of {source_of_limit}: use a \
+         machine with more memory or a smaller data set, or set LADDER_MEMORY_LIMIT if that limit \
+         is wrong"
+    )]
+    OverMemory {
+        what: String,
+        needed: String,
+        limit: String,
+        source_of_limit: &'static str,
     },
 
     /// Image and label files disagree on the number of examples.

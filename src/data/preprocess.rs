@@ -193,6 +193,11 @@ pub fn preprocess_fitted(
     p: &Preprocessing,
 ) -> Result<(TrainTest, Fitted), DataError> {
     let mut fitted = Fitted::unfitted(*p);
+    if !p.is_identity() {
+        // The preprocessed copy is floats, beside the set as loaded.
+        let values = (data.train.images.len() + data.test.images.len()) as u64;
+        super::memory::check("the preprocessed (float) copy of the data", values * 4)?;
+    }
     let mut data = TrainTest {
         train: p.per_example(data.train)?,
         test: p.per_example(data.test)?,

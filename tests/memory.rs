@@ -1,0 +1,96 @@
+//! Data sets bigger than the project's own: a 120,000-image IDX set trains, and a set over the
+//! memory budget is refused before it is read, with the size it needs.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{assert_fails, stderr};
+use ladder::data::write_idx_file;
+
+/// An MNIST-format set of `n` training and 2,000 test images in `dir` (the training images
+/// gzipped when `gz`).
+fn mnist_format(dir: &Path, n: usize, gz: bool) {
+    let pixels = |n: usize| -> Vec<u8> { (0..n * 784).map(|i| (i * 7 % 251) as u8).collect() };
+    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
+    let train = if gz {
+        "train-images-idx3-ubyte.gz"
+    } else {
+        "train-images-idx3-ubyte"
+    };
+    write_idx_file(&dir.join(train), &[n, 28, 28], &pixels(n)).unwrap();
+    write_idx_file(&dir.join("train-labels-idx1-ubyte"), &[n], &labels(n)).unwrap();
+    write_idx_file(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &[2000, 28, 28],
+        &pixels(2000),
+    )
+    .unwrap();
+    write_idx_file(&dir.join("t10k-labels-idx1-ubyte"), &[2000], &labels(2000)).unwrap();
+}
+
+/// One timed step of a small Ladder on the set in `dir`, with `limit` as the memory budget.
+fn bench_step(dir: &Path, limit: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ladder"));
+    cmd.args(["bench", "--data", dir.to_str().unwrap()])
+        .args([
+            "--encoder-layers",
+            "30-10",
+            "--denoising-cost-x",
+            "10,1,0.1",
+        ])
+        .args(["--warmup", "0", "--steps", "1", "--repeats", "1"])
+        .env("RAYON_NUM_THREADS", "1")
+        .env_remove("LADDER_MEMORY_LIMIT");
+    if let Some(limit) = limit {
+        cmd.env("LADDER_MEMORY_LIMIT", limit);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+/// The number between `before` and `after` in `text`.
+fn field(text: &str, before: &str, after: &str) -> f64 {
+    let start = text.find(before).expect(before) + before.len();
+    let len = text[start..].find(after).expect(after);
+    text[start..start + len].parse().unwrap()
+}
+
+#[test]
+fn a_120k_image_idx_set_trains_a_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    mnist_format(tmp.path(), 120_000, false);
+    let out = bench_step(tmp.path(), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("median step"), "{report}");
+    // An epoch is a pass over the 120,000 unlabelled images: 1,200 steps of 100.
+    let step_ms: f64 = field(&report, "median step: ", " ms");
+    let epoch_s: f64 = field(&report, "of an epoch of ", " s)");
+    let steps = epoch_s * 1000.0 / step_ms;
+    assert!(
+        (1150.0..1250.0).contains(&steps),
+        "{steps} steps an epoch: {report}"
+    );
+}
+
+#[test]
+fn a_set_over_the_memory_budget_is_refused_with_the_size_it_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    mnist_format(tmp.path(), 20_000, false);
+    // 20,000 × 784 bytes = 14.95 MiB.
+    assert_fails(
+        &bench_step(tmp.path(), Some("10M")),
+        "train-images-idx3-ubyte needs 15.0 MiB in memory, more than the 10.0 MiB of \
+         LADDER_MEMORY_LIMIT",
+    );
+    assert!(bench_step(tmp.path(), Some("64M")).status.success());
+    assert_fails(&bench_step(tmp.path(), Some("lots")), "is not a size");
+    // A gzipped file is refused on its header's size, before it is decompressed.
+    let gz = tempfile::tempdir().unwrap();
+    mnist_format(gz.path(), 20_000, true);
+    assert_fails(
+        &bench_step(gz.path(), Some("10M")),
+        "train-images-idx3-ubyte.gz needs 15.0 MiB in memory",
+    );
+}
