@@ -15,8 +15,9 @@ use cli::{Cli, Command, data, inspect, ladder as ladder_cli, plain, semantic};
 fn main() -> ExitCode {
     ladder::keep_freed_memory();
     let cli = Cli::parse();
-    // A kernel build the CPU cannot run (or a misspelt one) is refused before any work.
-    if let Err(e) = ladder::fused::isa::requested() {
+    // A kernel build the CPU cannot run (or a misspelt one or kind of products) is refused
+    // before any work.
+    if let Err(e) = ladder::fused::isa::check_environment() {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

@@ -88,12 +88,13 @@ fn pool() -> PyResult<&'static rayon::ThreadPool> {
 }
 
 /// Runs `work` on the pool with the GIL released and Ctrl-C caught, after checking the kernel
-/// build `LADDER_ISA` asks for (as the CLI does before any work).
+/// build `LADDER_ISA` and the products `LADDER_NUMERICS` ask for (as the CLI does before any
+/// work).
 fn compute<T: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> Result<T, LadderError> + Send,
 ) -> PyResult<T> {
-    ladder::fused::isa::requested().map_err(setting)?;
+    ladder::fused::isa::check_environment().map_err(setting)?;
     let pool = pool()?;
     py.detach(|| {
         let _ctrl_c = CtrlC::catch();

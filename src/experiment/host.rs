@@ -66,6 +66,13 @@ impl Host {
 /// (its kernels fix every sum's order), except for a ZCA whitening fitted by faer, whose
 /// kernels follow the CPU; burn's GPU kernels follow the device.
 pub fn numerics(on_cpu: bool, zca: bool) -> String {
+    use crate::fused::isa::{NUMERICS_VAR, Products, products};
+    if on_cpu && products() == Products::Fast {
+        return format!(
+            "host-dependent: {NUMERICS_VAR}=fast, the matrix products are gemm's, whose kernels \
+             and blocking follow the CPU"
+        );
+    }
     match (on_cpu, zca) {
         (true, false) => "host-independent".into(),
         (true, true) => {

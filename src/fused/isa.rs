@@ -87,6 +87,59 @@ pub fn requested() -> Result<Isa, String> {
     Ok(isa)
 }
 
+/// The environment variable that trades the fixed summation order of the matrix products for
+/// the gemm crate's CPU-chosen kernels and blocking: `fast`, or `fixed` (the default).
+pub const NUMERICS_VAR: &str = "LADDER_NUMERICS";
+
+/// How the CPU's matrix products sum (`fused::matmul`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    /// The order fixed by the shape alone: the same bits on every host and thread count.
+    Fixed,
+    /// gemm's kernels, chosen by the CPU and its caches: faster where the fixed order costs
+    /// (Conv-Small on AVX-512, RESULTS.md), the last bits host-dependent.
+    Fast,
+}
+
+impl Products {
+    pub fn name(self) -> &'static str {
+        match self {
+            Products::Fixed => "fixed",
+            Products::Fast => "fast",
+        }
+    }
+}
+
+/// The products `LADDER_NUMERICS` asks for (fixed when it is unset), or why the value means
+/// nothing.
+pub fn requested_products() -> Result<Products, String> {
+    let Ok(value) = std::env::var(NUMERICS_VAR) else {
+        return Ok(Products::Fixed);
+    };
+    match value.trim() {
+        "fixed" => Ok(Products::Fixed),
+        "fast" => Ok(Products::Fast),
+        _ => Err(format!(
+            "{NUMERICS_VAR}={value:?} is not a kind of products (fixed or fast)"
+        )),
+    }
+}
+
+static PRODUCTS: OnceLock<Products> = OnceLock::new();
+
+/// The products of this process, fixed at their first use (a bad value panics here; the
+/// command line reports it first through [`check_environment`]).
+pub fn products() -> Products {
+    *PRODUCTS.get_or_init(|| requested_products().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Errors for a `LADDER_ISA` or `LADDER_NUMERICS` this process cannot honour, before any work.
+pub fn check_environment() -> Result<(), String> {
+    requested()?;
+    requested_products()?;
+    Ok(())
+}
+
 static SELECTED: OnceLock<Isa> = OnceLock::new();
 
 /// The build every kernel of this process runs, fixed at its first use. The command line

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::fused::isa::{Isa, selected};
+use crate::fused::isa::{Isa, Products, products, selected};
 
 /// Terms of one block of every output's sum: this constant, not the CPU, fixes the order in
 /// which the terms are added.
@@ -76,7 +76,57 @@ pub(crate) fn product_into(
     mnk: [usize; 3],
     parallel: bool,
 ) {
-    product_on(selected(), dst, dst_strides, a, b, mnk, parallel);
+    match products() {
+        Products::Fixed => product_on(selected(), dst, dst_strides, a, b, mnk, parallel),
+        Products::Fast => gemm_into(dst, dst_strides, a, b, mnk, parallel),
+    }
+}
+
+/// [`product_into`] by the gemm crate (`LADDER_NUMERICS=fast`): its kernels and depth
+/// blocking follow the CPU, so the last bits do too.
+fn gemm_into(
+    dst: &mut [f32],
+    dst_strides: [usize; 2],
+    a: View<'_>,
+    b: View<'_>,
+    mnk: [usize; 3],
+    parallel: bool,
+) {
+    let [m, n, k] = mnk;
+    if !check_product(dst, dst_strides, a, b, mnk) {
+        return;
+    }
+    let [rs, cs] = dst_strides;
+    let threads = if parallel && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MACS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the views and the output were checked to hold every element at their strides;
+    // with `read_dst` false gemm writes every output (zeros when k = 0) without reading it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            cs as isize,
+            rs as isize,
+            false,
+            a.0.as_ptr(),
+            a.2,
+            a.1,
+            b.0.as_ptr(),
+            b.2,
+            b.1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            threads,
+        );
+    }
 }
 
 /// [`product_into`] on the kernel build `isa`, which the CPU must support (the tests run
@@ -96,16 +146,10 @@ fn product_on(
         isa.name()
     );
     let [m, n, k] = mnk;
-    if m == 0 || n == 0 {
+    if !check_product(dst, dst_strides, a, b, mnk) {
         return;
     }
     let [rs, cs] = dst_strides;
-    assert!(
-        dst.len() > (m - 1) * rs + (n - 1) * cs,
-        "product output too small"
-    );
-    check_view(a, m, k, "left operand");
-    check_view(b, k, n, "right operand");
     if rs == 1 && cs != 1 {
         // A column-major output: compute its transpose bᵀ·aᵀ, row-major, whose tiles store
         // whole rows. Each output's terms and their order are the same (a·b = b·a exactly).
@@ -162,6 +206,27 @@ fn plan(m: usize, n: usize, threads: usize) -> Vec<Task> {
         .collect()
 }
 
+/// Panics unless the output and both operands hold every element of the product at their
+/// strides; false when the product has no outputs.
+fn check_product(
+    dst: &[f32],
+    [rs, cs]: [usize; 2],
+    a: View<'_>,
+    b: View<'_>,
+    [m, n, k]: [usize; 3],
+) -> bool {
+    if m == 0 || n == 0 {
+        return false;
+    }
+    assert!(
+        dst.len() > (m - 1) * rs + (n - 1) * cs,
+        "product output too small"
+    );
+    check_view(a, m, k, "left operand");
+    check_view(b, k, n, "right operand");
+    true
+}
+
 /// Panics unless every element of a `rows × cols` view lies inside its slice (the kernels
 /// index it without further checks' help).
 fn check_view(v: View<'_>, rows: usize, cols: usize, what: &str) {
@@ -201,7 +266,7 @@ thread_local! {
 /// generic function: the tile is built of intrinsics that inline only into a caller with the
 /// same target features.
 macro_rules! task_fn {
-    ($name:ident, $mr:expr, $tile:ident $(, $features:literal)?) => {
+    ($name:ident, $mr:expr, $tile:ident $(, pair = $pair:ident)? $(, $features:literal)?) => {
         /// # Safety
         /// The CPU has the build's features; the views hold every element of the product's
         /// operands, and `dst` every output.
@@ -226,7 +291,28 @@ macro_rules! task_fn {
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
                 let apacked = pack_a::<MR>(a, p0, kc, t, &mut ap);
-                for jp in 0..col_panels {
+                let mut jp = 0;
+                while jp < col_panels {
+                    // Two panels of B at once where the build has the registers for it: the
+                    // same sums, fewer loads per multiply-add.
+                    $(if jp + 1 < col_panels {
+                        let pair = (b.panel(t.j0 / NR + jp, p0), b.panel(t.j0 / NR + jp + 1, p0));
+                        for ip in 0..row_panels {
+                            let apanel = &apacked[ip * kc * MR..][..kc * MR];
+                            // SAFETY: as for one panel below.
+                            let (c0, c1) = unsafe { $pair(apanel, pair, kc) };
+                            let i = ip * MR;
+                            let h = MR.min(t.rows - i);
+                            for (q, c) in [(0, &c0), (1, &c1)] {
+                                let j = (jp + q) * NR;
+                                let w = NR.min(t.cols - j);
+                                // SAFETY: inside the task's block of the output.
+                                unsafe { store(dst, t.i0 + i, t.j0 + j, [h, w], c, p0 > 0) };
+                            }
+                        }
+                        jp += 2;
+                        continue;
+                    })?
                     let bpanel = b.panel(t.j0 / NR + jp, p0);
                     for ip in 0..row_panels {
                         // SAFETY: the build's features are the caller's; B's panel holds the
@@ -238,6 +324,7 @@ macro_rules! task_fn {
                         // SAFETY: inside the task's block of the output.
                         unsafe { store(dst, t.i0 + i, t.j0 + j, [h, w], &c, p0 > 0) };
                     }
+                    jp += 1;
                 }
             }
             PACKED_A.set(ap);
@@ -246,7 +333,13 @@ macro_rules! task_fn {
 }
 
 #[cfg(target_arch = "x86_64")]
-task_fn!(task_avx512, 12, tile_avx512, "avx512f");
+task_fn!(
+    task_avx512,
+    12,
+    tile_avx512,
+    pair = tile_pair_avx512,
+    "avx512f"
+);
 #[cfg(target_arch = "x86_64")]
 task_fn!(task_avx2, 6, tile_avx2, "avx2,fma");
 task_fn!(task_scalar, 6, tile_scalar);
@@ -278,6 +371,50 @@ unsafe fn tile_avx512(a: &[f32], (b, bs): Panel, depth: usize) -> [[f32; NR]; 12
     }
     // SAFETY: twelve vectors of sixteen f32 are twelve arrays of them.
     unsafe { std::mem::transmute::<[__m512; 12], [[f32; NR]; 12]>(c) }
+}
+
+/// One depth block of two 12 × 16 tiles side by side (two panels of B) in 24 AVX-512
+/// registers: per depth two vectors of B and 24 multiply-adds, each output in its own lane
+/// and summed as in [`tile_avx512`].
+///
+/// # Safety
+/// As [`tile_avx512`], for both panels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile_pair_avx512(
+    a: &[f32],
+    ((b0, bs0), (b1, bs1)): (Panel, Panel),
+    depth: usize,
+) -> ([[f32; NR]; 12], [[f32; NR]; 12]) {
+    use std::arch::x86_64::*;
+    assert!(a.len() >= depth * 12);
+    let mut c0 = [_mm512_setzero_ps(); 12];
+    let mut c1 = [_mm512_setzero_ps(); 12];
+    for p in 0..depth {
+        // SAFETY: depth p of A's panel lies in it (checked above), of B's by the caller's.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(b0.wrapping_add((p + 8) * bs0) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b0.wrapping_add((p + 8) * bs0 + 15) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b1.wrapping_add((p + 8) * bs1) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b1.wrapping_add((p + 8) * bs1 + 15) as *const i8);
+            let v0 = _mm512_loadu_ps(b0.add(p * bs0));
+            let v1 = _mm512_loadu_ps(b1.add(p * bs1));
+            let ap = a.as_ptr().add(p * 12);
+            for i in 0..12 {
+                let ai = _mm512_set1_ps(*ap.add(i));
+                c0[i] = _mm512_fmadd_ps(ai, v0, c0[i]);
+                c1[i] = _mm512_fmadd_ps(ai, v1, c1[i]);
+            }
+        }
+    }
+    // SAFETY: twelve vectors of sixteen f32 are twelve arrays of them.
+    unsafe {
+        (
+            std::mem::transmute::<[__m512; 12], [[f32; NR]; 12]>(c0),
+            std::mem::transmute::<[__m512; 12], [[f32; NR]; 12]>(c1),
+        )
+    }
 }
 
 /// One depth block of a 6 × 16 tile in AVX2 registers: per depth two vectors of B and twelve
@@ -631,6 +768,47 @@ mod tests {
                 assert_eq!(out[i * n + j] as f64, want, "({i}, {j})");
             }
         }
+    }
+
+    /// The fast products (gemm) agree with the fixed order to rounding, in the row-major and
+    /// the transposed, column-major layouts the kernels use, and exactly on exact values.
+    #[test]
+    fn fast_products_agree_with_the_fixed_order() {
+        for (m, n, k) in [(3, 5, 4), (97, 257, 513), (200, 1, 784), (5, 4, 0)] {
+            let (a, b) = (uniform(m * k, 5), uniform(k * n, 6));
+            let want = reference(&a, &b, [m, n, k]);
+            let mut out = vec![f32::NAN; m * n];
+            let (av, bv) = ((&a[..], k as isize, 1), (&b[..], n as isize, 1));
+            gemm_into(&mut out, [n, 1], av, bv, [m, n, k], true);
+            for (g, w) in out.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "{m}x{n}x{k}: {g} vs {w}"
+                );
+            }
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            let mut cm = vec![f32::NAN; m * n];
+            gemm_into(&mut cm, [1, m], (&at, 1, m as isize), bv, [m, n, k], false);
+            for i in 0..m * n {
+                let w = want[(i % m) * n + i / m];
+                assert!(
+                    (cm[i] - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "column-major {i}"
+                );
+            }
+        }
+        let (m, n, k) = (29, 40, 531);
+        let (a, b) = (exact(m, k, 1), exact(k, n, 2));
+        let mut out = vec![0f32; m * n];
+        gemm_into(
+            &mut out,
+            [n, 1],
+            (&a, k as isize, 1),
+            (&b, n as isize, 1),
+            [m, n, k],
+            true,
+        );
+        assert_eq!(out, reference(&a, &b, [m, n, k]));
     }
 
     #[test]
