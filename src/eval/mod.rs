@@ -39,12 +39,13 @@ fn device_of(model: &LadderNetwork) -> Device {
     model.encoder.betas[0].val().device()
 }
 
-/// Per-layer moments of the clean encoder over all of `train`.
+/// Per-layer moments of the clean classifier (the encoder, or Mean Teacher's teacher) over all
+/// of `train`.
 pub fn population_moments(model: &LadderNetwork, train: &Dataset) -> Vec<Moments> {
     let device = device_of(model);
-    let widest = model.encoder.widest_units();
+    let widest = model.classifier().widest_units();
     model
-        .encoder
+        .classifier()
         .population_moments(&inputs(&train.images, train.dim, &device, widest))
 }
 
@@ -89,7 +90,7 @@ impl Classifier for LadderClassifier {
         device_of(&self.net)
     }
     fn widest_units(&self) -> usize {
-        self.net.encoder.widest_units()
+        self.net.classifier().widest_units()
     }
 }
 
@@ -160,10 +161,15 @@ pub fn predict(
     images: &Pixels,
     dim: usize,
 ) -> Vec<u32> {
-    inputs(images, dim, &device_of(model), model.encoder.widest_units())
-        .iter()
-        .flat_map(|x| argmax_classes(model.logits(x, moments)))
-        .collect()
+    inputs(
+        images,
+        dim,
+        &device_of(model),
+        model.classifier().widest_units(),
+    )
+    .iter()
+    .flat_map(|x| argmax_classes(model.logits(x, moments)))
+    .collect()
 }
 
 /// Percentage of `data` the Ladder `model` with `moments` misclassifies.

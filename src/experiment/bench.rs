@@ -113,7 +113,7 @@ pub fn bench(
                 &lab[s * b..(s + 1) * b],
                 (0, offset + i),
             )?;
-            trainer.step(&batch, 0, offset + i, config.lr)?;
+            trainer.step(&batch, (0, offset + i), offset + i, config.lr)?;
         }
         device
             .sync()

@@ -241,7 +241,7 @@ fn export_semantic(s: &SemanticClassifier, p: &Fitted, classes: usize) -> Result
 }
 
 fn export_ladder(clf: &LadderClassifier, p: &Fitted, classes: usize) -> Result<Exported> {
-    let enc = &clf.net.encoder;
+    let enc = clf.net.classifier();
     let geoms: Vec<LayerGeom> = enc.plan.iter().map(|layer| layer.geom).collect();
     let mut out = start("ladder", &geoms, classes, p)?;
     let meta = &mut out.metadata;

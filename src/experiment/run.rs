@@ -13,7 +13,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::preprocessed;
-use crate::data::{DataRecord, DataRequest, DataSource, RecordedData};
+use crate::data::{DataRecord, DataRequest, DataSource, RecordedData, SemiSupervisedSplit};
 use crate::error::{LadderError, Result};
 use crate::experiment::host::{self, HOST_FILE, Host};
 use crate::experiment::progress::Progress;
@@ -529,13 +529,39 @@ enum Start {
 }
 
 /// The files a Ladder run writes.
-const RUN_FILES: [&str; 5] = [
+const RUN_FILES: [&str; 6] = [
     CONFIG_FILE,
     DATA_FILE,
+    SPLIT_FILE,
     METRICS_FILE,
     CHECKPOINT_FILE,
     SUMMARY_FILE,
 ];
+
+/// The training-set indices (0-based, into the data as read, before any preprocessing) of a
+/// Ladder run's labelled and validation examples: what the seed drew, for analyses and for
+/// other implementations trained on the same split.
+pub const SPLIT_FILE: &str = "split.json";
+
+/// The labelled and validation indices of `split`, as [`SPLIT_FILE`] records them; the
+/// unlabelled set is every other training example unless `unlabeled_samples` capped it (then
+/// its indices are recorded too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitRecord {
+    pub labeled: Vec<usize>,
+    pub validation: Vec<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlabeled: Option<Vec<usize>>,
+}
+
+fn write_split(dir: &Path, split: &SemiSupervisedSplit, capped: bool) -> Result<()> {
+    let record = SplitRecord {
+        labeled: split.labeled.clone(),
+        validation: split.validation.clone(),
+        unlabeled: capped.then(|| split.unlabeled.clone()),
+    };
+    write_json_shared(&dir.join(SPLIT_FILE), &record)
+}
 
 /// Decides how a run starts in `dir`; removes nothing (a replaced run's files go only once the
 /// new run has been set up, see [`replace_run_files`]). A resumed run without a checkpoint
@@ -836,6 +862,7 @@ fn start_run(
             if let Some(dir) = out {
                 replace_run_files(dir, &RUN_FILES)?;
                 write_data_record(dir, &data.record)?;
+                write_split(dir, &prepared.split, config.unlabeled_samples.is_some())?;
                 write_ladder_config(dir, config, opts)?;
             }
             (t, prepared)

@@ -78,6 +78,11 @@ pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
         .neg()
 }
 
+/// Mean Teacher's decay after `t` optimiser steps: min(1 − 1/(t + 1), α).
+pub fn teacher_alpha(alpha: f64, t: usize) -> f64 {
+    alpha.min(1.0 - 1.0 / (t as f64 + 1.0))
+}
+
 impl LadderNetwork {
     /// A network of `spec`'s shape with the authors' initialisation, drawn from `seed`.
     pub fn new(spec: &LadderSpec, seed: u64, device: &Device) -> Self {
@@ -432,18 +437,30 @@ impl LadderNetwork {
         (u_l, u_u)
     }
 
-    /// After an optimiser step: Mean Teacher's teacher moves towards the encoder (eq. 1).
-    pub fn update_teacher(mut self, spec: &LadderSpec) -> Self {
+    /// After optimiser step `t` (1 for the first): Mean Teacher's teacher moves towards the
+    /// encoder (eq. 1) with α_t = min(1 − 1/(t + 1), α), so that early on it is the plain mean
+    /// of the student's iterates rather than mostly its random start (the authors' code,
+    /// `update_ema_variables`).
+    pub fn update_teacher(mut self, spec: &LadderSpec, t: usize) -> Self {
         let alpha = spec.consistency.and_then(|c| c.teacher_decay);
         if let (Some(alpha), Some(teacher)) = (alpha, self.teacher.take()) {
+            let alpha = teacher_alpha(alpha, t);
             self.teacher = Some(teacher.moving_average(&self.encoder, alpha));
         }
         self
     }
 
-    /// Class scores (softmax inputs) of the clean encoder with fixed per-layer moments.
+    /// The network that classifies: Mean Teacher's teacher, the model its authors report and
+    /// choose on (Tarvainen and Valpola 2017; their code validates the EMA model), otherwise
+    /// the encoder.
+    pub fn classifier(&self) -> &Encoder {
+        self.teacher.as_ref().unwrap_or(&self.encoder)
+    }
+
+    /// Class scores (softmax inputs) of the clean [`classifier`](Self::classifier) with fixed
+    /// per-layer moments.
     pub fn logits(&self, x: Tensor<2>, moments: &[Moments]) -> Tensor<2> {
-        self.encoder.forward_with_moments(x, moments)
+        self.classifier().forward_with_moments(x, moments)
     }
 }
 
@@ -752,13 +769,34 @@ mod tests {
             teacher.weights[0].val().grad(&grads).is_none(),
             "the teacher is held"
         );
-        let moved = model.update_teacher(&spec).teacher.unwrap();
-        for ((t, b), s) in moved.weights.iter().zip(&before).zip(&student) {
-            for ((t, b), s) in values(&t.val()).iter().zip(b).zip(s) {
-                assert!((t - (0.9 * b + 0.1 * s)).abs() < 1e-6, "{t} vs {b}, {s}");
+        // Late in a run the decay is α (0.9); after the first step it is ½ (the authors'
+        // min(1 − 1/(t + 1), α)).
+        for (t, alpha) in [(100, 0.9f32), (1, 0.5)] {
+            let moved = model.clone().update_teacher(&spec, t).teacher.unwrap();
+            for ((m, b), s) in moved.weights.iter().zip(&before).zip(&student) {
+                for ((m, b), s) in values(&m.val()).iter().zip(b).zip(s) {
+                    let want = alpha * b + (1.0 - alpha) * s;
+                    assert!((m - want).abs() < 1e-6, "step {t}: {m} vs {b}, {s}");
+                }
             }
+            assert!(moved.weights.iter().all(|w| !w.val().is_require_grad()));
         }
-        assert!(moved.weights.iter().all(|w| !w.val().is_require_grad()));
+        assert_eq!(teacher_alpha(0.99, 1), 0.5);
+        assert_eq!(teacher_alpha(0.99, 2), 1.0 - 1.0 / 3.0);
+        assert_eq!(teacher_alpha(0.99, 99), 0.99);
+        assert_eq!(teacher_alpha(0.99, 5000), 0.99);
+        // The teacher classifies: its logits, not the student's.
+        let chunks = [b.x_unlabeled.clone()];
+        let moments = model
+            .classifier()
+            .population_moments(&crate::model::encoder::ChunkInputs::of_tensors(&chunks));
+        let from_teacher = teacher.forward_with_moments(b.x_unlabeled.clone(), &moments);
+        let from_student = model
+            .encoder
+            .forward_with_moments(b.x_unlabeled.clone(), &moments);
+        let logits = values(&model.logits(b.x_unlabeled.clone(), &moments));
+        assert_eq!(logits, values(&from_teacher));
+        assert_ne!(logits, values(&from_student));
     }
 
     /// VAT's r_vadv: one row per unlabelled example, norm ε on every row.

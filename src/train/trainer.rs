@@ -42,6 +42,8 @@ pub struct PreparedData {
     /// The evenly spaced part of it whose moments normalise per-epoch evaluations; `None`
     /// when they use the whole set.
     pub monitor_sample: Option<Dataset>,
+    /// The indices into the training set each part was taken from.
+    pub split: SemiSupervisedSplit,
 }
 
 impl PreparedData {
@@ -105,6 +107,7 @@ impl PreparedData {
             test: data.test.clone(),
             unlabeled_centre,
             monitor_sample,
+            split: split.clone(),
         })
     }
 }
@@ -305,12 +308,13 @@ impl Trainer {
         })
     }
 
-    /// One optimisation step on `batch` with the noise of (`epoch`, `step`).
+    /// One optimisation step on `batch` with the noise of (`epoch`, `step`), after `updates`
+    /// earlier steps of the run.
     pub fn step(
         &mut self,
         batch: &LadderBatch,
-        epoch: usize,
-        step: usize,
+        (epoch, step): (usize, usize),
+        updates: usize,
         lr: f64,
     ) -> Result<CostSummary> {
         let model = self.take_model();
@@ -327,7 +331,7 @@ impl Trainer {
         }
         let grads = GradientsParams::from_grads(terms.total.backward(), &model);
         let model = self.optimizer.step(lr, model, grads);
-        self.model = Some(model.update_teacher(&self.spec));
+        self.model = Some(model.update_teacher(&self.spec, updates + 1));
         Ok(summary)
     }
 
@@ -466,7 +470,7 @@ impl Trainer {
             let s = self.steps_done;
             let rows = s * b..(s + 1) * b;
             let batch = self.batch(data, &unl[rows.clone()], &lab[rows], (epoch, s))?;
-            let c = self.step(&batch, epoch, s, lr)?;
+            let c = self.step(&batch, (epoch, s), epoch * steps + s, lr)?;
             self.partial = Some(match self.partial.take() {
                 None => c.clone(),
                 Some(acc) => add(acc, &c),
