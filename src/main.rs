@@ -10,7 +10,7 @@ use ladder::LadderError;
 
 mod cli;
 
-use cli::{Cli, Command, data, inspect, ladder as ladder_cli, plain, semantic};
+use cli::{Cli, Command, data, inspect, ladder as ladder_cli, plain, semantic, tune};
 
 fn main() -> ExitCode {
     ladder::keep_freed_memory();
@@ -50,6 +50,7 @@ fn run(command: Command) -> Result<()> {
         Command::Bench(cmd) => ladder_cli::run_bench(cmd),
         Command::TrainPlain(cmd) => plain::train_plain(cmd),
         Command::Sweep(cmd) => ladder_cli::run_sweep(cmd),
+        Command::Tune(cmd) => tune::run_tune(cmd),
         Command::Robustness(cmd) => inspect::robustness_cmd(cmd),
         Command::Weights(cmd) => inspect::weights(cmd),
         Command::Export(cmd) => inspect::export(cmd),

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_fails, ladder, read, stderr};
+use common::{assert_fails, ladder, metrics, read, stderr};
 
 /// A sweep of 2 cells × 3 seeds: 6 units of 3 epochs each, a second or so apiece.
 const SWEEP: &[&str] = &[
@@ -68,18 +68,6 @@ fn wait_for_first_epoch(child: &mut Child, dir: &Path) {
         assert!(start.elapsed() < Duration::from_secs(300), "no epoch ended");
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-/// A run's metrics lines without their timings.
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    read(dir.join("metrics.jsonl"))
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("seconds");
-            v
-        })
-        .collect()
 }
 
 /// The multi-seed runs in `shared` and `whole` have the same seeds, mean and std, and each of

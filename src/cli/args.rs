@@ -153,6 +153,35 @@ impl ShareArgs {
         Ok((seeds, out.to_path_buf(), share))
     }
 
+    /// The share of a task of a shared directory (sweep, tune) named `what`: `None` without
+    /// `--shard`; refused with `--resume` (a task joins `--out` whatever its state) or without
+    /// `--out`.
+    pub fn task(&self, what: &str, resume: bool, out: bool) -> Result<Option<Share>> {
+        let share = self.share()?;
+        if share.is_some() && resume {
+            bail!("--shard joins the {what} in --out whatever its state: give --out, not --resume");
+        }
+        if share.is_some() && !out {
+            bail!("--shard needs --out: every task of the {what} must write the same directory");
+        }
+        Ok(share)
+    }
+
+    /// This process's share of the directory `out`: the task's (announced unless `quiet`), or
+    /// all of it.
+    pub fn share_or_whole(&self, task: Option<Share>, out: &Path, quiet: bool) -> Result<Share> {
+        Ok(match task {
+            Some(s) => {
+                say_share(&s, out, quiet);
+                s
+            }
+            None => Share {
+                claims: self.claims()?,
+                ..Share::whole()
+            },
+        })
+    }
+
     /// The share asked for; `None` without `--shard`.
     pub fn share(&self) -> Result<Option<Share>> {
         let Some(s) = &self.shard else {
@@ -164,6 +193,22 @@ impl ShareArgs {
             claims: self.claims()?,
         }))
     }
+}
+
+/// The record `file` of the directory `dir` a command resumes, `what` naming its kind.
+pub fn read_resumed<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &str,
+    what: &str,
+) -> Result<T> {
+    let path = dir.join(file);
+    if !path.exists() {
+        bail!(
+            "{} has no {file}: not a {what} directory to resume",
+            dir.display()
+        );
+    }
+    Ok(ladder::experiment::run::read_json(&path)?)
 }
 
 /// Tells a shared run's task which share it trains and how claims time out.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use ladder::experiment::bench::bench;
 use ladder::experiment::run::{RunMethod, SEEDS_FILE, fresh_dir, read_config, read_json};
-use ladder::experiment::shard::{LadderSeeds, SeedsOutcome, Share, UnitState, train_seeds_shared};
+use ladder::experiment::shard::{LadderSeeds, SeedsOutcome, UnitState, train_seeds_shared};
 use ladder::experiment::sweep::{
     CellState, Gathered, GridAxis, METHOD_AXIS, MethodBase, SWEEP_FILE, SweepSpec, gather, sweep,
 };
@@ -22,7 +22,7 @@ use ladder::train::resolve::{flag_table, resolve};
 
 use super::args::{
     DataArgs, DeviceArgs, RunArgs, SeedsArg, ShareArgs, given_flags, print_open_seeds,
-    refuse_with_resume, say_share,
+    read_resumed, refuse_with_resume, say_share,
 };
 
 /// The configuration fields of a Ladder run, named as in the authors' `run.py` (whose own
@@ -451,24 +451,13 @@ pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
         }
         return gather_sweep(dir, &cmd.share);
     }
-    let share = cmd.share.share()?;
-    if share.is_some() && cmd.resume.is_some() {
-        bail!("--shard joins the sweep in --out whatever its state: give --out, not --resume");
-    }
-    if share.is_some() && cmd.out.is_none() {
-        bail!("--shard needs --out: every task of the sweep must write the same directory");
-    }
+    let share = cmd
+        .share
+        .task("sweep", cmd.resume.is_some(), cmd.out.is_some())?;
     refuse_with_resume(cmd.resume.as_deref(), &cmd.config.given())?;
     let (spec, out, data) = match &cmd.resume {
         Some(dir) => {
-            let path = dir.join(SWEEP_FILE);
-            if !path.exists() {
-                bail!(
-                    "{} has no {SWEEP_FILE}: not a sweep directory to resume",
-                    dir.display()
-                );
-            }
-            let spec = read_json::<SweepSpec>(&path)?;
+            let spec: SweepSpec = read_resumed(dir, SWEEP_FILE, "sweep")?;
             let data = cmd.data.of_run(dir, spec.base.num_classes)?;
             (spec, dir.clone(), data)
         }
@@ -503,16 +492,7 @@ pub fn run_sweep(cmd: SweepCmd) -> Result<()> {
     let opts = cmd.run.options(cmd.resume.is_some(), spec.preset.clone())?;
     let quiet = cmd.run.quiet;
     let shared = share.is_some();
-    let share = match share {
-        Some(s) => {
-            say_share(&s, &out, quiet);
-            s
-        }
-        None => Share {
-            claims: cmd.share.claims()?,
-            ..Share::whole()
-        },
-    };
+    let share = cmd.share.share_or_whole(share, &out, quiet)?;
     let gathered = sweep(&spec, &data, &out, &opts, &share, &mut |m| {
         if !quiet {
             eprintln!("{m}");

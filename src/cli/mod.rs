@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod ladder;
 pub mod plain;
 pub mod semantic;
+pub mod tune;
 
 use std::sync::atomic::Ordering;
 
@@ -60,6 +61,10 @@ pub enum Command {
     /// Train every combination of a grid of settings, choose by validation error, tabulate.
     #[command(args_override_self = true)]
     Sweep(ladder::SweepCmd),
+    /// Tune one method on a validation split with the same budget as every other (Oliver et
+    /// al. 2018), then train its chosen setting on fresh seeds and report the test error.
+    #[command(args_override_self = true)]
+    Tune(tune::TuneCmd),
     /// Train semantic-noise-modeling networks (003) and their baselines over a grid of models,
     /// training-set sizes and seeds; writes Table 1's layout.
     #[command(name = "train-semantic", args_override_self = true)]

@@ -18,6 +18,7 @@ pub mod semantic_run;
 pub mod shard;
 pub mod sweep;
 pub mod trained;
+pub mod tune;
 
 pub use run::{RunOptions, RunSummary, SeedsSummary, train_run, train_seeds};
 pub use seeds::{mean_std, parse_seeds};

@@ -170,11 +170,15 @@ impl SweepSpec {
     }
 }
 
-/// `config` with `field = value` set for each pair; an unknown field or a value of the wrong
-/// type is an error naming it.
+/// `config` with `field = value` set for each pair; `field+field = value` sets each of the
+/// fields (one axis for values that go together, e.g. the input's and the layers' noise). An
+/// unknown field or a value of the wrong type is an error naming it.
 pub fn apply_settings(config: &TrainConfig, settings: &[(String, String)]) -> Result<TrainConfig> {
     let mut table = toml::Table::try_from(config).expect("a TrainConfig serialises");
-    for (name, value) in settings {
+    let fields = settings
+        .iter()
+        .flat_map(|(names, value)| names.split('+').map(move |n| (n.trim(), value)));
+    for (name, value) in fields {
         let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
             Ok(mut t) => t.remove("v").expect("the key just written"),
             // Bare words (kinds, activations) are strings.
@@ -183,9 +187,11 @@ pub fn apply_settings(config: &TrainConfig, settings: &[(String, String)]) -> Re
         // `0` for a float field means 0.0.
         let parsed = match (table.get(name), parsed) {
             (Some(toml::Value::Float(_)), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+            // Per-layer lists are written as text (`0.3` or `0.3,0.5`).
+            (Some(toml::Value::String(_)), p) if !p.is_str() => toml::Value::String(value.clone()),
             (_, p) => p,
         };
-        table.insert(name.clone(), parsed);
+        table.insert(name.to_string(), parsed);
     }
     let c: TrainConfig = table.try_into().map_err(|e| {
         LadderError::Setting(format!(

@@ -74,6 +74,18 @@ pub fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&read(dir.join("summary.json"))).unwrap()
 }
 
+/// A run's metrics lines without their timings.
+pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    read(dir.join("metrics.jsonl"))
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
 /// `predict`'s labels for three 28×28 images, each checked to be a class of MNIST.
 pub fn predict_three(run: &Path) {
     let images = run.with_extension("images-idx3-ubyte");
