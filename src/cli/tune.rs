@@ -45,11 +45,12 @@ pub struct TuneCmd {
     /// Output directory [default: a fresh one under runs/].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Finish the tune in this directory on its recorded method, space, seeds and data.
+    /// Finish the tune in this directory on its recorded method, space, seeds and data
+    /// [default: start a new tune].
     #[arg(long, value_name = "TUNE_DIR", conflicts_with_all = ["out", "force", "grid", "seeds", "select_seeds", "budget"])]
     pub resume: Option<PathBuf>,
     /// Print the state of every run of the tune in this directory and train nothing; exits 1
-    /// while runs are not done.
+    /// while runs are not done [default: train].
     #[arg(long, value_name = "TUNE_DIR", conflicts_with_all = ["out", "force", "grid", "seeds", "select_seeds", "budget", "resume"])]
     pub status: Option<PathBuf>,
     #[command(flatten)]
