@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{LadderError, Result};
 
 /// The prefix of a claim generation's file name.
-const CLAIM_PREFIX: &str = ".claim.";
+pub(crate) const CLAIM_PREFIX: &str = ".claim.";
 /// Every record is written padded to this length, so a heartbeat rewrites the file in place
 /// without changing its size.
 const RECORD_LEN: usize = 2048;

@@ -15,16 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::RecordedData;
 use crate::error::{LadderError, Result};
-use crate::experiment::claim::ClaimSettings;
+use crate::experiment::claim::{CLAIM_PREFIX, ClaimSettings};
 use crate::experiment::run::{
-    DirLock, RunOptions, RunSummary, json_text, read_json, write_json, write_json_shared,
+    DirLock, LOCK_FILE, RunOptions, RunSummary, json_text, read_json, write_json, write_json_shared,
 };
 use crate::experiment::seeds::mean_std;
 use crate::experiment::shard::{LadderSeeds, Share, complete_seeds, seed_dir};
 use crate::experiment::sweep::{
     CellState, GridAxis, SweepReport, SweepSpec, cell_name, cells, gather, sweep,
 };
-use crate::model::spec::PerLayer;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::create_once;
 
@@ -59,21 +58,17 @@ pub enum Family {
 
 impl Family {
     /// What `config` trains: VAT and LVAN by their ε, the consistency methods by their
-    /// weight (Mean Teacher by its decay), the Ladder by any nonzero denoising cost.
+    /// weight (Mean Teacher by its decay), the Ladder by its decoder.
     pub fn of(config: &TrainConfig) -> Family {
-        let any = |v: &PerLayer<f64>| match v {
-            PerLayer::All(x) => *x != 0.0,
-            PerLayer::Each(xs) => xs.iter().any(|x| *x != 0.0),
-        };
         if config.vat_epsilon > 0.0 {
             Family::Vat
-        } else if any(config.lvan_epsilon.value()) {
+        } else if config.lvan_on() {
             Family::Lvan
         } else if config.consistency_weight > 0.0 && config.mean_teacher_decay > 0.0 {
             Family::MeanTeacher
         } else if config.consistency_weight > 0.0 {
             Family::Pi
-        } else if any(config.denoising_cost_x.value()) {
+        } else if config.has_decoder() {
             Family::Ladder
         } else {
             Family::Supervised
@@ -346,8 +341,8 @@ fn open_tune(
              configuration)"
         ),
     };
+    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
     if share.joins {
-        std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
         if create_once(&path, json_text(spec).as_bytes())?.is_some()
             && read_json::<TuneSpec>(&path)? != *spec
         {
@@ -355,7 +350,6 @@ fn open_tune(
         }
         return Ok(None);
     }
-    std::fs::create_dir_all(out).map_err(|e| LadderError::io(out, e))?;
     let lock = DirLock::acquire(out)?;
     if opts.resume {
         if read_json::<TuneSpec>(&path)? != *spec {
@@ -419,7 +413,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         let entry = entry.map_err(|e| LadderError::io(from, e))?;
         let name = entry.file_name();
         let text = name.to_string_lossy();
-        if text.starts_with(".claim") || text.starts_with(".lock") || text.ends_with(".tmp") {
+        // Claims and the lock belong to the source's writer; a `.tmp` is a write in progress.
+        if text.starts_with(CLAIM_PREFIX) || text == LOCK_FILE || text.ends_with(".tmp") {
             continue;
         }
         let path = entry.path();
@@ -500,6 +495,7 @@ pub fn status(out: &Path, claims: &ClaimSettings) -> Result<Vec<(String, CellSta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::spec::PerLayer;
 
     #[test]
     fn quantiles_interpolate_between_order_statistics() {

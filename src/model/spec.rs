@@ -125,6 +125,16 @@ impl<T: Clone> PerLayer<T> {
     }
 }
 
+impl<T: Copy> PerLayer<T> {
+    /// Whether `f` holds for some layer's value.
+    pub fn any(&self, f: impl Fn(T) -> bool) -> bool {
+        match self {
+            PerLayer::All(v) => f(*v),
+            PerLayer::Each(v) => v.iter().any(|x| f(*x)),
+        }
+    }
+}
+
 fn per_layer<T>(mut values: Vec<T>) -> PerLayer<T> {
     match values.len() {
         1 => PerLayer::All(values.remove(0)),

@@ -719,11 +719,13 @@ impl TrainConfig {
     }
 
     /// Whether LVAN is asked for (some ε_l is not 0), before the network's depth is known.
-    fn lvan_on(&self) -> bool {
-        match self.lvan_epsilon.value() {
-            crate::model::spec::PerLayer::All(v) => *v != 0.0,
-            crate::model::spec::PerLayer::Each(v) => v.iter().any(|e| *e != 0.0),
-        }
+    pub fn lvan_on(&self) -> bool {
+        self.lvan_epsilon.value().any(|e| e != 0.0)
+    }
+
+    /// Whether a decoder is trained (some denoising cost λ_l is above 0).
+    pub fn has_decoder(&self) -> bool {
+        self.denoising_cost_x.value().any(|l| l > 0.0)
     }
 
     /// The VAT fields as one setting, whether ε turns it on or not.
@@ -782,10 +784,7 @@ impl TrainConfig {
                 self.consistency_weight, self.consistency_rampup
             )));
         }
-        let decoder = match self.denoising_cost_x.value() {
-            crate::model::spec::PerLayer::All(v) => *v > 0.0,
-            crate::model::spec::PerLayer::Each(v) => v.iter().any(|l| *l > 0.0),
-        };
+        let decoder = self.has_decoder();
         if !(0.0..1.0).contains(&self.mean_teacher_decay) {
             return Err(LadderError::Setting(format!(
                 "mean-teacher-decay {} must lie in [0, 1)",
