@@ -94,3 +94,42 @@ fn a_set_over_the_memory_budget_is_refused_with_the_size_it_needs() {
         "train-images-idx3-ubyte.gz needs 15.0 MiB in memory",
     );
 }
+
+/// A CSV file is measured in a first pass that keeps nothing: over the budget, it is refused
+/// with the size its rows need before they are read into memory.
+#[test]
+fn a_csv_file_over_the_memory_budget_is_refused_before_it_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("rows.csv");
+    // 20,000 rows of 50 features and a class: 20,000 × 51 × 4 bytes = 3.89 MiB.
+    let row: String = (0..50).map(|c| format!("{c},")).collect();
+    let rows: String = (0..20_000)
+        .map(|i| format!("{row}{}\n", i % 3 + 1))
+        .collect();
+    std::fs::write(&csv, rows).unwrap();
+    let plain = |limit: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ladder"))
+            .args(["train-plain", "--data", csv.to_str().unwrap()])
+            .args([
+                "--num-classes",
+                "3",
+                "--first-label",
+                "1",
+                "--max-epochs",
+                "1",
+            ])
+            .args(["--hidden-layers", "10", "--quiet"])
+            .args(["--out", tmp.path().join("run").to_str().unwrap()])
+            .env("RAYON_NUM_THREADS", "1")
+            .env("LADDER_MEMORY_LIMIT", limit)
+            .output()
+            .expect("the binary runs")
+    };
+    assert_fails(
+        &plain("2M"),
+        "rows.csv needs 3.9 MiB in memory, more than the 2.0 MiB of LADDER_MEMORY_LIMIT",
+    );
+    assert!(!tmp.path().join("run").join("summary.json").exists());
+    let o = plain("64M");
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -4,6 +4,7 @@
 //! no information into training.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -11,6 +12,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::DataError;
 use super::dataset::{Dataset, TrainTest};
+use super::pixels::Pixels;
 
 /// How to read a CSV file.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,72 +27,140 @@ pub struct CsvSpec {
     pub num_classes: usize,
 }
 
-/// Features (row-major) and 0-based classes of a CSV file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CsvTable {
-    pub features: Vec<f32>,
-    pub labels: Vec<u32>,
-    pub columns: usize,
+/// Reads `path` as one set: the tests' and [`load_csv`]'s reader. A row with the wrong number of
+/// columns, a value that is not a finite number or a class outside the range is an error naming
+/// its line.
+pub fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Dataset, DataError> {
+    let (n, width) = shape(path, spec)?;
+    let mut sets = read_rows(path, spec, width, &[n], |i| (0, i))?;
+    Ok(sets.pop().expect("one set"))
 }
 
-/// Reads `path`; a row with the wrong number of columns, a value that is not a finite number
-/// or a class outside the range is an error naming its line.
-pub fn read_csv(path: &Path, spec: &CsvSpec) -> Result<CsvTable, DataError> {
+/// The number of data rows of `path` and the width of its first one, every row checked: a
+/// first pass that keeps nothing, so that the second writes every row straight to its place
+/// in its set (no copy of the file as text, no growing buffers, no subsets copied out of the
+/// whole), and a bad row is reported before anything else about the file.
+fn shape(path: &Path, spec: &CsvSpec) -> Result<(usize, usize), DataError> {
     let file = path.display().to_string();
-    let mut table = CsvTable {
-        features: Vec::new(),
-        labels: Vec::new(),
-        columns: 0,
-    };
-    let mut width = None;
-    for (line, record) in records(path, spec.has_header)? {
-        let bad = |reason: String| DataError::Csv {
+    let (mut n, mut width, mut scratch) = (0, 0, Vec::new());
+    for_each_record(path, spec.has_header, |line, record| {
+        if n == 0 {
+            width = record.len();
+            scratch = vec![0.0; width.saturating_sub(1)];
+        }
+        parse_row(record, width, spec, &mut scratch).map_err(|reason| DataError::Csv {
             file: file.clone(),
             line,
             reason,
-        };
-        let w = *width.get_or_insert(record.len());
-        if record.len() != w {
-            return Err(bad(format!(
-                "{} columns, but the first row has {w}",
-                record.len()
-            )));
-        }
-        if w < 2 {
-            return Err(bad("a row needs at least one feature and a class".into()));
-        }
-        let label_col = spec.label_column.unwrap_or(w - 1);
-        if label_col >= w {
-            return Err(bad(format!(
-                "no class column {label_col}: rows have {w} columns"
-            )));
-        }
-        for (c, field) in record.iter().enumerate() {
-            if c == label_col {
-                table.labels.push(class_index(field, spec).map_err(&bad)?);
-                continue;
-            }
-            let v: f32 = field
-                .parse()
-                .map_err(|_| bad(format!("column {}: '{field}' is not a number", c + 1)))?;
-            if !v.is_finite() {
-                return Err(bad(format!("column {}: '{field}' is not finite", c + 1)));
-            }
-            table.features.push(v);
-        }
-        table.columns = w - 1;
-    }
-    if table.labels.is_empty() {
+        })?;
+        n += 1;
+        Ok(())
+    })?;
+    if n == 0 {
         return Err(DataError::CsvFile {
             file,
             reason: "no data rows".into(),
         });
     }
-    Ok(table)
+    Ok((n, width))
 }
 
-/// The rows of `path` with their line numbers, trimmed, blank lines left out.
-fn records(path: &Path, has_header: bool) -> Result<Vec<(u64, ::csv::StringRecord)>, DataError> {
+/// The data rows of `path` (`sizes.iter().sum()` of them, the first `width` columns wide)
+/// read into `sizes.len()` sets, its i-th data row to row `j` of set `k` where `place(i) = (k,
+/// j)`. The sets' memory is checked against the budget before it is taken.
+fn read_rows(
+    path: &Path,
+    spec: &CsvSpec,
+    width: usize,
+    sizes: &[usize],
+    place: impl Fn(usize) -> (usize, usize),
+) -> Result<Vec<Dataset>, DataError> {
+    let file = path.display().to_string();
+    let dim = width.saturating_sub(1);
+    let rows: usize = sizes.iter().sum();
+    super::memory::check(&file, (rows * (dim + 1) * 4) as u64)?;
+    let mut sets: Vec<(Arc<[f32]>, Vec<u32>)> = sizes
+        .iter()
+        .map(|&n| (std::iter::repeat_n(0.0, n * dim).collect(), vec![0; n]))
+        .collect();
+    let mut i = 0;
+    for_each_record(path, spec.has_header, |line, record| {
+        let bad = |reason: String| DataError::Csv {
+            file: file.clone(),
+            line,
+            reason,
+        };
+        if i == rows {
+            return Err(bad("the file grew while it was read".into()));
+        }
+        let (k, j) = place(i);
+        let (features, labels) = &mut sets[k];
+        let features = Arc::get_mut(features).expect("not shared while filled");
+        labels[j] =
+            parse_row(record, width, spec, &mut features[j * dim..(j + 1) * dim]).map_err(bad)?;
+        i += 1;
+        Ok(())
+    })?;
+    if i != rows {
+        return Err(DataError::CsvFile {
+            file,
+            reason: "the file shrank while it was read".into(),
+        });
+    }
+    Ok(sets
+        .into_iter()
+        .map(|(features, labels)| dataset(features, labels, dim, spec.num_classes))
+        .collect())
+}
+
+/// Writes `record`'s features to `out` and returns its 0-based class; rows must be `width`
+/// wide, as the first one is.
+fn parse_row(
+    record: &::csv::StringRecord,
+    width: usize,
+    spec: &CsvSpec,
+    out: &mut [f32],
+) -> Result<u32, String> {
+    if record.len() != width {
+        return Err(format!(
+            "{} columns, but the first row has {width}",
+            record.len()
+        ));
+    }
+    if width < 2 {
+        return Err("a row needs at least one feature and a class".into());
+    }
+    let label_col = spec.label_column.unwrap_or(width - 1);
+    if label_col >= width {
+        return Err(format!(
+            "no class column {label_col}: rows have {width} columns"
+        ));
+    }
+    let mut label = 0;
+    let mut out = out.iter_mut();
+    for (c, field) in record.iter().enumerate() {
+        if c == label_col {
+            label = class_index(field, spec)?;
+            continue;
+        }
+        let v: f32 = field
+            .parse()
+            .map_err(|_| format!("column {}: '{field}' is not a number", c + 1))?;
+        if !v.is_finite() {
+            return Err(format!("column {}: '{field}' is not finite", c + 1));
+        }
+        *out.next().expect("width - 1 features") = v;
+    }
+    Ok(label)
+}
+
+/// Calls `row` on each row of `path` with its line number, trimmed, blank lines left out; one
+/// record is reused, so the file is never held in memory.
+fn for_each_record(
+    path: &Path,
+    has_header: bool,
+    mut row: impl FnMut(u64, &::csv::StringRecord) -> Result<(), DataError>,
+) -> Result<(), DataError> {
     let file = path.display().to_string();
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(has_header)
@@ -98,14 +168,16 @@ fn records(path: &Path, has_header: bool) -> Result<Vec<(u64, ::csv::StringRecor
         .trim(::csv::Trim::All)
         .from_path(path)
         .map_err(|e| csv_error(&file, e))?;
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| csv_error(&file, e))?;
+    let mut record = ::csv::StringRecord::new();
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| csv_error(&file, e))?
+    {
         if !(record.len() == 1 && record[0].is_empty()) {
-            rows.push((record.position().map_or(0, |p| p.line()), record));
+            row(record.position().map_or(0, |p| p.line()), &record)?;
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 fn csv_error(file: &str, e: ::csv::Error) -> DataError {
@@ -136,10 +208,10 @@ fn class_index(field: &str, spec: &CsvSpec) -> Result<u32, String> {
     Ok((v - spec.first_label) as u32)
 }
 
-fn dataset(features: Vec<f32>, labels: Vec<u32>, dim: usize, num_classes: usize) -> Dataset {
+fn dataset(features: Arc<[f32]>, labels: Vec<u32>, dim: usize, num_classes: usize) -> Dataset {
     Dataset {
         n: labels.len(),
-        images: features.into(),
+        images: Pixels::Floats(features),
         labels,
         dim,
         image_shape: vec![dim],
@@ -208,28 +280,26 @@ pub fn load_csv(
     test_fraction: f64,
     spec: &CsvSpec,
 ) -> Result<(TrainTest, Standardiser), DataError> {
-    let t = read_csv(train, spec)?;
-    let dim = t.columns;
-    let mut pair = match test {
+    let (n, width) = shape(train, spec)?;
+    let mut sets = match test {
         Some(path) => {
-            let u = read_csv(path, spec)?;
-            if u.columns != dim {
+            let (m, test_width) = shape(path, spec)?;
+            if test_width != width {
                 return Err(DataError::CsvFile {
                     file: path.display().to_string(),
                     reason: format!(
-                        "{} feature columns, but {} has {dim}",
-                        u.columns,
-                        train.display()
+                        "{} feature columns, but {} has {}",
+                        test_width.saturating_sub(1),
+                        train.display(),
+                        width.saturating_sub(1)
                     ),
                 });
             }
-            TrainTest {
-                train: dataset(t.features, t.labels, dim, spec.num_classes),
-                test: dataset(u.features, u.labels, dim, spec.num_classes),
-            }
+            let mut sets = read_rows(train, spec, width, &[n], |i| (0, i))?;
+            sets.extend(read_rows(path, spec, width, &[m], |i| (0, i))?);
+            sets
         }
         None => {
-            let n = t.labels.len();
             let n_test = (n as f64 * test_fraction).round() as usize;
             if !(0.0..1.0).contains(&test_fraction) || n_test == 0 || n_test >= n {
                 return Err(DataError::CsvFile {
@@ -239,25 +309,37 @@ pub fn load_csv(
                     ),
                 });
             }
-            let all = dataset(t.features, t.labels, dim, spec.num_classes);
-            let mut order: Vec<usize> = (0..n).collect();
-            order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(0));
-            let (test_idx, train_idx) = order.split_at(n_test);
-            let sorted = |v: &[usize]| {
-                let mut v = v.to_vec();
-                v.sort_unstable();
-                v
-            };
-            TrainTest {
-                train: all.subset(&sorted(train_idx)),
-                test: all.subset(&sorted(test_idx)),
-            }
+            let place = fraction_split(n, n_test);
+            read_rows(train, spec, width, &[n - n_test, n_test], |i| place[i])?
         }
     };
+    let test = sets.pop().expect("two sets");
+    let train = sets.pop().expect("two sets");
+    let mut pair = TrainTest { train, test };
     let standardiser = Standardiser::fit(&pair.train);
     standardiser.apply(&mut pair.train)?;
     standardiser.apply(&mut pair.test)?;
     Ok((pair, standardiser))
+}
+
+/// Where each of `n` rows goes when a seeded random `n_test` of them are the test set: `(0,
+/// j)` for the j-th training row, `(1, j)` for the j-th test row, both in file order.
+fn fraction_split(n: usize, n_test: usize) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(0));
+    let mut is_test = vec![false; n];
+    for &i in &order[..n_test] {
+        is_test[i] = true;
+    }
+    let mut counts = [0, 0];
+    is_test
+        .into_iter()
+        .map(|t| {
+            let k = usize::from(t);
+            counts[k] += 1;
+            (k, counts[k] - 1)
+        })
+        .collect()
 }
 
 /// Feature rows to predict on: every column a number, no class column. A first line that is
@@ -265,27 +347,47 @@ pub fn load_csv(
 /// is an error naming its line.
 pub fn read_feature_rows(path: &Path) -> Result<Dataset, DataError> {
     let file = path.display().to_string();
-    let (mut features, mut width, mut n) = (Vec::new(), None, 0);
-    for (line, record) in records(path, false)? {
+    // First pass: the width, whether the first line is a header, how many rows.
+    let (mut records, mut width, mut header) = (0, 0, false);
+    for_each_record(path, false, |_, record| {
+        if records == 0 {
+            width = record.len();
+            header = record.iter().any(|f| f.parse::<f32>().is_err());
+        }
+        records += 1;
+        Ok(())
+    })?;
+    let n = records - usize::from(header);
+    if n == 0 {
+        return Err(DataError::CsvFile {
+            file,
+            reason: "no data rows".into(),
+        });
+    }
+    super::memory::check(&file, (n * width * 4) as u64)?;
+    let mut features: Arc<[f32]> = std::iter::repeat_n(0.0, n * width).collect();
+    let out = Arc::get_mut(&mut features).expect("not shared while filled");
+    let (mut i, mut first) = (0, true);
+    for_each_record(path, false, |line, record| {
         let bad = |reason: String| DataError::Csv {
             file: file.clone(),
             line,
             reason,
         };
-        let header = width.is_none() && record.iter().any(|f| f.parse::<f32>().is_err());
-        if header {
-            width = Some(record.len());
-            continue;
+        if std::mem::take(&mut first) && header {
+            return Ok(());
         }
-        let w = *width.get_or_insert(record.len());
-        if record.len() != w {
+        if i == n {
+            return Err(bad("the file grew while it was read".into()));
+        }
+        if record.len() != width {
             return Err(bad(format!(
-                "{} columns, but the first row has {w}",
+                "{} columns, but the first row has {width}",
                 record.len()
             )));
         }
-        for (c, field) in record.iter().enumerate() {
-            let v: f32 = field
+        for ((c, field), v) in record.iter().enumerate().zip(&mut out[i * width..]) {
+            *v = field
                 .parse()
                 .ok()
                 .filter(|v: &f32| v.is_finite())
@@ -295,22 +397,22 @@ pub fn read_feature_rows(path: &Path) -> Result<Dataset, DataError> {
                         c + 1
                     ))
                 })?;
-            features.push(v);
         }
-        n += 1;
-    }
-    let Some(dim) = width.filter(|_| n > 0) else {
+        i += 1;
+        Ok(())
+    })?;
+    if i != n {
         return Err(DataError::CsvFile {
             file,
-            reason: "no data rows".into(),
+            reason: "the file shrank while it was read".into(),
         });
-    };
+    }
     Ok(Dataset {
-        images: features.into(),
+        images: Pixels::Floats(features),
         labels: vec![0; n],
         n,
-        dim,
-        image_shape: vec![dim],
+        dim: width,
+        image_shape: vec![width],
         num_classes: 1,
     })
 }
@@ -340,7 +442,8 @@ mod tests {
         let train = write(dir.path(), "train.csv", "1,10,1\n3,10,7\n\n5,10,2\n");
         let test = write(dir.path(), "test.csv", "7, 10, 3\n");
         let t = read_csv(&train, &covertype_like()).unwrap();
-        assert_eq!((t.columns, t.labels.clone()), (2, vec![0, 6, 1]));
+        assert_eq!((t.dim, t.labels.clone()), (2, vec![0, 6, 1]));
+        assert_eq!(*t.images.all(), [1.0, 10.0, 3.0, 10.0, 5.0, 10.0]);
         let (pair, _) = load_csv(&train, Some(&test), 0.0, &covertype_like()).unwrap();
         // Column 1: mean 3, std √(8/3); the constant column 2 only loses its mean.
         let s = (8.0f64 / 3.0).sqrt();
@@ -370,6 +473,61 @@ mod tests {
         assert_eq!(
             (pair.train.len(), pair.test.len(), pair.train.dim),
             (3, 1, 2)
+        );
+    }
+
+    /// The split is written straight into both sets, and equals the seeded subsets of the
+    /// whole file (how it was made before: same rows, same order).
+    #[test]
+    fn the_test_fraction_split_is_the_seeded_subsets_of_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..40)
+            .map(|i| format!("{i},{},{}\n", i * 3, i % 7 + 1))
+            .collect();
+        let p = write(dir.path(), "rows.csv", &text);
+        let spec = covertype_like();
+        let whole = read_csv(&p, &spec).unwrap();
+        let mut order: Vec<usize> = (0..40).collect();
+        order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(0));
+        let (test_idx, train_idx) = order.split_at(10);
+        let sorted = |v: &[usize]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v
+        };
+        let (pair, s) = load_csv(&p, None, 0.25, &spec).unwrap();
+        for (got, idx) in [(&pair.train, train_idx), (&pair.test, test_idx)] {
+            let mut want = whole.subset(&sorted(idx));
+            s.apply(&mut want).unwrap();
+            assert_eq!(got.labels, want.labels);
+            assert_eq!(*got.images.all(), *want.images.all());
+        }
+    }
+
+    #[test]
+    fn feature_rows_skip_a_header_and_name_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "in.csv", "\na,b\n1,2\n\n3,4\n");
+        let ds = read_feature_rows(&p).unwrap();
+        assert_eq!(
+            (ds.n, ds.dim, ds.images.all().to_vec()),
+            (2, 2, vec![1.0, 2.0, 3.0, 4.0])
+        );
+        let p = write(dir.path(), "bad.csv", "1,2\n3,nan\n");
+        let e = read_feature_rows(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("not a finite number"),
+            "{e}"
+        );
+        let p = write(dir.path(), "ragged.csv", "1,2\n3\n");
+        let e = read_feature_rows(&p).unwrap_err().to_string();
+        assert!(e.contains("1 columns, but the first row has 2"), "{e}");
+        let p = write(dir.path(), "header-only.csv", "a,b\n");
+        assert!(
+            read_feature_rows(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("no data rows")
         );
     }
 
