@@ -1,114 +1,102 @@
 #!/usr/bin/env python3
-"""VAT (Miyato et al. 2018) in PyTorch on the embedded MNIST-10k: a second implementation
-to check `ladder train --method vat` against (issue 18), not a copy of it.
+"""VAT (Miyato et al. 2018) in PyTorch on the embedded MNIST-10k, with the loss of the
+authors' code (github.com/takerum/vat_tf, vat.py), to check `ladder train --preset
+mnist-100-vat` against (issues 18 and 37). Written for this project, not copied.
 
-Network 784-1000-500-250-250-250-10, linear maps without bias, batch normalisation with
-PyTorch's learnable scale and shift after every map, ReLU; 10 labelled digits per class
-drawn with --seed; batches of 100 labelled + 100 unlabelled digits, 80 steps per epoch;
-Adam 0.002 decaying linearly to 0 over the last third of the epochs; the loss is the
-cross-entropy plus --weight x KL(p(y|x) || p(y|x + r_vadv)) on the unlabelled batch, p held,
-r_vadv from one power iteration (xi --xi, radius --eps, the authors' normalisation). The
-perturbed passes normalise by their own batch statistics and leave the running averages
-alone; the test error uses the running averages.
+The network, its normalisation and its evaluation are `ladder`'s (bench/torch_mlp.py), without
+noise (the preset's VAT has none). The labelled digits are the ones a `ladder` run drew
+(--split RUN/split.json), or 10 per class drawn here with --seed; batches of 100 labelled +
+100 unlabelled digits (all 8,000 training digits are the unlabelled set), 80 steps per epoch;
+Adam --lr decaying linearly to 0 over the last third of the epochs.
+
+From the authors' code:
+- the supervised cost: mean cross-entropy over the labelled batch, which is normalised by its
+  own statistics (the authors forward labelled and unlabelled batches apart);
+- LDS = KL(p(y|x) ‖ p(y|x + r_vadv)) averaged over the unlabelled batch, p(y|x) from the
+  clean pass and held; r_vadv by one power iteration: d ~ N(0, I), d ← ξ·unit(d), d ←
+  ∇_d KL(p(y|x) ‖ p(y|x + d)), r_vadv = ε·unit(d), unit() dividing each row by its largest
+  magnitude and then by √(1e-6 + ‖·‖²) (get_normalized_vector); the perturbed passes are
+  normalised by their own batch statistics;
+- the cost is the supervised cost + --weight × LDS (+ the entropy of p(y|x) on the
+  unlabelled batch with --entmin, the authors' vatent).
 
 Not part of the build or of CI (`pip install torch`). One line per epoch:
 `epoch E lr LR vat LOSS test ERROR%`.
 
-    python3 bench/pytorch_vat.py [--eps 5.0] [--epochs 150] [--seed 1] [--threads 1]
+    python3 bench/pytorch_vat.py [--split RUN/split.json] [--eps 5.0] [--epochs 150]
 """
 
 import argparse
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_bench import read_idx
-
-DIMS = [784, 1000, 500, 250, 250, 250, 10]
-
-
-def images(name):
-    return read_idx(name).float().div(255.0).reshape(-1, 784)
-
-
-def network():
-    layers = []
-    for i in range(len(DIMS) - 1):
-        layers += [nn.Linear(DIMS[i], DIMS[i + 1], bias=False), nn.BatchNorm1d(DIMS[i + 1])]
-        if i < len(DIMS) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+from torch_mlp import NoisyMLP, error, labelled_indices, learning_rate, mnist10k
 
 
 def kl(p_logits, q_logits):
+    """Mean over rows of KL(softmax(p) ‖ softmax(q))."""
     log_p = F.log_softmax(p_logits, 1)
     return (log_p.exp() * (log_p - F.log_softmax(q_logits, 1))).sum(1).mean()
 
 
 def unit(d):
-    """Per row: divided by its largest magnitude, then by its L2 norm (get_normalized_vector)."""
+    """Per row: divided by its largest magnitude, then by √(1e-6 + its squared L2 norm)."""
     d = d / (1e-12 + d.abs().amax(1, keepdim=True))
     return d / torch.sqrt(1e-6 + (d * d).sum(1, keepdim=True))
 
 
+def virtual_adversarial(model, x, held, xi, eps):
+    """r_vadv of `x` by one power iteration from the held clean logits."""
+    d = (xi * unit(torch.randn_like(x))).requires_grad_(True)
+    (grad,) = torch.autograd.grad(kl(held, model(x + d)), d)
+    return eps * unit(grad)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--split", help="a ladder run's split.json: its labelled digits")
     ap.add_argument("--eps", type=float, default=5.0)
     ap.add_argument("--xi", type=float, default=1e-6)
     ap.add_argument("--weight", type=float, default=1.0)
+    ap.add_argument("--entmin", action="store_true")
+    ap.add_argument("--lr", type=float, default=0.002)
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
-    x_train, y_train = images("train-images-idx3-ubyte.gz"), read_idx("train-labels-idx1-ubyte.gz").long()
-    x_test, y_test = images("t10k-images-idx3-ubyte.gz"), read_idx("t10k-labels-idx1-ubyte.gz").long()
-    g = torch.Generator().manual_seed(a.seed)
-    labelled = torch.cat(
-        [torch.nonzero(y_train == c).flatten()[torch.randperm(int((y_train == c).sum()), generator=g)[:10]] for c in range(10)]
-    )
+    x_train, y_train, x_test, y_test = mnist10k()
+    labelled = labelled_indices(y_train, a.split, a.seed)
     x_l, y_l = x_train[labelled], y_train[labelled]
-    net = network()
-    norms = [m for m in net if isinstance(m, nn.BatchNorm1d)]
-    opt = torch.optim.Adam(net.parameters(), lr=0.002)
-
-    def perturbed(x):
-        for m in norms:
-            m.momentum = 0.0  # batch statistics, running averages untouched
-        out = net(x)
-        for m in norms:
-            m.momentum = 0.1
-        return out
-
+    model = NoisyMLP()
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     steps = x_train.shape[0] // 100
-    decay_from = int(0.67 * a.epochs)
-    for epoch in range(1, a.epochs + 1):
-        lr = 0.002 * min(1.0, (a.epochs - epoch) / max(1, a.epochs - decay_from))
+    for epoch in range(a.epochs):
+        lr = learning_rate(a.lr, epoch, a.epochs)
         for group in opt.param_groups:
             group["lr"] = lr
-        net.train()
         order = torch.randperm(x_train.shape[0])
         total = 0.0
         for s in range(steps):
+            shuffled = torch.randperm(x_l.shape[0])[:100]
             x_u = x_train[order[s * 100 : (s + 1) * 100]]
-            shuffled = torch.randperm(x_l.shape[0])
-            supervised = F.cross_entropy(net(x_l[shuffled]), y_l[shuffled])
-            with torch.no_grad():
-                p = net(x_u)
-            d = (a.xi * unit(torch.randn_like(x_u))).requires_grad_(True)
-            (grad,) = torch.autograd.grad(kl(p, perturbed(x_u + d)), d)
-            r = a.eps * unit(grad)
-            vat = kl(p, perturbed(x_u + r))
+            out = model(torch.cat([x_l[shuffled], x_u]), [100, 100])
+            supervised = F.cross_entropy(out[:100], y_l[shuffled])
+            held = out[100:].detach()
+            r = virtual_adversarial(model, x_u, held, a.xi, a.eps)
+            lds = kl(held, model(x_u + r))
+            cost = supervised + a.weight * lds
+            if a.entmin:
+                log_p = F.log_softmax(out[100:], 1)
+                cost = cost - (log_p.exp() * log_p).sum(1).mean()
             opt.zero_grad()
-            (supervised + a.weight * vat).backward()
+            cost.backward()
             opt.step()
-            total += vat.item()
-        net.eval()
-        with torch.no_grad():
-            error = (net(x_test).argmax(1) != y_test).float().mean().item() * 100
-        print(f"epoch {epoch} lr {lr:.5f} vat {total / steps:.4f} test {error:.2f}%", flush=True)
+            total += lds.item()
+        err = error(model, x_train, x_test, y_test)
+        print(f"epoch {epoch + 1} lr {lr:.5f} vat {total / steps:.4f} test {err:.2f}%", flush=True)
 
 
 if __name__ == "__main__":
