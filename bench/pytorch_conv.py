@@ -15,15 +15,20 @@ convolutions pad K - 1, 'valid' ones 0. The clean pass covers the unlabelled row
 the Gaussian combinator (ten parameters per unit), cost lambda x mean((z_hat normalised by
 the clean pass's moments - z)^2), lambda 1 (Conv-Small) or 4 (Conv-Large); Adam at 0.002.
 Batches of 100 labelled + 100 unlabelled: embedded MNIST-10k digits, or random images of
-CIFAR-10's shape (only the time is measured).
+CIFAR-10's shape (only the time is measured), or with --cifar DIR a CIFAR-10-format
+directory read whole into memory as a PyTorch user holds it, for the peak-memory comparison
+of RESULTS.md (issue 35): the bytes as float32, GCN (scale 55) and ZCA (bias 0.1, fitted on
+the training images in float64) applied to the training and test images, both kept.
 
 Not part of the build or of CI (`pip install torch`). Prints `examples_per_second: N` like
 `ladder bench`.
 
     python3 bench/pytorch_conv.py --model small|large [--threads 2] [--warmup 5 --steps 20 --repeats 5]
+    python3 bench/pytorch_conv.py --model large --cifar DIR [--no-zca] ...
 """
 
 import argparse
+import os
 
 import torch
 import torch.nn.functional as F
@@ -120,6 +125,39 @@ class GammaLadder(torch.nn.Module):
         return supervised + self.lam * ((z_bn - z_clean) ** 2).mean()
 
 
+def read_cifar(path):
+    """Images (N, 3, 32, 32) as float32 in [0, 1] and labels of CIFAR-10 binary batches."""
+    raw = torch.frombuffer(bytearray(open(path, "rb").read()), dtype=torch.uint8).reshape(-1, 3073)
+    return raw[:, 1:].float().div(255.0), raw[:, 0].long()
+
+
+def contrast_normalise(x, scale=55.0):
+    """Per image: centred, then scaled to L2 norm `scale` (a constant image only centred)."""
+    x = x - x.mean(1, keepdim=True)
+    norm = x.norm(dim=1, keepdim=True)
+    return x * torch.where(norm < 1e-8, torch.ones_like(norm), scale / norm)
+
+
+def cifar(directory, zca):
+    """The training and test sets of a CIFAR-10-format `directory`, preprocessed in memory."""
+    files = [f"data_batch_{i}.bin" for i in range(1, 6)]
+    parts = [read_cifar(os.path.join(directory, f)) for f in files]
+    x_train, y_train = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    del parts
+    x_test, y_test = read_cifar(os.path.join(directory, "test_batch.bin"))
+    if zca:
+        x_train, x_test = contrast_normalise(x_train), contrast_normalise(x_test)
+        mean = x_train.double().mean(0)
+        cov = torch.zeros(3072, 3072, dtype=torch.float64)
+        for block in torch.split(x_train, 1024):
+            c = block.double() - mean
+            cov += c.t() @ c
+        lam, u = torch.linalg.eigh(cov / x_train.shape[0])
+        w = ((u / torch.sqrt(lam + 0.1)) @ u.t()).float()
+        x_train, x_test = (x_train - mean.float()) @ w, (x_test - mean.float()) @ w
+    return x_train.reshape(-1, 3, 32, 32), y_train, x_test.reshape(-1, 3, 32, 32), y_test
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", choices=["small", "large"], required=True)
@@ -129,6 +167,8 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--cifar", help="a CIFAR-10-format directory held in memory (--model large)")
+    p.add_argument("--no-zca", action="store_true", help="with --cifar: no GCN or ZCA")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
@@ -138,8 +178,11 @@ def main():
         labels = read_idx("train-labels-idx1-ubyte.gz").long()
         model = GammaLadder(SMALL, 1, 0.0, True, 1.0)
     else:
-        images = torch.rand(2000, 3, 32, 32)
-        labels = torch.randint(0, 10, (2000,))
+        if args.cifar:
+            images, labels, _test_images, _test_labels = cifar(args.cifar, not args.no_zca)
+        else:
+            images = torch.rand(2000, 3, 32, 32)
+            labels = torch.randint(0, 10, (2000,))
         model = GammaLadder(LARGE, 3, 0.1, False, 4.0)
     images, labels, model = images.to(device), labels.to(device), model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=0.002, betas=(0.9, 0.999), eps=1e-8)

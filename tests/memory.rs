@@ -32,8 +32,13 @@ fn mnist_format(dir: &Path, n: usize, gz: bool) {
 
 /// One timed step of a small Ladder on the set in `dir`, with `limit` as the memory budget.
 fn bench_step(dir: &Path, limit: Option<&str>) -> Output {
+    bench_step_with(dir, limit, &[])
+}
+
+fn bench_step_with(dir: &Path, limit: Option<&str>, extra: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ladder"));
     cmd.args(["bench", "--data", dir.to_str().unwrap()])
+        .args(extra)
         .args([
             "--encoder-layers",
             "30-10",
@@ -72,6 +77,25 @@ fn a_120k_image_idx_set_trains_a_step() {
         (1150.0..1250.0).contains(&steps),
         "{steps} steps an epoch: {report}"
     );
+}
+
+/// `bench --memory` times the steps only and says how much the data takes as loaded.
+#[test]
+fn the_memory_bench_reports_the_data_and_the_peak_without_evaluating() {
+    let tmp = tempfile::tempdir().unwrap();
+    mnist_format(tmp.path(), 20_000, false);
+    let out = bench_step_with(tmp.path(), None, &["--memory"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    // 22,000 images of 784 bytes, kept as bytes.
+    assert!(
+        report.contains("data as loaded: 20000 + 2000 images, 16.4 MiB"),
+        "{report}"
+    );
+    assert!(report.contains("not timed (--memory)"), "{report}");
+    assert!(!report.contains("final, once"), "{report}");
+    let peak = field(&report, "peak memory after the timed steps: ", " MiB");
+    assert!(peak > 16.4, "{report}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 
-use ladder::experiment::bench::bench;
+use ladder::experiment::bench::{BenchReport, Scope, bench};
 use ladder::experiment::run::{RunMethod, SEEDS_FILE, fresh_dir, read_config, read_json};
 use ladder::experiment::shard::{LadderSeeds, SeedsOutcome, UnitState, train_seeds_shared};
 use ladder::experiment::sweep::{
@@ -345,6 +345,11 @@ pub struct BenchCmd {
     /// Timed blocks; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Time the steps only and report the peak memory of loading, preprocessing and training
+    /// beside the data's own: no evaluations or checkpoints (three final evaluations of
+    /// Conv-Large on CIFAR-10's 50,000 images take hours on a CPU).
+    #[arg(long)]
+    pub memory: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -353,7 +358,17 @@ pub fn run_bench(cmd: BenchCmd) -> Result<()> {
     let config = cmd.config.resolve()?;
     let dev = cmd.device.device()?;
     let data = cmd.data.load(config.num_classes)?.sets;
-    let r = bench(&config, &data, &dev, cmd.warmup, cmd.steps, cmd.repeats)?;
+    let scope = match cmd.memory {
+        true => Scope::Training,
+        false => Scope::Everything,
+    };
+    let r = bench(
+        &config,
+        &data,
+        &dev,
+        (cmd.warmup, cmd.steps, cmd.repeats),
+        scope,
+    )?;
     println!("encoder: {}-{}", data.train.dim, config.encoder_layers);
     println!("denoising costs: {}", config.denoising_cost_x);
     println!("device: {}", cmd.device.device);
@@ -365,25 +380,18 @@ pub fn run_bench(cmd: BenchCmd) -> Result<()> {
     let blocks: Vec<String> = r.blocks.iter().map(|b| format!("{b:.0}")).collect();
     println!("blocks (examples/s): {}", blocks.join(" "));
     println!("median step: {:.2} ms", r.median_step_ms);
-    let (monitored, full) = r.evaluation_shares();
     println!(
         "batch assembly: {:.3} ms per step ({:.1} % of a step)",
         r.batch_ms,
         100.0 * r.batch_share()
     );
+    print_epoch_costs(&r);
+    let mib = |bytes: usize| bytes as f64 / 1_048_576.0;
     println!(
-        "evaluation: {:.3} s per epoch ({:.1} % of an epoch of {:.2} s); final, once: {:.3} s ({:.1} %)",
-        r.monitored_evaluation_seconds,
-        100.0 * monitored,
-        r.epoch_seconds,
-        r.full_evaluation_seconds,
-        100.0 * full
-    );
-    println!(
-        "checkpoint: state copied in {:.1} ms on the training thread ({:.1} % of an epoch); file written in {:.1} ms on another thread",
-        1000.0 * r.checkpoint_copy_seconds,
-        100.0 * r.checkpoint_share(),
-        1000.0 * r.checkpoint_write_seconds
+        "data as loaded: {} + {} images, {:.1} MiB",
+        data.train.len(),
+        data.test.len(),
+        mib(data.train.images.memory() + data.test.images.memory())
     );
     match r.training_peak_mib {
         Some(mib) => println!("peak memory after the timed steps: {mib:.0} MiB"),
@@ -391,6 +399,28 @@ pub fn run_bench(cmd: BenchCmd) -> Result<()> {
     }
     println!("examples_per_second: {:.0}", r.examples_per_second);
     Ok(())
+}
+
+fn print_epoch_costs(r: &BenchReport) {
+    let Some(costs) = &r.epoch_costs else {
+        println!("evaluation and checkpoints: not timed (--memory)");
+        return;
+    };
+    let (monitored, full) = r.evaluation_shares(costs);
+    println!(
+        "evaluation: {:.3} s per epoch ({:.1} % of an epoch of {:.2} s); final, once: {:.3} s ({:.1} %)",
+        costs.monitored_evaluation_seconds,
+        100.0 * monitored,
+        r.epoch_seconds,
+        costs.full_evaluation_seconds,
+        100.0 * full
+    );
+    println!(
+        "checkpoint: state copied in {:.1} ms on the training thread ({:.1} % of an epoch); file written in {:.1} ms on another thread",
+        1000.0 * costs.checkpoint_copy_seconds,
+        100.0 * r.checkpoint_share(costs),
+        1000.0 * costs.checkpoint_write_seconds
+    );
 }
 
 #[derive(Args)]

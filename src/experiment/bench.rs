@@ -1,6 +1,8 @@
 //! Training throughput: examples per second of full training steps (cost, backward, Adam),
 //! the median of several timed blocks after a warm-up; and what an epoch spends besides
-//! training: assembling batches, evaluating and checkpointing.
+//! training: assembling batches, evaluating and checkpointing. Or the steps alone, for the
+//! peak memory of loading, preprocessing and training on a data set whose three final
+//! evaluations would take hours ([`Scope::Training`]).
 
 use std::time::Instant;
 
@@ -27,6 +29,26 @@ pub struct BenchReport {
     pub epoch_seconds: f64,
     /// Of a step, assembling its batch (data loading), median over the timed steps.
     pub batch_ms: f64,
+    /// What an epoch spends on evaluating and checkpointing; `None` for [`Scope::Training`].
+    pub epoch_costs: Option<EpochCosts>,
+    /// The process's peak resident memory after the timed steps, before the evaluations (whose
+    /// moments of the whole training set can need more), in MiB; `None` where the system does
+    /// not say (`VmHWM` of /proc/self/status on Linux).
+    pub training_peak_mib: Option<f64>,
+}
+
+/// What a benchmark times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The steps, batch assembly, the evaluations and checkpoints.
+    Everything,
+    /// The steps and batch assembly only.
+    Training,
+}
+
+/// The seconds an epoch spends besides its steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochCosts {
     /// One per-epoch evaluation (moments of the monitoring sample, validation and test
     /// error), median of three.
     pub monitored_evaluation_seconds: f64,
@@ -37,10 +59,6 @@ pub struct BenchReport {
     /// Writing that checkpoint's file (synced), on a thread of its own during a run; median of
     /// three.
     pub checkpoint_write_seconds: f64,
-    /// The process's peak resident memory after the timed steps, before the evaluations (whose
-    /// moments of the whole training set can need more), in MiB; `None` where the system does
-    /// not say (`VmHWM` of /proc/self/status on Linux).
-    pub training_peak_mib: Option<f64>,
 }
 
 /// The peak resident memory of this process so far, in MiB (Linux).
@@ -54,17 +72,17 @@ fn peak_resident_mib() -> Option<f64> {
 impl BenchReport {
     /// Evaluation's share of an epoch that evaluates: the per-epoch one, and the final one
     /// were it done in an epoch.
-    pub fn evaluation_shares(&self) -> (f64, f64) {
+    pub fn evaluation_shares(&self, costs: &EpochCosts) -> (f64, f64) {
         let share = |e: f64| e / (self.epoch_seconds + e);
         (
-            share(self.monitored_evaluation_seconds),
-            share(self.full_evaluation_seconds),
+            share(costs.monitored_evaluation_seconds),
+            share(costs.full_evaluation_seconds),
         )
     }
 
     /// The checkpoint copy's share of an epoch.
-    pub fn checkpoint_share(&self) -> f64 {
-        self.checkpoint_copy_seconds / (self.epoch_seconds + self.checkpoint_copy_seconds)
+    pub fn checkpoint_share(&self, costs: &EpochCosts) -> f64 {
+        costs.checkpoint_copy_seconds / (self.epoch_seconds + costs.checkpoint_copy_seconds)
     }
 
     /// Batch assembly's share of a step.
@@ -83,14 +101,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Times `repeats` blocks of `steps` training steps after `warmup` untimed steps.
+/// Times `repeats` blocks of `steps` training steps after `warmup` untimed steps, and with
+/// [`Scope::Everything`] the evaluations and checkpoints.
 pub fn bench(
     config: &TrainConfig,
     data: &TrainTest,
     device: &Device,
-    warmup: usize,
-    steps: usize,
-    repeats: usize,
+    (warmup, steps, repeats): (usize, usize, usize),
+    scope: Scope,
 ) -> Result<BenchReport> {
     if steps == 0 || repeats == 0 {
         return Err(LadderError::Setting(
@@ -142,29 +160,40 @@ pub fn bench(
             })
             .collect::<Result<Vec<f64>>>()?,
     );
-    let evaluation = |moments_of: &dyn Fn() -> Vec<Moments>| {
-        let times = (0..3).map(|_| {
-            let start = Instant::now();
-            trainer.errors(&prepared, &moments_of());
-            start.elapsed().as_secs_f64()
-        });
-        median(times.collect())
+    let epoch_costs = match scope {
+        Scope::Everything => Some(epoch_costs(&trainer, &prepared)?),
+        Scope::Training => None,
     };
-    let monitored = evaluation(&|| trainer.monitoring_moments(&prepared));
-    let full = evaluation(&|| trainer.population_moments(&prepared));
-    let (checkpoint_copy_seconds, checkpoint_write_seconds) = time_checkpoint(&trainer)?;
     Ok(BenchReport {
         examples_per_step,
         examples_per_second: eps,
         median_step_ms,
         epoch_seconds: per_epoch as f64 * median_step_ms / 1000.0,
         batch_ms,
-        monitored_evaluation_seconds: monitored,
-        full_evaluation_seconds: full,
-        checkpoint_copy_seconds,
-        checkpoint_write_seconds,
+        epoch_costs,
         blocks,
         training_peak_mib,
+    })
+}
+
+/// Medians of three: the per-epoch and the final evaluation, copying and writing a checkpoint.
+fn epoch_costs(trainer: &Trainer, prepared: &PreparedData) -> Result<EpochCosts> {
+    let evaluation = |moments_of: &dyn Fn() -> Vec<Moments>| {
+        let times = (0..3).map(|_| {
+            let start = Instant::now();
+            trainer.errors(prepared, &moments_of());
+            start.elapsed().as_secs_f64()
+        });
+        median(times.collect())
+    };
+    let monitored_evaluation_seconds = evaluation(&|| trainer.monitoring_moments(prepared));
+    let full_evaluation_seconds = evaluation(&|| trainer.population_moments(prepared));
+    let (checkpoint_copy_seconds, checkpoint_write_seconds) = time_checkpoint(trainer)?;
+    Ok(EpochCosts {
+        monitored_evaluation_seconds,
+        full_evaluation_seconds,
+        checkpoint_copy_seconds,
+        checkpoint_write_seconds,
     })
 }
 
@@ -205,21 +234,29 @@ mod tests {
     #[test]
     fn the_report_covers_steps_batches_evaluation_and_checkpoints() {
         let data = load_embedded(10).unwrap();
-        let r = bench(&tiny(), &data, &Device::flex().autodiff(), 1, 2, 3).unwrap();
+        let r = bench(
+            &tiny(),
+            &data,
+            &Device::flex().autodiff(),
+            (1, 2, 3),
+            Scope::Everything,
+        )
+        .unwrap();
+        let costs = r.epoch_costs.clone().expect("timed");
         assert_eq!(r.examples_per_step, 200);
         assert_eq!(r.blocks.len(), 3);
         assert!(r.examples_per_second > 0.0 && r.median_step_ms > 0.0);
         assert!(r.epoch_seconds > r.median_step_ms / 1000.0);
         for t in [
             r.batch_ms,
-            r.monitored_evaluation_seconds,
-            r.full_evaluation_seconds,
-            r.checkpoint_copy_seconds,
-            r.checkpoint_write_seconds,
+            costs.monitored_evaluation_seconds,
+            costs.full_evaluation_seconds,
+            costs.checkpoint_copy_seconds,
+            costs.checkpoint_write_seconds,
         ] {
             assert!(t > 0.0 && t.is_finite(), "{r:?}");
         }
-        let share = r.checkpoint_share();
+        let share = r.checkpoint_share(&costs);
         assert!(share > 0.0 && share < 1.0);
         let leftover =
             std::env::temp_dir().join(format!("ladder-bench-{}.bin", std::process::id()));
@@ -230,7 +267,19 @@ mod tests {
     fn nothing_to_time_is_an_error() {
         let data = load_embedded(10).unwrap();
         let device = Device::flex().autodiff();
-        assert!(bench(&tiny(), &data, &device, 0, 0, 1).is_err());
-        assert!(bench(&tiny(), &data, &device, 0, 1, 0).is_err());
+        assert!(bench(&tiny(), &data, &device, (0, 0, 1), Scope::Training).is_err());
+        assert!(bench(&tiny(), &data, &device, (0, 1, 0), Scope::Training).is_err());
+    }
+
+    /// The training scope times the steps and reports their peak memory, nothing else.
+    #[test]
+    fn the_training_scope_leaves_the_evaluations_out() {
+        let data = load_embedded(10).unwrap();
+        let device = Device::flex().autodiff();
+        let r = bench(&tiny(), &data, &device, (0, 1, 1), Scope::Training).unwrap();
+        assert!(r.epoch_costs.is_none() && r.median_step_ms > 0.0);
+        if cfg!(target_os = "linux") {
+            assert!(r.training_peak_mib.is_some_and(|m| m > 1.0), "{r:?}");
+        }
     }
 }
