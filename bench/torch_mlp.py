@@ -2,7 +2,9 @@
 bench/pytorch_vat.py): `ladder`'s fully connected network, its evaluation with population
 moments, the labelled digits of a `ladder` run and its learning-rate schedule.
 
-The network is 784-1000-500-250-250-250-10: linear maps without bias, each normalised by
+The network is 784-1000-500-250-250-250-10: linear maps without bias (weights drawn from
+N(0, 1)/√fan_in as `ladder` draws them; PyTorch's default U(±1/√fan_in) is √3 narrower, and
+after batch normalisation the weights' scale sets Adam's relative step), each normalised by
 batch statistics without scale (biased variance, ε 1e-10), Gaussian noise added after the
 normalisation when training (σ `input_noise` on the input, `noise` on every layer), a learned
 shift β per layer, a learned scale γ on the top, ReLU. In training each group of rows of a
@@ -46,6 +48,9 @@ class NoisyMLP(nn.Module):
         super().__init__()
         self.input_noise, self.noise = input_noise, noise
         self.maps = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(DIMS, DIMS[1:]))
+        with torch.no_grad():  # ladder's N(0, 1)/√fan_in, not PyTorch's U(±1/√fan_in)
+            for lin in self.maps:
+                lin.weight.normal_(0.0, lin.in_features**-0.5)
         self.betas = nn.ParameterList(nn.Parameter(torch.zeros(d)) for d in DIMS[1:])
         self.gamma = nn.Parameter(torch.ones(DIMS[-1]))
         self.moments = None
