@@ -119,41 +119,70 @@ fn a_set_over_the_memory_budget_is_refused_with_the_size_it_needs() {
     );
 }
 
+/// `rows` rows of 50 features and a class in 1..=3 (51 × 4 bytes a row in memory) at `path`.
+fn write_csv_rows(path: &Path, rows: usize) {
+    let row: String = (0..50).map(|c| format!("{c},")).collect();
+    let text: String = (0..rows).map(|i| format!("{row}{}\n", i % 3 + 1)).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// One epoch of a small plain network on CSV data (`data`: `--data` and any `--test-data`)
+/// into `out`, under a memory budget of `limit`.
+fn train_plain_csv(data: &[&str], out: &Path, limit: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ladder"))
+        .arg("train-plain")
+        .args(data)
+        .args(["--num-classes", "3", "--first-label", "1"])
+        .args(["--max-epochs", "1", "--hidden-layers", "10", "--quiet"])
+        .args(["--out", out.to_str().unwrap()])
+        .env("RAYON_NUM_THREADS", "1")
+        .env("LADDER_MEMORY_LIMIT", limit)
+        .output()
+        .expect("the binary runs")
+}
+
 /// A CSV file is measured in a first pass that keeps nothing: over the budget, it is refused
 /// with the size its rows need before they are read into memory.
 #[test]
 fn a_csv_file_over_the_memory_budget_is_refused_before_it_is_read() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("rows.csv");
-    // 20,000 rows of 50 features and a class: 20,000 × 51 × 4 bytes = 3.89 MiB.
-    let row: String = (0..50).map(|c| format!("{c},")).collect();
-    let rows: String = (0..20_000)
-        .map(|i| format!("{row}{}\n", i % 3 + 1))
-        .collect();
-    std::fs::write(&csv, rows).unwrap();
-    let plain = |limit: &str| {
-        Command::new(env!("CARGO_BIN_EXE_ladder"))
-            .args(["train-plain", "--data", csv.to_str().unwrap()])
-            .args([
-                "--num-classes",
-                "3",
-                "--first-label",
-                "1",
-                "--max-epochs",
-                "1",
-            ])
-            .args(["--hidden-layers", "10", "--quiet"])
-            .args(["--out", tmp.path().join("run").to_str().unwrap()])
-            .env("RAYON_NUM_THREADS", "1")
-            .env("LADDER_MEMORY_LIMIT", limit)
-            .output()
-            .expect("the binary runs")
-    };
+    // 20,000 rows: 20,000 × 51 × 4 bytes = 3.89 MiB.
+    write_csv_rows(&csv, 20_000);
+    let run = tmp.path().join("run");
+    let data = ["--data", csv.to_str().unwrap()];
     assert_fails(
-        &plain("2M"),
+        &train_plain_csv(&data, &run, "2M"),
         "rows.csv needs 3.9 MiB in memory, more than the 2.0 MiB of LADDER_MEMORY_LIMIT",
     );
-    assert!(!tmp.path().join("run").join("summary.json").exists());
-    let o = plain("64M");
+    assert!(!run.join("summary.json").exists());
+    let o = train_plain_csv(&data, &run, "64M");
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A separate test file counts with the training file: two files that each fit the budget but
+/// together do not are refused together, before either is read.
+#[test]
+fn a_training_and_a_test_csv_are_checked_against_the_budget_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 10,000 rows a file: 10,000 × 51 × 4 bytes = 1.95 MiB each.
+    let (train, test) = (tmp.path().join("train.csv"), tmp.path().join("test.csv"));
+    write_csv_rows(&train, 10_000);
+    write_csv_rows(&test, 10_000);
+    let run = tmp.path().join("run");
+    let data = [
+        "--data",
+        train.to_str().unwrap(),
+        "--test-data",
+        test.to_str().unwrap(),
+    ];
+    let o = train_plain_csv(&data, &run, "3M");
+    assert_fails(&o, "train.csv with its test file ");
+    assert_fails(
+        &o,
+        "test.csv needs 3.9 MiB in memory, more than the 3.0 MiB of LADDER_MEMORY_LIMIT",
+    );
+    assert!(!run.join("summary.json").exists());
+    let o = train_plain_csv(&data, &run, "64M");
     assert!(o.status.success(), "{}", stderr(&o));
 }

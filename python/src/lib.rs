@@ -429,7 +429,7 @@ fn train(
         let data = request.source()?.load(config.num_classes)?;
         match &seeds {
             Some(seeds) => train_seeds(&config, seeds, &data, &out, &opts).map(|s| to_json(&s)),
-            None => train_run(&config, &data, Some(&out), &opts).map(|s| to_json(&s)),
+            None => train_run(&config, data, Some(&out), &opts).map(|s| to_json(&s)),
         }
     })
 }

@@ -6,6 +6,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 
+use ladder::data::TrainTest;
 use ladder::experiment::bench::{BenchReport, Scope, bench};
 use ladder::experiment::run::{RunMethod, SEEDS_FILE, fresh_dir, read_config, read_json};
 use ladder::experiment::shard::{LadderSeeds, SeedsOutcome, UnitState, train_seeds_shared};
@@ -282,7 +283,7 @@ pub fn train(cmd: TrainCmd) -> Result<()> {
             );
         }
         None => {
-            let s = train_run(&config, &data, Some(&out), &opts)?;
+            let s = train_run(&config, data, Some(&out), &opts)?;
             println!(
                 "test error: {:.2} % (seed {})",
                 s.test_error_percent, s.seed
@@ -358,18 +359,21 @@ pub fn run_bench(cmd: BenchCmd) -> Result<()> {
     let config = cmd.config.resolve()?;
     let dev = cmd.device.device()?;
     let data = cmd.data.load(config.num_classes)?.sets;
+    // Described before `bench` takes the data (and frees its images as loaded).
+    let loaded = describe_loaded(&data);
+    let input_dim = data.train.dim;
     let scope = match cmd.memory {
         true => Scope::Training,
         false => Scope::Everything,
     };
     let r = bench(
         &config,
-        &data,
+        data,
         &dev,
         (cmd.warmup, cmd.steps, cmd.repeats),
         scope,
     )?;
-    println!("encoder: {}-{}", data.train.dim, config.encoder_layers);
+    println!("encoder: {input_dim}-{}", config.encoder_layers);
     println!("denoising costs: {}", config.denoising_cost_x);
     println!("device: {}", cmd.device.device);
     println!("seed: {}", config.seed);
@@ -386,19 +390,23 @@ pub fn run_bench(cmd: BenchCmd) -> Result<()> {
         100.0 * r.batch_share()
     );
     print_epoch_costs(&r);
-    let mib = |bytes: usize| bytes as f64 / 1_048_576.0;
-    println!(
-        "data as loaded: {} + {} images, {:.1} MiB",
-        data.train.len(),
-        data.test.len(),
-        mib(data.train.images.memory() + data.test.images.memory())
-    );
+    println!("{loaded}");
     match r.training_peak_mib {
         Some(mib) => println!("peak memory after the timed steps: {mib:.0} MiB"),
         None => println!("peak memory after the timed steps: not reported by this system"),
     }
     println!("examples_per_second: {:.0}", r.examples_per_second);
     Ok(())
+}
+
+fn describe_loaded(data: &TrainTest) -> String {
+    let mib = |bytes: usize| bytes as f64 / 1_048_576.0;
+    format!(
+        "data as loaded: {} + {} images, {:.1} MiB",
+        data.train.len(),
+        data.test.len(),
+        mib(data.train.images.memory() + data.test.images.memory())
+    )
 }
 
 fn print_epoch_costs(r: &BenchReport) {

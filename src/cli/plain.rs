@@ -1,5 +1,6 @@
 //! `train-plain`: plain networks of thesis 004 (models A, B and C).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -229,7 +230,7 @@ fn train_plain_shared(cmd: PlainCmd) -> Result<()> {
     let dev = cmd.device.device()?;
     let config = cmd.config.resolve()?;
     let data = cmd.data.load(config.num_classes)?;
-    let sets = preprocessed(&data.sets, &config.preprocessing())?;
+    let sets = preprocessed(Cow::Borrowed(&data.sets), &config.preprocessing())?;
     let runs = PlainSeeds::new(&config, &seeds, &sets, &data.record, &dev)?;
     say_share(&share, &out, cmd.quiet);
     let quiet = cmd.quiet;

@@ -32,6 +32,7 @@ pub struct CsvSpec {
 /// its line.
 pub fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Dataset, DataError> {
     let (n, width) = shape(path, spec)?;
+    check_budget(&path.display().to_string(), n, width)?;
     let mut sets = read_rows(path, spec, width, &[n], |i| (0, i))?;
     Ok(sets.pop().expect("one set"))
 }
@@ -56,18 +57,30 @@ fn shape(path: &Path, spec: &CsvSpec) -> Result<(usize, usize), DataError> {
         n += 1;
         Ok(())
     })?;
-    if n == 0 {
-        return Err(DataError::CsvFile {
-            file,
-            reason: "no data rows".into(),
-        });
-    }
+    no_rows_is_an_error(&file, n)?;
     Ok((n, width))
+}
+
+fn no_rows_is_an_error(file: &str, n: usize) -> Result<(), DataError> {
+    match n {
+        0 => Err(DataError::CsvFile {
+            file: file.into(),
+            reason: "no data rows".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses `what` when `rows` rows `width` columns wide (held as f32 features and a u32
+/// class each) need more memory than the budget: checked once for everything a load reads,
+/// before any of it is allocated.
+fn check_budget(what: &str, rows: usize, width: usize) -> Result<(), DataError> {
+    super::memory::check(what, (rows * width.max(1) * 4) as u64)
 }
 
 /// The data rows of `path` (`sizes.iter().sum()` of them, the first `width` columns wide)
 /// read into `sizes.len()` sets, its i-th data row to row `j` of set `k` where `place(i) = (k,
-/// j)`. The sets' memory is checked against the budget before it is taken.
+/// j)`.
 fn read_rows(
     path: &Path,
     spec: &CsvSpec,
@@ -75,16 +88,42 @@ fn read_rows(
     sizes: &[usize],
     place: impl Fn(usize) -> (usize, usize),
 ) -> Result<Vec<Dataset>, DataError> {
-    let file = path.display().to_string();
     let dim = width.saturating_sub(1);
+    let parse = |record: &::csv::StringRecord, out: &mut [f32]| parse_row(record, width, spec, out);
+    let sets = fill_rows(path, (spec.has_header, false), dim, sizes, place, parse)?;
+    Ok(sets
+        .into_iter()
+        .map(|(features, labels)| dataset(features, labels, dim, spec.num_classes))
+        .collect())
+}
+
+/// One set as [`fill_rows`] fills it: its features, row after row, and its classes.
+type FilledSet = (Arc<[f32]>, Vec<u32>);
+
+/// The second pass of both readers: the data rows of `path` (`sizes.iter().sum()` of them,
+/// after the CSV header when `has_header` and then the first record when `skip_first`), each parsed by `parse` into its `dim` features
+/// (returning its class) in row `j` of set `k`, where `place(i) = (k, j)` for the i-th. The
+/// sets are allocated once, at their final size; a file that changed since the first pass
+/// counted it is an error.
+fn fill_rows(
+    path: &Path,
+    (has_header, skip_first): (bool, bool),
+    dim: usize,
+    sizes: &[usize],
+    place: impl Fn(usize) -> (usize, usize),
+    mut parse: impl FnMut(&::csv::StringRecord, &mut [f32]) -> Result<u32, String>,
+) -> Result<Vec<FilledSet>, DataError> {
+    let file = path.display().to_string();
     let rows: usize = sizes.iter().sum();
-    super::memory::check(&file, (rows * (dim + 1) * 4) as u64)?;
-    let mut sets: Vec<(Arc<[f32]>, Vec<u32>)> = sizes
+    let mut sets: Vec<FilledSet> = sizes
         .iter()
         .map(|&n| (std::iter::repeat_n(0.0, n * dim).collect(), vec![0; n]))
         .collect();
-    let mut i = 0;
-    for_each_record(path, spec.has_header, |line, record| {
+    let (mut i, mut skip) = (0, skip_first);
+    for_each_record(path, has_header, |line, record| {
+        if std::mem::take(&mut skip) {
+            return Ok(());
+        }
         let bad = |reason: String| DataError::Csv {
             file: file.clone(),
             line,
@@ -96,8 +135,7 @@ fn read_rows(
         let (k, j) = place(i);
         let (features, labels) = &mut sets[k];
         let features = Arc::get_mut(features).expect("not shared while filled");
-        labels[j] =
-            parse_row(record, width, spec, &mut features[j * dim..(j + 1) * dim]).map_err(bad)?;
+        labels[j] = parse(record, &mut features[j * dim..(j + 1) * dim]).map_err(bad)?;
         i += 1;
         Ok(())
     })?;
@@ -107,10 +145,7 @@ fn read_rows(
             reason: "the file shrank while it was read".into(),
         });
     }
-    Ok(sets
-        .into_iter()
-        .map(|(features, labels)| dataset(features, labels, dim, spec.num_classes))
-        .collect())
+    Ok(sets)
 }
 
 /// Writes `record`'s features to `out` and returns its 0-based class; rows must be `width`
@@ -295,6 +330,8 @@ pub fn load_csv(
                     ),
                 });
             }
+            let what = format!("{} with its test file {}", train.display(), path.display());
+            check_budget(&what, n + m, width)?;
             let mut sets = read_rows(train, spec, width, &[n], |i| (0, i))?;
             sets.extend(read_rows(path, spec, width, &[m], |i| (0, i))?);
             sets
@@ -309,6 +346,7 @@ pub fn load_csv(
                     ),
                 });
             }
+            check_budget(&train.display().to_string(), n, width)?;
             let place = fraction_split(n, n_test);
             read_rows(train, spec, width, &[n - n_test, n_test], |i| place[i])?
         }
@@ -358,58 +396,30 @@ pub fn read_feature_rows(path: &Path) -> Result<Dataset, DataError> {
         Ok(())
     })?;
     let n = records - usize::from(header);
-    if n == 0 {
-        return Err(DataError::CsvFile {
-            file,
-            reason: "no data rows".into(),
-        });
-    }
-    super::memory::check(&file, (n * width * 4) as u64)?;
-    let mut features: Arc<[f32]> = std::iter::repeat_n(0.0, n * width).collect();
-    let out = Arc::get_mut(&mut features).expect("not shared while filled");
-    let (mut i, mut first) = (0, true);
-    for_each_record(path, false, |line, record| {
-        let bad = |reason: String| DataError::Csv {
-            file: file.clone(),
-            line,
-            reason,
-        };
-        if std::mem::take(&mut first) && header {
-            return Ok(());
-        }
-        if i == n {
-            return Err(bad("the file grew while it was read".into()));
-        }
+    no_rows_is_an_error(&file, n)?;
+    check_budget(&file, n, width + 1)?;
+    let parse = |record: &::csv::StringRecord, out: &mut [f32]| {
         if record.len() != width {
-            return Err(bad(format!(
+            return Err(format!(
                 "{} columns, but the first row has {width}",
                 record.len()
-            )));
+            ));
         }
-        for ((c, field), v) in record.iter().enumerate().zip(&mut out[i * width..]) {
+        for ((c, field), v) in record.iter().enumerate().zip(out) {
             *v = field
                 .parse()
                 .ok()
                 .filter(|v: &f32| v.is_finite())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "column {}: '{field}' is not a finite number",
-                        c + 1
-                    ))
-                })?;
+                .ok_or_else(|| format!("column {}: '{field}' is not a finite number", c + 1))?;
         }
-        i += 1;
-        Ok(())
-    })?;
-    if i != n {
-        return Err(DataError::CsvFile {
-            file,
-            reason: "the file shrank while it was read".into(),
-        });
-    }
+        Ok(0)
+    };
+    let (features, labels) = fill_rows(path, (false, header), width, &[n], |i| (0, i), parse)?
+        .pop()
+        .expect("one set");
     Ok(Dataset {
         images: Pixels::Floats(features),
-        labels: vec![0; n],
+        labels,
         n,
         dim: width,
         image_shape: vec![width],

@@ -4,6 +4,7 @@
 //! peak memory of loading, preprocessing and training on a data set whose three final
 //! evaluations would take hours ([`Scope::Training`]).
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -105,7 +106,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// [`Scope::Everything`] the evaluations and checkpoints.
 pub fn bench(
     config: &TrainConfig,
-    data: &TrainTest,
+    data: TrainTest,
     device: &Device,
     (warmup, steps, repeats): (usize, usize, usize),
     scope: Scope,
@@ -115,7 +116,7 @@ pub fn bench(
             "bench needs at least one timed step and one repeat".into(),
         ));
     }
-    let data = &*preprocessed(data, &config.preprocessing())?;
+    let data = &*preprocessed(Cow::Owned(data), &config.preprocessing())?;
     let mut trainer = Trainer::new(config.clone(), &data.train.image_shape, device)?;
     let prepared = PreparedData::new(data, config)?;
     let b = config.batch_size;
@@ -236,7 +237,7 @@ mod tests {
         let data = load_embedded(10).unwrap();
         let r = bench(
             &tiny(),
-            &data,
+            data,
             &Device::flex().autodiff(),
             (1, 2, 3),
             Scope::Everything,
@@ -267,8 +268,8 @@ mod tests {
     fn nothing_to_time_is_an_error() {
         let data = load_embedded(10).unwrap();
         let device = Device::flex().autodiff();
-        assert!(bench(&tiny(), &data, &device, (0, 0, 1), Scope::Training).is_err());
-        assert!(bench(&tiny(), &data, &device, (0, 1, 0), Scope::Training).is_err());
+        assert!(bench(&tiny(), data.clone(), &device, (0, 0, 1), Scope::Training).is_err());
+        assert!(bench(&tiny(), data, &device, (0, 1, 0), Scope::Training).is_err());
     }
 
     /// The training scope times the steps and reports their peak memory, nothing else.
@@ -276,7 +277,7 @@ mod tests {
     fn the_training_scope_leaves_the_evaluations_out() {
         let data = load_embedded(10).unwrap();
         let device = Device::flex().autodiff();
-        let r = bench(&tiny(), &data, &device, (0, 1, 1), Scope::Training).unwrap();
+        let r = bench(&tiny(), data, &device, (0, 1, 1), Scope::Training).unwrap();
         assert!(r.epoch_costs.is_none() && r.median_step_ms > 0.0);
         if cfg!(target_os = "linux") {
             assert!(r.training_peak_mib.is_some_and(|m| m > 1.0), "{r:?}");

@@ -2,6 +2,7 @@
 //! (one line per epoch), `checkpoint.bin` (the state a stopped run continues from exactly),
 //! `model.bin` (the best network by validation error) and, once finished, `summary.json`.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use burn::module::Module;
@@ -107,7 +108,7 @@ pub fn train_plain_run(
     report: &mut dyn FnMut(&str),
 ) -> Result<PlainSummary> {
     config.validate()?;
-    let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
+    let sets = &*preprocessed(Cow::Borrowed(&data.sets), &config.preprocessing())?;
     train_preprocessed(config, sets, &data.record, out, mode, device, report)
 }
 
@@ -253,7 +254,7 @@ pub fn train_plain_seeds(
         return Err(LadderError::Setting("no seeds given".into()));
     }
     config.validate()?;
-    let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
+    let sets = &*preprocessed(Cow::Borrowed(&data.sets), &config.preprocessing())?;
     PlainSeeds::new(config, seeds, sets, &data.record, device)?;
     let top_files = [CONFIG_FILE, SEEDS_FILE, SUMMARY_FILE];
     let _lock = prepare_run_files(out, &top_files, mode, &data.record)?;

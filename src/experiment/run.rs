@@ -3,6 +3,7 @@
 //! A directory without `summary.json` is an unfinished run: it can be resumed, and it is never
 //! passed off as complete. An existing run directory is never overwritten unless asked.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::preprocessed;
-use crate::data::{DataRecord, DataRequest, DataSource, RecordedData, SemiSupervisedSplit};
+use crate::data::{
+    DataRecord, DataRequest, DataSource, RecordedData, SemiSupervisedSplit, TrainTest,
+};
 use crate::error::{LadderError, Result};
 use crate::experiment::host::{self, HOST_FILE, Host};
 use crate::experiment::progress::Progress;
@@ -818,7 +821,7 @@ enum Started {
 /// split) before any earlier run's files are replaced and its own are written.
 fn start_run(
     config: &TrainConfig,
-    data: &RecordedData,
+    (sets, record): (Cow<'_, TrainTest>, &DataRecord),
     out: Option<&Path>,
     opts: &RunOptions,
 ) -> Result<Started> {
@@ -826,7 +829,7 @@ fn start_run(
     let start = match out {
         Some(dir) => {
             if !opts.force {
-                check_data_record(dir, &data.record)?;
+                check_data_record(dir, record)?;
             }
             inspect_dir(dir, opts)?
         }
@@ -838,7 +841,7 @@ fn start_run(
         Start::Resume(ck) => Some(ck),
         Start::Fresh => None,
     };
-    let sets = &*preprocessed(&data.sets, &config.preprocessing())?;
+    let sets = &*preprocessed(sets, &config.preprocessing())?;
     let (trainer, prepared) = match resume_from {
         Some(ck) => {
             let dir = out.expect("resume needs a directory");
@@ -861,7 +864,7 @@ fn start_run(
             let prepared = PreparedData::new(sets, &t.config)?;
             if let Some(dir) = out {
                 replace_run_files(dir, &RUN_FILES)?;
-                write_data_record(dir, &data.record)?;
+                write_data_record(dir, record)?;
                 write_split(dir, &prepared.split, config.unlabeled_samples.is_some())?;
                 write_ladder_config(dir, config, opts)?;
             }
@@ -876,14 +879,15 @@ fn start_run(
 }
 
 /// Trains one run. With `out`, the run's files go there (and `resume` continues them);
-/// without, nothing is written. Returns the run's summary.
+/// without, nothing is written. Returns the run's summary. `data` is handed over so that its
+/// images as loaded are freed once preprocessed.
 pub fn train_run(
     config: &TrainConfig,
-    data: &RecordedData,
+    data: RecordedData,
     out: Option<&Path>,
     opts: &RunOptions,
 ) -> Result<RunSummary> {
-    match start_run(config, data, out, opts)? {
+    match start_run(config, (Cow::Owned(data.sets), &data.record), out, opts)? {
         Started::Finished(summary) => Ok(*summary),
         Started::Ready(ready) => run_to_end(*ready, out, opts),
     }
@@ -897,7 +901,12 @@ pub(crate) fn train_in(
     dir: &Path,
     opts: &RunOptions,
 ) -> Result<RunSummary> {
-    let started = start_run(config, data, Some(dir), opts)?;
+    let started = start_run(
+        config,
+        (Cow::Borrowed(&data.sets), &data.record),
+        Some(dir),
+        opts,
+    )?;
     finish_run(started, dir, opts)
 }
 
@@ -1043,7 +1052,12 @@ pub fn train_seeds(
             ..config.clone()
         };
         let dir = out.join(format!("seed-{seed}"));
-        let started = start_run(&c, data, Some(&dir), opts)?;
+        let started = start_run(
+            &c,
+            (Cow::Borrowed(&data.sets), &data.record),
+            Some(&dir),
+            opts,
+        )?;
         if i == 0 && !(opts.resume && seeds_path.exists()) {
             replace_run_files(out, &[SUMMARY_FILE])?;
             write_data_record(out, &data.record)?;
