@@ -120,7 +120,7 @@ impl Dataset {
             });
         }
         Ok(Dataset {
-            images: Pixels::bytes(images.data),
+            images: Pixels::Bytes(images.data),
             labels,
             n,
             dim,
@@ -389,7 +389,7 @@ pub fn load_embedded(num_classes: usize) -> Result<TrainTest, DataError> {
 pub fn load_idx_images(path: &Path) -> Result<(Pixels, usize, Vec<usize>), DataError> {
     let images = idx::read_idx_file(path)?;
     let (n, shape, _) = image_layout(&images, &path.display().to_string())?;
-    Ok((Pixels::bytes(images.data), n, shape))
+    Ok((Pixels::Bytes(images.data), n, shape))
 }
 
 #[cfg(test)]
@@ -410,7 +410,7 @@ mod tests {
     fn labels(values: &[u8]) -> IdxArray {
         IdxArray {
             dims: vec![values.len()],
-            data: values.to_vec(),
+            data: values.into(),
         }
     }
 
@@ -439,7 +439,7 @@ mod tests {
     fn pixel_extremes_map_to_zero_and_one() {
         let imgs = IdxArray {
             dims: vec![1, 2],
-            data: vec![0, 255],
+            data: vec![0, 255].into(),
         };
         let data = Dataset::from_idx(imgs, labels(&[0]), 1, "i", "l").unwrap();
         assert_eq!(data.images, vec![0.0, 1.0]);
@@ -483,7 +483,7 @@ mod tests {
     #[test]
     fn inconsistent_or_wrong_rank_arrays_are_rejected() {
         let mut bad = images(2, &[3]);
-        bad.data.pop();
+        bad.data = bad.data[1..].into();
         let err = Dataset::from_idx(bad, labels(&[0, 0]), 1, "i", "l").unwrap_err();
         assert!(matches!(err, DataError::Truncated { .. }));
         let flat = labels(&[0, 0]);

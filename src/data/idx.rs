@@ -11,8 +11,9 @@
 
 use std::cmp::Ordering;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -38,8 +39,9 @@ const IN_MEMORY: &str = "<in-memory IDX data>";
 pub struct IdxArray {
     /// Dimension sizes, outermost first (e.g. `[n, 28, 28]` for images).
     pub dims: Vec<usize>,
-    /// Row-major payload; its length is the product of `dims`.
-    pub data: Vec<u8>,
+    /// Row-major payload; its length is the product of `dims`. Shared, so that a data set's
+    /// images are this very buffer, never a copy of it.
+    pub data: Arc<[u8]>,
 }
 
 impl IdxArray {
@@ -163,18 +165,7 @@ pub(crate) fn parse_named(bytes: &[u8], file: &str) -> Result<IdxArray, DataErro
     check_len(file, header.total_len, bytes.len())?;
     Ok(IdxArray {
         dims: header.dims,
-        data: bytes[header.header_len..].to_vec(),
-    })
-}
-
-/// Like [`parse_named`] but reuses the buffer instead of copying the payload.
-fn parse_owned(mut bytes: Vec<u8>, file: &str) -> Result<IdxArray, DataError> {
-    let header = parse_header(&bytes, file)?;
-    check_len(file, header.total_len, bytes.len())?;
-    bytes.drain(..header.header_len);
-    Ok(IdxArray {
-        dims: header.dims,
-        data: bytes,
+        data: bytes[header.header_len..].into(),
     })
 }
 
@@ -186,7 +177,7 @@ fn is_gzip(bytes: &[u8]) -> bool {
 /// refusing to decompress more than `limit` bytes.
 pub(crate) fn decode_named(bytes: &[u8], file: &str, limit: usize) -> Result<IdxArray, DataError> {
     if is_gzip(bytes) {
-        parse_owned(gunzip_idx(bytes, file, limit)?, file)
+        gunzip_idx(bytes, file, limit)
     } else {
         parse_named(bytes, file)
     }
@@ -198,12 +189,25 @@ pub(crate) fn decode_named(bytes: &[u8], file: &str, limit: usize) -> Result<Idx
 /// refused. Errors name `path`.
 pub fn read_idx_file(path: &Path) -> Result<IdxArray, DataError> {
     let file = path.display().to_string();
-    let bytes = read_capped(path, MAX_IDX_BYTES)?;
-    if is_gzip(&bytes) {
-        parse_owned(gunzip_idx(&bytes, &file, MAX_IDX_BYTES)?, &file)
-    } else {
-        parse_owned(bytes, &file)
+    let mut f = File::open(path).map_err(io_error(path))?;
+    let size = f.metadata().map_err(io_error(path))?.len();
+    let mut magic = Vec::new();
+    fill_to(&mut f, &mut magic, GZIP_MAGIC.len()).map_err(io_error(path))?;
+    if is_gzip(&magic) {
+        return gunzip_idx(&read_capped(path, MAX_IDX_BYTES)?, &file, MAX_IDX_BYTES);
     }
+    if size > MAX_IDX_BYTES as u64 {
+        return Err(DataError::TooLarge {
+            file,
+            bytes: size,
+            limit: MAX_IDX_BYTES,
+        });
+    }
+    f.rewind().map_err(io_error(path))?;
+    // The cap also covers a file that grows while being read.
+    let reader = f.take(MAX_IDX_BYTES as u64 + 1);
+    let known = Some(size as usize);
+    read_stream(reader, &file, MAX_IDX_BYTES, known, |e| io_error(path)(e))
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DataError + '_ {
@@ -246,20 +250,43 @@ fn fill_to(reader: &mut impl Read, buf: &mut Vec<u8>, target: usize) -> io::Resu
 /// Decompresses gzipped IDX data no further than its header says.
 ///
 /// The header is decoded first; if it claims more than `limit` bytes the
-/// stream is refused without decompressing it. Otherwise exactly the claimed
-/// length plus one byte is decompressed, the extra byte revealing trailing
-/// data, so memory use is bounded by the smaller of the claim and the truth.
-fn gunzip_idx(compressed: &[u8], file: &str, limit: usize) -> Result<Vec<u8>, DataError> {
+/// stream is refused without decompressing it. Otherwise the payload is
+/// decompressed straight into its buffer, then one more byte reveals
+/// trailing data, so memory use is bounded by the smaller of the claim and
+/// the truth.
+fn gunzip_idx(compressed: &[u8], file: &str, limit: usize) -> Result<IdxArray, DataError> {
     let gzip_error = |source| DataError::Gzip {
         file: file.to_owned(),
         source,
     };
-    let mut decoder = MultiGzDecoder::new(compressed);
-    let mut buf = Vec::new();
-    fill_to(&mut decoder, &mut buf, 4).map_err(gzip_error)?;
-    let ndims = buf.get(3).map_or(0, |&n| usize::from(n).min(MAX_DIMS));
-    fill_to(&mut decoder, &mut buf, 4 + 4 * ndims).map_err(gzip_error)?;
-    let header = parse_header(&buf, file)?;
+    read_stream(
+        MultiGzDecoder::new(compressed),
+        file,
+        limit,
+        None,
+        gzip_error,
+    )
+}
+
+/// One IDX array from `reader`: the header, checked against `known_len` (the input's length,
+/// when known) and `limit` before anything is allocated, then the payload read straight into
+/// the buffer the data set keeps (no growing buffer, no copy: a 480,000-image set needs its
+/// 376 MB once, not twice), then the rest counted as trailing bytes.
+fn read_stream(
+    mut reader: impl Read,
+    file: &str,
+    limit: usize,
+    known_len: Option<usize>,
+    io_err: impl Fn(io::Error) -> DataError,
+) -> Result<IdxArray, DataError> {
+    let mut head = Vec::new();
+    fill_to(&mut reader, &mut head, 4).map_err(&io_err)?;
+    let ndims = head.get(3).map_or(0, |&n| usize::from(n).min(MAX_DIMS));
+    fill_to(&mut reader, &mut head, 4 + 4 * ndims).map_err(&io_err)?;
+    let header = parse_header(&head, file)?;
+    if let Some(len) = known_len {
+        check_len(file, header.total_len, len)?;
+    }
     if header.total_len > limit {
         return Err(DataError::TooLarge {
             file: file.to_owned(),
@@ -268,18 +295,40 @@ fn gunzip_idx(compressed: &[u8], file: &str, limit: usize) -> Result<Vec<u8>, Da
         });
     }
     super::memory::check(file, header.total_len as u64)?;
-    fill_to(&mut decoder, &mut buf, header.total_len + 1).map_err(gzip_error)?;
-    if buf.len() > header.total_len {
-        // Count the rest without storing it, still bounded by `limit`.
-        let rest = io::copy(&mut (&mut decoder).take(limit as u64), &mut io::sink())
-            .map_err(gzip_error)?;
+    let mut data: Arc<[u8]> =
+        std::iter::repeat_n(0, header.total_len - header.header_len).collect();
+    let buf = Arc::get_mut(&mut data).expect("not shared while filled");
+    let got = read_full(&mut reader, buf).map_err(&io_err)?;
+    if got < buf.len() {
+        return Err(truncated(file, header.total_len, header.header_len + got));
+    }
+    // Count the rest without storing it, still bounded by `limit`.
+    let rest = io::copy(&mut reader.take(limit as u64), &mut io::sink()).map_err(&io_err)?;
+    if rest > 0 {
         return Err(DataError::TrailingBytes {
             file: file.to_owned(),
             expected: header.total_len,
-            found: buf.len().saturating_add(rest as usize),
+            found: header.total_len.saturating_add(rest as usize),
         });
     }
-    Ok(buf)
+    Ok(IdxArray {
+        dims: header.dims,
+        data,
+    })
+}
+
+/// Reads into `buf` until it is full or the stream ends; the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Checks that `dims` and `data` can be written as an IDX file.
@@ -374,11 +423,11 @@ mod tests {
         let (dims, data) = sample();
         let parsed = parse_idx(&write_idx(&dims, &data)).unwrap();
         assert_eq!(parsed.dims, dims);
-        assert_eq!(parsed.data, data);
+        assert_eq!(*parsed.data, *data);
         assert_eq!(parsed.count(), 3);
         let labels = parse_idx(&write_idx(&[4], &[9, 8, 7, 6])).unwrap();
         assert_eq!(labels.dims, vec![4]);
-        assert_eq!(labels.data, vec![9, 8, 7, 6]);
+        assert_eq!(*labels.data, [9, 8, 7, 6]);
     }
 
     #[test]
@@ -387,7 +436,7 @@ mod tests {
         let gz = write_idx_gz(&dims, &data);
         assert_eq!(&gz[..2], &GZIP_MAGIC);
         let parsed = decode_named(&gz, "x.gz", MAX_IDX_BYTES).unwrap();
-        assert_eq!((parsed.dims, parsed.data), (dims.clone(), data.clone()));
+        assert_eq!((parsed.dims, &*parsed.data), (dims.clone(), &data[..]));
 
         let dir = tempfile::tempdir().unwrap();
         for name in ["a-idx3-ubyte", "a-idx3-ubyte.gz"] {
@@ -396,7 +445,7 @@ mod tests {
             let on_disk = std::fs::read(&path).unwrap();
             assert_eq!(is_gzip(&on_disk), name.ends_with(".gz"));
             let parsed = read_idx_file(&path).unwrap();
-            assert_eq!((parsed.dims, parsed.data), (dims.clone(), data.clone()));
+            assert_eq!((parsed.dims, &*parsed.data), (dims.clone(), &data[..]));
         }
     }
 
@@ -490,6 +539,54 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("3 trailing byte(s)"), "{err}");
+    }
+
+    /// The streamed readers (files raw and gzipped, gzip in memory) report a short or a long
+    /// payload as the in-memory parser does.
+    #[test]
+    fn streamed_payloads_short_or_long_are_rejected_like_in_memory_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = write_idx(&[2, 3], &[7; 6]);
+        let (mut short, mut long) = (good.clone(), good.clone());
+        short.pop();
+        long.extend_from_slice(&[0, 0, 0]);
+        let check = |bytes: &[u8], expect: &dyn Fn(&DataError) -> bool| {
+            let raw = dir.path().join("raw-idx");
+            std::fs::write(&raw, bytes).unwrap();
+            let gz = dir.path().join("raw-idx.gz");
+            std::fs::write(&gz, gzip_bytes(bytes)).unwrap();
+            for err in [
+                read_idx_file(&raw).unwrap_err(),
+                read_idx_file(&gz).unwrap_err(),
+                decode_named(&gzip_bytes(bytes), "m", MAX_IDX_BYTES).unwrap_err(),
+            ] {
+                assert!(expect(&err), "{err:?}");
+            }
+        };
+        check(&short, &|e| {
+            matches!(
+                e,
+                DataError::Truncated {
+                    expected: 18,
+                    found: 17,
+                    ..
+                }
+            )
+        });
+        check(&long, &|e| {
+            matches!(
+                e,
+                DataError::TrailingBytes {
+                    expected: 18,
+                    found: 21,
+                    ..
+                }
+            )
+        });
+        let path = dir.path().join("good-idx.gz");
+        std::fs::write(&path, gzip_bytes(&good)).unwrap();
+        let parsed = read_idx_file(&path).unwrap();
+        assert_eq!((parsed.dims, &*parsed.data), (vec![2, 3], &[7u8; 6][..]));
     }
 
     /// A 16-byte file claiming 4e9 × 28 × 28 images: 3.1 TB would be needed.
