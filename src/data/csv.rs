@@ -101,10 +101,10 @@ fn read_rows(
 type FilledSet = (Arc<[f32]>, Vec<u32>);
 
 /// The second pass of both readers: the data rows of `path` (`sizes.iter().sum()` of them,
-/// after the CSV header when `has_header` and then the first record when `skip_first`), each parsed by `parse` into its `dim` features
-/// (returning its class) in row `j` of set `k`, where `place(i) = (k, j)` for the i-th. The
-/// sets are allocated once, at their final size; a file that changed since the first pass
-/// counted it is an error.
+/// after the CSV header when `has_header` and then the first record when `skip_first`), each
+/// parsed by `parse` into its `dim` features (returning its class) in row `j` of set `k`,
+/// where `place(i) = (k, j)` for the i-th. The sets are allocated once, at their final size;
+/// a file that changed since the first pass counted it is an error.
 fn fill_rows(
     path: &Path,
     (has_header, skip_first): (bool, bool),

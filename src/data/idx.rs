@@ -189,25 +189,34 @@ pub(crate) fn decode_named(bytes: &[u8], file: &str, limit: usize) -> Result<Idx
 /// refused. Errors name `path`.
 pub fn read_idx_file(path: &Path) -> Result<IdxArray, DataError> {
     let file = path.display().to_string();
+    let too_large = |bytes| DataError::TooLarge {
+        file: file.clone(),
+        bytes,
+        limit: MAX_IDX_BYTES,
+    };
     let mut f = File::open(path).map_err(io_error(path))?;
     let size = f.metadata().map_err(io_error(path))?.len();
+    if size > MAX_IDX_BYTES as u64 {
+        return Err(too_large(size));
+    }
     let mut magic = Vec::new();
     fill_to(&mut f, &mut magic, GZIP_MAGIC.len()).map_err(io_error(path))?;
-    if is_gzip(&magic) {
-        return gunzip_idx(&read_capped(path, MAX_IDX_BYTES)?, &file, MAX_IDX_BYTES);
-    }
-    if size > MAX_IDX_BYTES as u64 {
-        return Err(DataError::TooLarge {
-            file,
-            bytes: size,
-            limit: MAX_IDX_BYTES,
-        });
-    }
     f.rewind().map_err(io_error(path))?;
     // The cap also covers a file that grows while being read.
-    let reader = f.take(MAX_IDX_BYTES as u64 + 1);
-    let known = Some(size as usize);
-    read_stream(reader, &file, MAX_IDX_BYTES, known, |e| io_error(path)(e))
+    let mut capped = f.take(MAX_IDX_BYTES as u64 + 1);
+    if !is_gzip(&magic) {
+        let known = Some(size as usize);
+        return read_stream(capped, &file, MAX_IDX_BYTES, known, |e| io_error(path)(e));
+    }
+    super::memory::check(&file, size)?;
+    let mut compressed = Vec::new();
+    capped
+        .read_to_end(&mut compressed)
+        .map_err(io_error(path))?;
+    if compressed.len() > MAX_IDX_BYTES {
+        return Err(too_large(compressed.len() as u64));
+    }
+    gunzip_idx(&compressed, &file, MAX_IDX_BYTES)
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DataError + '_ {
@@ -215,30 +224,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DataError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Reads a whole file, refusing files over `limit` bytes before reading them.
-fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, DataError> {
-    let file = File::open(path).map_err(io_error(path))?;
-    let size = file.metadata().map_err(io_error(path))?.len();
-    let too_large = |bytes| DataError::TooLarge {
-        file: path.display().to_string(),
-        bytes,
-        limit,
-    };
-    if size > limit as u64 {
-        return Err(too_large(size));
-    }
-    super::memory::check(&path.display().to_string(), size)?;
-    let mut bytes = Vec::new();
-    // The cap also covers a file that grows while being read.
-    file.take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_error(path))?;
-    if bytes.len() > limit {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
 }
 
 /// Reads from `reader` until `buf` holds `target` bytes or the stream ends.

@@ -172,6 +172,30 @@ mod tests {
             .unwrap();
     }
 
+    /// Pixels are read straight into their final buffer: an image that changed size after
+    /// the scan is an error naming it, not a shifted set.
+    #[test]
+    fn an_image_resized_after_the_scan_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..3)
+            .map(|i| dir.path().join(format!("{i}.png")))
+            .collect();
+        for (i, f) in files.iter().enumerate() {
+            grey_png(f, 40 * i as u8, 4);
+        }
+        let scanned = scan(&files).unwrap();
+        let pixels = read_pixels(&files, 1, scanned).unwrap();
+        assert_eq!(pixels.len(), 3 * 16);
+        let third = crate::data::pixels::Pixels::bytes(vec![80; 16]);
+        assert_eq!(pixels.gather(&[2], 16), third);
+        grey_png(&files[1], 7, 5);
+        let err = read_pixels(&files, 1, scanned).unwrap_err().to_string();
+        assert!(
+            err.contains("1.png") && err.contains("when the images were scanned"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn classes_are_numbered_in_sorted_folder_order_and_grey_stays_grey() {
         let tmp = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 //! or colour (the red, green and blue planes, as CIFAR-10 stores them), as the model needs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use image::DynamicImage;
 
@@ -97,37 +98,58 @@ pub fn scan(files: &[PathBuf]) -> Result<Scanned, DataError> {
     })
 }
 
-/// The bytes of `img`: one plane for `channels` 1 (luminance), the red, green and blue planes
-/// for 3.
-pub fn push_pixels(img: &DynamicImage, channels: usize, out: &mut Vec<u8>) {
+/// Writes the bytes of `img` to `out` (`channels` × its pixels): one plane for `channels` 1
+/// (luminance), the red, green and blue planes for 3.
+fn write_pixels(img: &DynamicImage, channels: usize, out: &mut [u8]) {
     match channels {
-        1 => out.extend(img.to_luma8().pixels().map(|p| p.0[0])),
+        1 => {
+            for (o, p) in out.iter_mut().zip(img.to_luma8().pixels()) {
+                *o = p.0[0];
+            }
+        }
         _ => {
             let rgb = img.to_rgb8();
-            for c in 0..3 {
-                out.extend(rgb.pixels().map(|p| p.0[c]));
+            for (c, plane) in out.chunks_exact_mut((out.len() / 3).max(1)).enumerate() {
+                for (o, p) in plane.iter_mut().zip(rgb.pixels()) {
+                    *o = p.0[c];
+                }
             }
         }
     }
 }
 
-/// The bytes of `files` (each of `scanned.size`, as [`scan`] checked), decoded one at a time.
+/// The bytes of `files` (each of `scanned.size`, as [`scan`] checked), decoded one at a time
+/// straight into the buffer the data set keeps. A file whose size changed since the scan is
+/// an error.
 pub fn read_pixels(
     files: &[PathBuf],
     channels: usize,
     scanned: Scanned,
 ) -> Result<Pixels, DataError> {
     let (h, w) = scanned.size;
-    let needed = files.len() * channels * h * w;
+    let per_image = channels * h * w;
+    let needed = files.len() * per_image;
     if let Some(first) = files.first() {
         let what = format!("{} images like {}", files.len(), first.display());
         super::memory::check(&what, needed as u64)?;
     }
-    let mut out = Vec::with_capacity(needed);
-    for f in files {
-        push_pixels(&decode(f)?, channels, &mut out);
+    let mut pixels: Arc<[u8]> = std::iter::repeat_n(0, needed).collect();
+    let out = Arc::get_mut(&mut pixels).expect("not shared while filled");
+    for (f, out) in files.iter().zip(out.chunks_exact_mut(per_image.max(1))) {
+        let img = decode(f)?;
+        let size = (img.height() as usize, img.width() as usize);
+        if size != (h, w) {
+            return Err(DataError::Image {
+                path: f.into(),
+                reason: format!(
+                    "is {}×{} now, but was {w}×{h} when the images were scanned",
+                    size.1, size.0
+                ),
+            });
+        }
+        write_pixels(&img, channels, out);
     }
-    Ok(Pixels::bytes(out))
+    Ok(Pixels::Bytes(pixels))
 }
 
 /// `[H, W]` for grey, `[3, H, W]` for colour.
